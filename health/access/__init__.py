@@ -1,0 +1,1 @@
+"""The access decision: who may see which patient's data, and why."""

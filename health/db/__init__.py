@@ -1,0 +1,1 @@
+"""Database: engine, table definitions, the repository and Alembic migrations."""

@@ -1,0 +1,343 @@
+"""The repository: the only object that reads or writes the resource tables.
+
+One Repository per request, for one actor. Its constructor fixes the caller's visible
+scope, and every query it builds passes through `_visible`, the single place where
+that scope becomes SQL. Code that must see everything (ingest, seeding, migrations)
+says so by calling `Repository.system`, so that a grep lists every bypass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from health.access.actor import SYSTEM, Actor, ActorKind
+from health.db.tables import conditional_claim, resource, resource_version, search_token
+from health.fhir.criteria import Criterion, Token
+from health.fhir.errors import conflict
+from health.fhir.indexing import TokenRow
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of a resource as stored (body is None for a deletion)."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    body: bytes | None
+    method: str = "PUT"
+    seq: int | None = None
+
+
+@dataclass
+class Write:
+    """A new version to persist: computed by the FHIR layer, stored by `save`."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    method: str
+    body: bytes | None
+    patient_id: str | None = None
+    tokens: list[TokenRow] = field(default_factory=list)
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+    @property
+    def is_first_version(self) -> bool:
+        return self.version_id == 1
+
+
+_CURRENT_COLUMNS = (
+    resource.c.resource_type,
+    resource.c.id,
+    resource.c.version_id,
+    resource.c.last_updated,
+    resource.c.deleted,
+    resource.c.body,
+)
+_VERSION_COLUMNS = (
+    resource_version.c.resource_type,
+    resource_version.c.id,
+    resource_version.c.version_id,
+    resource_version.c.last_updated,
+    resource_version.c.deleted,
+    resource_version.c.body,
+    resource_version.c.method,
+    resource_version.c.seq,
+)
+
+
+class Repository:
+    """Reads and writes resources on behalf of one actor, within one transaction."""
+
+    def __init__(self, session: Session, actor: Actor) -> None:
+        self._session = session
+        self.actor = actor
+        # Every actor kind so far sees everything; consent-scoped kinds add their
+        # filter in _visible (see DESIGN.md, "one door for patient data").
+        self._sees_everything = actor.kind is ActorKind.system
+
+    @classmethod
+    def system(cls, session: Session) -> Repository:
+        """A repository that bypasses access control: ingest, seeding, maintenance."""
+        return cls(session, SYSTEM)
+
+    def _visible(self, statement: Select[Any], table: Any) -> Select[Any]:
+        """The caller's scope, applied to every query this repository builds."""
+        if self._sees_everything:
+            return statement
+        raise PermissionError(f"No access scope is defined for {self.actor.kind}")
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an error inside rolls back only what it wrote."""
+        with self._session.begin_nested():
+            yield
+
+    # Reads
+
+    def current(
+        self, resource_type: str, resource_id: str, *, for_update: bool = False
+    ) -> StoredVersion | None:
+        """The current version (possibly a deletion), or None if never written."""
+        statement = self._visible(
+            select(*_CURRENT_COLUMNS).where(
+                resource.c.resource_type == resource_type, resource.c.id == resource_id
+            ),
+            resource,
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        row = self._session.execute(statement).first()
+        return _current(row) if row else None
+
+    def version(
+        self, resource_type: str, resource_id: str, version_id: int
+    ) -> StoredVersion | None:
+        statement = self._visible(
+            select(*_VERSION_COLUMNS).where(
+                resource_version.c.resource_type == resource_type,
+                resource_version.c.id == resource_id,
+                resource_version.c.version_id == version_id,
+            ),
+            resource_version,
+        )
+        row = self._session.execute(statement).first()
+        return _version(row) if row else None
+
+    def history(
+        self,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int,
+    ) -> list[StoredVersion]:
+        """Versions newest first; `before_seq` continues a listing where a page ended."""
+        statement = select(*_VERSION_COLUMNS)
+        if resource_type is not None:
+            statement = statement.where(resource_version.c.resource_type == resource_type)
+        if resource_id is not None:
+            statement = statement.where(resource_version.c.id == resource_id)
+        if since is not None:
+            statement = statement.where(resource_version.c.last_updated >= since)
+        if before_seq is not None:
+            statement = statement.where(resource_version.c.seq < before_seq)
+        statement = self._visible(
+            statement.order_by(resource_version.c.seq.desc()).limit(limit), resource_version
+        )
+        return [_version(row) for row in self._session.execute(statement)]
+
+    def find(
+        self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
+    ) -> list[StoredVersion]:
+        """Current, not deleted resources of one type matching every criterion."""
+        statement = select(*_CURRENT_COLUMNS).where(
+            resource.c.resource_type == resource_type, resource.c.deleted.is_(False)
+        )
+        for criterion in criteria:
+            statement = statement.where(_criterion_clause(resource_type, criterion))
+        statement = self._visible(
+            statement.order_by(resource.c.last_updated, resource.c.id).limit(limit), resource
+        )
+        return [_current(row) for row in self._session.execute(statement)]
+
+    def count(self, resource_type: str, criteria: Sequence[Criterion]) -> int:
+        statement = (
+            select(func.count())
+            .select_from(resource)
+            .where(resource.c.resource_type == resource_type, resource.c.deleted.is_(False))
+        )
+        for criterion in criteria:
+            statement = statement.where(_criterion_clause(resource_type, criterion))
+        return int(self._session.execute(self._visible(statement, resource)).scalar_one())
+
+    # Writes
+
+    def save(self, writes: Sequence[Write]) -> None:
+        """Persist new versions: current rows, history rows and index rows, in bulk."""
+        if not writes:
+            return
+        firsts = [w for w in writes if w.is_first_version]
+        laters = [w for w in writes if not w.is_first_version]
+        try:
+            if firsts:
+                self._session.execute(insert(resource), [_current_row(w) for w in firsts])
+            if laters:
+                self._session.execute(
+                    update(resource)
+                    .where(resource.c.resource_type == bindparam("b_type"))
+                    .where(resource.c.id == bindparam("b_id")),
+                    [{"b_type": w.resource_type, "b_id": w.id, **_current_row(w)} for w in laters],
+                )
+                self._delete_tokens(laters)
+            self._session.execute(insert(resource_version), [_version_row(w) for w in writes])
+        except IntegrityError:
+            raise conflict(
+                "Another request wrote the same resource at the same time; retry"
+            ) from None
+        token_rows = [
+            {
+                "resource_type": w.resource_type,
+                "resource_id": w.id,
+                "patient_id": w.patient_id,
+                "param": param,
+                "system": system,
+                "code": code,
+            }
+            for w in writes
+            for param, system, code in w.tokens
+        ]
+        if token_rows:
+            self._session.execute(insert(search_token), token_rows)
+
+    def _delete_tokens(self, writes: Sequence[Write]) -> None:
+        by_type: dict[str, list[str]] = {}
+        for w in writes:
+            by_type.setdefault(w.resource_type, []).append(w.id)
+        for resource_type, ids in by_type.items():
+            self._session.execute(
+                delete(search_token).where(
+                    search_token.c.resource_type == resource_type,
+                    search_token.c.resource_id.in_(ids),
+                )
+            )
+
+    def claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
+        """Claim conditional-create criteria for a new resource; False if already taken.
+
+        The primary key on (resource_type, criteria_hash) is what makes concurrent
+        identical conditional creates safe: on PostgreSQL the second INSERT waits for
+        the first transaction and then fails, and the caller searches again.
+        """
+        try:
+            with self._session.begin_nested():
+                self._session.execute(
+                    insert(conditional_claim).values(
+                        resource_type=resource_type,
+                        criteria_hash=criteria_hash,
+                        resource_id=resource_id,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def take_over_claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
+        """Move a stale claim (its resource was deleted or no longer matches)."""
+        stale = self._session.execute(
+            select(conditional_claim.c.resource_id).where(
+                conditional_claim.c.resource_type == resource_type,
+                conditional_claim.c.criteria_hash == criteria_hash,
+            )
+        ).scalar_one_or_none()
+        if stale is None:
+            return self.claim(resource_type, criteria_hash, resource_id)
+        result = self._session.execute(
+            update(conditional_claim)
+            .where(
+                conditional_claim.c.resource_type == resource_type,
+                conditional_claim.c.criteria_hash == criteria_hash,
+                conditional_claim.c.resource_id == stale,
+            )
+            .values(resource_id=resource_id)
+        )
+        return result.rowcount == 1
+
+
+def _criterion_clause(resource_type: str, criterion: Criterion) -> Any:
+    if criterion.param == "_id":
+        return resource.c.id.in_([str(v) for v in criterion.values])
+    alternatives = []
+    for token in criterion.values:
+        assert isinstance(token, Token)
+        conditions = [search_token.c.param == criterion.param]
+        if token.code is not None:
+            conditions.append(search_token.c.code == token.code)
+        if token.system_given:
+            conditions.append(
+                search_token.c.system.is_(None)
+                if token.system is None
+                else search_token.c.system == token.system
+            )
+        alternatives.append(and_(*conditions))
+    return exists().where(
+        search_token.c.resource_type == resource_type,
+        search_token.c.resource_id == resource.c.id,
+        or_(*alternatives),
+    )
+
+
+def _current_row(w: Write) -> dict[str, Any]:
+    return {
+        "resource_type": w.resource_type,
+        "id": w.id,
+        "version_id": w.version_id,
+        "last_updated": w.last_updated,
+        "deleted": w.deleted,
+        "patient_id": w.patient_id,
+        "body": w.body,
+    }
+
+
+def _version_row(w: Write) -> dict[str, Any]:
+    return {**_current_row(w), "method": w.method}
+
+
+def _current(row: Any) -> StoredVersion:
+    return StoredVersion(
+        resource_type=row.resource_type,
+        id=row.id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        deleted=row.deleted,
+        body=row.body,
+    )
+
+
+def _version(row: Any) -> StoredVersion:
+    return StoredVersion(
+        resource_type=row.resource_type,
+        id=row.id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        deleted=row.deleted,
+        body=row.body,
+        method=row.method,
+        seq=row.seq,
+    )

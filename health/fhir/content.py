@@ -1,0 +1,187 @@
+"""Bodies in and out: JSON parsing with limits, format negotiation, output shaping.
+
+https://hl7.org/fhir/R4/http.html#mime-type and #parameters (_format, _pretty,
+_summary, _elements).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from health.fhir.errors import (
+    invalid,
+    not_acceptable,
+    structure,
+    unsupported_media_type,
+)
+from health.fhir.resource_types import ResourceTypes
+
+FHIR_JSON = "application/fhir+json"
+JSON_PATCH = "application/json-patch+json"
+_JSON_TYPES = {FHIR_JSON, "application/json", "application/json+fhir", "text/json"}
+_XML_TYPES = {"application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir"}
+_JSON_FORMATS = _JSON_TYPES | {"json"}
+_XML_FORMATS = _XML_TYPES | {"xml"}
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_request_content_type(content_type: str | None, *, allow_patch: bool = False) -> None:
+    """415 unless the body is JSON (a missing Content-Type is read as JSON)."""
+    kind = media_type(content_type)
+    if not kind or kind in _JSON_TYPES or (allow_patch and kind == JSON_PATCH):
+        return
+    if kind in _XML_TYPES:
+        raise unsupported_media_type(
+            f"Content-Type {kind} is not supported: this server speaks FHIR JSON only ({FHIR_JSON})"
+        )
+    raise unsupported_media_type(f"Content-Type {kind} is not supported; send {FHIR_JSON}")
+
+
+def check_acceptable(accept: str | None, format_param: str | None) -> None:
+    """406 when the client will only take a format this server cannot produce.
+
+    `_format` overrides Accept: https://hl7.org/fhir/R4/http.html#parameters
+    """
+    if format_param:
+        requested = format_param.strip().lower().split(";", 1)[0]
+        if requested in _JSON_FORMATS:
+            return
+        if requested in _XML_FORMATS:
+            raise not_acceptable(f"_format={format_param}: this server returns JSON only")
+        raise not_acceptable(f"_format={format_param} is not a format this server returns")
+    if not accept:
+        return
+    offered = [media_type(part) for part in accept.split(",")]
+    if any(
+        kind in _JSON_TYPES or kind in ("*/*", "application/*", "") or kind.endswith("+json")
+        for kind in offered
+    ):
+        return
+    raise not_acceptable(f"Accept: {accept} does not include JSON ({FHIR_JSON})")
+
+
+def parse_json(raw: bytes, *, max_depth: int, where: str = "") -> Any:
+    """Parse a request body: UTF-8 JSON, nested at most `max_depth` levels."""
+    if not raw.strip():
+        raise structure("The request body is empty", where or ())
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise structure(
+            f"The request body is not valid UTF-8 (byte {error.start})", where or ()
+        ) from None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise structure(f"The request body is not valid JSON: {error}", where or ()) from None
+    _check_depth(value, max_depth)
+    return value
+
+
+def _check_depth(value: Any, max_depth: int) -> None:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise structure(f"The JSON is nested more than {max_depth} levels deep")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+
+
+def dumps(value: Any, *, pretty: bool = False) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 if pretty else 0)
+
+
+def is_pretty(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+SUMMARY_MODES = ("true", "false", "text", "data", "count")
+_ALWAYS_KEPT = ("resourceType", "id", "meta")
+
+
+def summary_mode(value: str | None, *, allow_count: bool = False) -> str | None:
+    if value is None:
+        return None
+    mode = value.strip().lower()
+    if mode not in SUMMARY_MODES or (mode == "count" and not allow_count):
+        raise invalid(f"_summary={value} is not supported here", "_summary")
+    return None if mode == "false" else mode
+
+
+def elements_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise invalid("_elements needs at least one element name", "_elements")
+    return names
+
+
+def shape(
+    resource: dict[str, Any],
+    types: ResourceTypes,
+    *,
+    summary: str | None,
+    elements: list[str] | None,
+) -> dict[str, Any]:
+    """Apply _summary or _elements to a resource; the subset is tagged SUBSETTED.
+
+    https://hl7.org/fhir/R4/search.html#summary and #elements. Elements are chosen at
+    the top level, as the spec requires of servers at a minimum.
+    """
+    if summary is None and elements is None:
+        return resource
+    resource_type = resource["resourceType"]
+    if summary == "text":
+        keep = {"text", *_mandatory(resource_type, types)}
+    elif summary == "data":
+        keep = set(resource) - {"text"}
+    elif summary == "true":
+        keep = _summary_elements(resource_type, types)
+    else:
+        keep = set(elements or ()) | _mandatory(resource_type, types)
+    shaped = {
+        key: value
+        for key, value in resource.items()
+        if key in _ALWAYS_KEPT or key in keep or (key.startswith("_") and key[1:] in keep)
+    }
+    if summary != "data":
+        meta = dict(shaped.get("meta") or {})
+        meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+        shaped["meta"] = meta
+    return shaped
+
+
+_SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "subsetted",
+}
+
+
+def _summary_elements(resource_type: str, types: ResourceTypes) -> set[str]:
+    fields = types.model(resource_type).model_fields
+    return {
+        field.alias or name
+        for name, field in fields.items()
+        if isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("summary_element_property")
+    }
+
+
+def _mandatory(resource_type: str, types: ResourceTypes) -> set[str]:
+    fields = types.model(resource_type).model_fields
+    return {
+        field.alias or name
+        for name, field in fields.items()
+        if isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("element_required")
+    }

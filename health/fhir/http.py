@@ -1,0 +1,208 @@
+"""HTTP edges of the FHIR API: request bodies, responses, Prefer, and the error handler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from health.auth.request import actor_for_request
+from health.db.engine import Database
+from health.db.repository import Repository, StoredVersion
+from health.fhir.config import FhirConfig
+from health.fhir.content import (
+    FHIR_JSON,
+    check_acceptable,
+    check_request_content_type,
+    dumps,
+    elements_list,
+    is_pretty,
+    parse_json,
+    shape,
+    summary_mode,
+)
+from health.fhir.errors import FhirError, Issue, operation_outcome, too_large
+from health.fhir.interactions import Interactions, Result
+from health.fhir.versions import etag, http_date, parse_if_match
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = f"{FHIR_JSON}; charset=utf-8"
+
+
+def config_of(request: Request) -> FhirConfig:
+    return request.app.state.fhir_config  # type: ignore[no-any-return]
+
+
+def base_of(request: Request) -> str:
+    return config_of(request).settings.fhir_base_url
+
+
+@contextmanager
+def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
+    """One database transaction and one Repository for the caller of this request."""
+    database: Database = request.app.state.database
+    with database.session(write=write) as session:
+        interactions = Interactions(
+            Repository(session, actor_for_request(request)), config_of(request)
+        )
+        yield interactions
+        interactions.flush()
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it passes the configured limit."""
+    limit = config_of(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"The request body ({declared} bytes) exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"The request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(request: Request, raw: bytes, *, allow_patch: bool = False) -> Any:
+    check_request_content_type(request.headers.get("content-type"), allow_patch=allow_patch)
+    return parse_json(raw, max_depth=config_of(request).settings.max_json_depth)
+
+
+def negotiate(request: Request) -> None:
+    check_acceptable(request.headers.get("accept"), request.query_params.get("_format"))
+
+
+def if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match")
+    return parse_if_match(value) if value else None
+
+
+def prefer_return(request: Request) -> str | None:
+    """The `return` preference: minimal, representation or OperationOutcome."""
+    for part in request.headers.get("prefer", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "return":
+            choice = value.strip().strip('"')
+            if choice in ("minimal", "representation", "OperationOutcome"):
+                return choice
+    return None
+
+
+def json_response(
+    request: Request, value: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    pretty = is_pretty(request.query_params.get("_pretty"))
+    return Response(
+        dumps(value, pretty=pretty), status_code=status, headers=headers, media_type=MEDIA_TYPE
+    )
+
+
+def version_headers(request: Request, version: StoredVersion, *, location: bool) -> dict[str, str]:
+    headers = {"ETag": etag(version.version_id), "Last-Modified": http_date(version.last_updated)}
+    if location:
+        headers["Location"] = (
+            f"{base_of(request)}/{version.resource_type}/{version.id}/_history/{version.version_id}"
+        )
+    return headers
+
+
+def resource_response(request: Request, version: StoredVersion) -> Response:
+    """A read or vread: the stored bytes as they are, unless shaping was asked for."""
+    params = request.query_params
+    summary = summary_mode(params.get("_summary"))
+    elements = elements_list(params.get("_elements"))
+    headers = version_headers(request, version, location=False)
+    body = version.body or b"{}"
+    if summary is None and elements is None and not is_pretty(params.get("_pretty")):
+        return Response(body, headers=headers, media_type=MEDIA_TYPE)
+    shaped = shape(orjson.loads(body), config_of(request).types, summary=summary, elements=elements)
+    return json_response(request, shaped, headers=headers)
+
+
+def write_response(request: Request, result: Result) -> Response:
+    """The answer to create, update or patch, shaped by Prefer: return=..."""
+    version = result.version
+    assert version is not None
+    headers = version_headers(request, version, location=result.status in (200, 201))
+    choice = prefer_return(request) or "representation"
+    if choice == "minimal" or version.body is None:
+        return Response(status_code=result.status, headers=headers)
+    if choice == "OperationOutcome":
+        verb = (
+            "Created"
+            if result.status == 201
+            else "Found existing"
+            if (request.method == "POST")
+            else "Updated"
+        )
+        outcome = operation_outcome(
+            [
+                Issue(
+                    "informational",
+                    f"{verb} {version.resource_type}/{version.id} version {version.version_id}",
+                    severity="information",
+                )
+            ]
+        )
+        return json_response(request, outcome, status=result.status, headers=headers)
+    if is_pretty(request.query_params.get("_pretty")):
+        return json_response(
+            request, orjson.loads(version.body), status=result.status, headers=headers
+        )
+    return Response(version.body, status_code=result.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def outcome_response(
+    request: Request | None, issues: list[Issue], status: int, headers: dict[str, str] | None = None
+) -> Response:
+    pretty = bool(request and is_pretty(request.query_params.get("_pretty")))
+    return Response(
+        dumps(operation_outcome(issues), pretty=pretty),
+        status_code=status,
+        headers=headers,
+        media_type=MEDIA_TYPE,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """The one place where errors become OperationOutcomes under /fhir."""
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(request: Request, error: FhirError) -> Response:
+        return outcome_response(request, error.issues, error.status, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+        issues = [
+            Issue("invalid", str(e.get("msg")), (".".join(str(x) for x in e.get("loc", ())),))
+            for e in error.errors()
+        ]
+        return outcome_response(request, issues, 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(error.status_code, "processing")
+        detail = str(error.detail)
+        if error.status_code == 404:
+            detail = f"No FHIR interaction at {request.method} {request.url.path}"
+        elif error.status_code == 405:
+            detail = f"{request.method} is not supported on {request.url.path}"
+        return outcome_response(
+            request, [Issue(code, detail)], error.status_code, dict(error.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        return outcome_response(
+            request, [Issue("exception", "The server failed to process the request")], 500
+        )

@@ -1,0 +1,408 @@
+"""The FHIR RESTful interactions on single resources, over a Repository.
+
+https://hl7.org/fhir/R4/http.html. Routers and the Bundle processor call these; each
+method validates, decides the outcome the spec prescribes, and queues the new version.
+Writes are queued so that a transaction Bundle stores its entries in bulk; `flush`
+hands them to the repository.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+import orjson
+
+from health.db.repository import Repository, StoredVersion, Write
+from health.fhir.config import FhirConfig
+from health.fhir.criteria import (
+    Criterion,
+    criteria_hash,
+    parse_criteria,
+    parse_query,
+    require_criteria,
+)
+from health.fhir.errors import (
+    FhirError,
+    conflict,
+    gone,
+    invalid,
+    not_found,
+    precondition_failed,
+    structure,
+)
+from health.fhir.indexing import token_rows
+from health.fhir.validation import (
+    ID_PATTERN,
+    check_known_type,
+    resource_type_of,
+    validate_resource,
+)
+from health.fhir.versions import next_timestamp, stamp
+
+# Conditional matching never needs more than two rows: 0, 1 or "more than one".
+_MATCH_LIMIT = 2
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an interaction did: the HTTP status and the version it concerns."""
+
+    status: int
+    version: StoredVersion | None = None
+    # Set when the body of the version is already known (pending writes).
+    resource: dict[str, Any] | None = None
+
+    @property
+    def location(self) -> str | None:
+        if self.version is None:
+            return None
+        v = self.version
+        return f"{v.resource_type}/{v.id}/_history/{v.version_id}"
+
+
+class Interactions:
+    """One unit of work (a request or a Bundle) of FHIR interactions."""
+
+    def __init__(self, repository: Repository, config: FhirConfig) -> None:
+        self.repository = repository
+        self.config = config
+        self._pending: list[Write] = []
+        self._pending_by_key: dict[tuple[str, str], Write] = {}
+        self._claims: dict[tuple[str, str], StoredVersion] = {}
+
+    # Reads
+
+    def check_type(self, resource_type: str) -> None:
+        check_known_type(resource_type, self.config.types)
+
+    def read(self, resource_type: str, resource_id: str) -> StoredVersion:
+        self.check_type(resource_type)
+        current = self.repository.current(resource_type, resource_id)
+        if current is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+        if current.deleted:
+            raise gone(f"{resource_type}/{resource_id} was deleted")
+        return current
+
+    def require_known(self, resource_type: str, resource_id: str) -> None:
+        """404 unless the resource was ever written (a deleted one still has history)."""
+        self.check_type(resource_type)
+        if self.repository.current(resource_type, resource_id) is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+
+    def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
+        self.check_type(resource_type)
+        if not version_id.isdigit():
+            raise not_found(f"{resource_type}/{resource_id} has no version '{version_id}'")
+        version = self.repository.version(resource_type, resource_id, int(version_id))
+        if version is None:
+            raise not_found(f"{resource_type}/{resource_id} has no version {version_id}")
+        if version.deleted:
+            raise gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion")
+        return version
+
+    def search(
+        self, resource_type: str, pairs: list[tuple[str, str]], *, limit: int
+    ) -> tuple[list[StoredVersion], int]:
+        self.check_type(resource_type)
+        criteria = parse_criteria(resource_type, pairs)
+        return (
+            self.repository.find(resource_type, criteria, limit=limit),
+            self.repository.count(resource_type, criteria),
+        )
+
+    def match(self, resource_type: str, query: str, where: str = "") -> list[StoredVersion]:
+        """Resources matching conditional criteria (at most two: enough to decide)."""
+        criteria = self._criteria(resource_type, query, where)
+        return self.repository.find(resource_type, criteria, limit=_MATCH_LIMIT)
+
+    # Writes
+
+    def create(
+        self,
+        resource_type: str,
+        resource: Any,
+        *,
+        if_none_exist: str | None = None,
+        where: str = "",
+        resource_id: str | None = None,
+    ) -> Result:
+        """create (POST), optionally conditional: https://hl7.org/fhir/R4/http.html#ccreate"""
+        self._check_body(resource_type, resource, where)
+        if not if_none_exist:
+            return self._store_new(resource_type, resource, resource_id or new_id(), "POST")
+        criteria = self._criteria(resource_type, if_none_exist, where or "If-None-Exist")
+        key = criteria_hash(resource_type, criteria)
+        if (resource_type, key) in self._claims:
+            return Result(200, self._claims[(resource_type, key)])
+        for _attempt in range(3):
+            matches = self.repository.find(resource_type, criteria, limit=_MATCH_LIMIT)
+            if len(matches) > 1:
+                raise precondition_failed(
+                    f"If-None-Exist ({if_none_exist}) matches more than one {resource_type}",
+                    code="multiple-matches",
+                )
+            if matches:
+                return Result(200, matches[0])
+            candidate_id = resource_id or new_id()
+            claimed = self.repository.claim(resource_type, key, candidate_id) or (
+                self._claim_is_stale(resource_type, key, criteria)
+                and self.repository.take_over_claim(resource_type, key, candidate_id)
+            )
+            if claimed:
+                result = self._store_new(resource_type, resource, candidate_id, "POST")
+                assert result.version is not None
+                self._claims[(resource_type, key)] = result.version
+                return result
+        raise conflict("Concurrent conditional creates did not settle; retry")
+
+    def _claim_is_stale(self, resource_type: str, key: str, criteria: list[Criterion]) -> bool:
+        # The claim was taken by a transaction that has committed by now (the failed
+        # INSERT waited for it). If its resource matches, the next search finds it; if
+        # nothing matches any more (deleted, or its identifier changed), the claim is
+        # stale and may be taken over.
+        return not self.repository.find(resource_type, criteria, limit=1)
+
+    def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: Any,
+        *,
+        if_match: int | None = None,
+        where: str = "",
+    ) -> Result:
+        """update (PUT), including create-on-update with the client's id."""
+        self._check_body(resource_type, resource, where)
+        if not ID_PATTERN.fullmatch(resource_id):
+            raise invalid(f"'{resource_id}' is not a valid FHIR id", where or "id")
+        body_id = resource.get("id")
+        if body_id is None:
+            raise invalid(
+                "The resource in an update must carry its id",
+                f"{where or resource_type}.id",
+            )
+        if body_id != resource_id:
+            raise invalid(
+                f"The resource id '{body_id}' does not match the id in the URL '{resource_id}'",
+                f"{where or resource_type}.id",
+            )
+        current = self._current_for_write(resource_type, resource_id)
+        self._check_if_match(current, if_match, resource_type, resource_id)
+        if current is None:
+            return self._store_new(resource_type, resource, resource_id, "PUT")
+        return self._store_version(resource_type, resource_id, resource, current, "PUT")
+
+    def conditional_update(
+        self,
+        resource_type: str,
+        query: str,
+        resource: Any,
+        *,
+        if_match: int | None = None,
+        where: str = "",
+    ) -> Result:
+        """PUT Type?criteria: https://hl7.org/fhir/R4/http.html#cond-update"""
+        self._check_body(resource_type, resource, where)
+        matches = self.match(resource_type, query, where)
+        if len(matches) > 1:
+            raise precondition_failed(
+                f"The condition {resource_type}?{query} matches more than one resource",
+                code="multiple-matches",
+            )
+        body_id = resource.get("id")
+        if not matches:
+            if body_id is not None:
+                return self.update(resource_type, body_id, resource, if_match=if_match, where=where)
+            return self.create(resource_type, resource, if_none_exist=query, where=where)
+        match = matches[0]
+        if body_id is not None and body_id != match.id:
+            raise invalid(
+                f"The resource id '{body_id}' differs from the id of the resource the "
+                f"condition matched ('{match.id}')",
+                f"{where or resource_type}.id",
+            )
+        return self.update(
+            resource_type, match.id, {**resource, "id": match.id}, if_match=if_match, where=where
+        )
+
+    def patch(
+        self,
+        resource_type: str,
+        resource_id: str,
+        operations: Any,
+        *,
+        if_match: int | None = None,
+        where: str = "",
+    ) -> Result:
+        """patch with JSON Patch: https://hl7.org/fhir/R4/http.html#patch"""
+        current = self._current_for_write(resource_type, resource_id)
+        if current is None or current.deleted or current.body is None:
+            raise not_found(f"{resource_type}/{resource_id} is not known")
+        self._check_if_match(current, if_match, resource_type, resource_id)
+        if not isinstance(operations, list):
+            raise invalid("A JSON Patch body must be an array of operations", where or ())
+        try:
+            patched = jsonpatch.apply_patch(orjson.loads(current.body), operations)
+        except (
+            jsonpatch.JsonPatchException,
+            jsonpatch.JsonPointerException,
+            TypeError,
+            KeyError,
+            ValueError,
+        ) as error:
+            raise invalid(f"The JSON Patch cannot be applied: {error}", where or ()) from None
+        if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
+            raise invalid("A patch may not change the resource type or id", where or ())
+        self._check_body(resource_type, patched, where)
+        return self._store_version(resource_type, resource_id, patched, current, "PATCH")
+
+    def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> Result:
+        """delete: a versioned tombstone; deleting what is gone or unknown succeeds."""
+        self.check_type(resource_type)
+        current = self._current_for_write(resource_type, resource_id)
+        self._check_if_match(current, if_match, resource_type, resource_id)
+        if current is None or current.deleted:
+            return Result(204, current)
+        moment = next_timestamp(current.last_updated)
+        write = Write(resource_type, resource_id, current.version_id + 1, moment, "DELETE", None)
+        self._queue(write)
+        return Result(200, _as_stored(write))
+
+    def conditional_delete(self, resource_type: str, query: str, where: str = "") -> Result:
+        """DELETE Type?criteria: 0 matches 404, 1 deleted, more 412 (single mode)."""
+        self.check_type(resource_type)
+        matches = self.match(resource_type, query, where)
+        if not matches:
+            raise not_found(f"No {resource_type} matches {query}")
+        if len(matches) > 1:
+            raise precondition_failed(
+                f"The condition {resource_type}?{query} matches more than one resource",
+                code="multiple-matches",
+            )
+        return self.delete(resource_type, matches[0].id)
+
+    def flush(self) -> None:
+        self.repository.save(self._pending)
+        self.discard()
+
+    def discard(self) -> None:
+        """Forget queued writes (a failed batch entry whose savepoint rolled back)."""
+        self._pending = []
+        self._pending_by_key = {}
+        # Claims made so far are either stored now (and found by search) or rolled back.
+        self._claims = {}
+
+    # Internals
+
+    def _check_body(self, resource_type: str, resource: Any, where: str) -> None:
+        actual = resource_type_of(resource, where)
+        check_known_type(resource_type, self.config.types)
+        if actual != resource_type:
+            raise invalid(
+                f"The resource is a {actual} but the request is for {resource_type}",
+                f"{where}.resourceType" if where else f"{actual}.resourceType",
+            )
+        try:
+            validate_resource(resource, self.config.types)
+        except FhirError as error:
+            raise error.located(where) if where else error from None
+
+    def _criteria(self, resource_type: str, query: str, where: str) -> list[Criterion]:
+        criteria = parse_criteria(resource_type, parse_query(query.lstrip("?")), where)
+        require_criteria(criteria, f"The condition on {resource_type}")
+        return criteria
+
+    def _current_for_write(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        pending = self._pending_by_key.get((resource_type, resource_id))
+        if pending is not None:
+            raise structure(f"{resource_type}/{resource_id} is written twice in one request")
+        return self.repository.current(resource_type, resource_id, for_update=True)
+
+    @staticmethod
+    def _check_if_match(
+        current: StoredVersion | None, if_match: int | None, resource_type: str, resource_id: str
+    ) -> None:
+        if if_match is None:
+            return
+        if current is None or current.deleted:
+            raise precondition_failed(
+                f"If-Match: version {if_match} of {resource_type}/{resource_id} is not current "
+                "(the resource does not exist)"
+            )
+        if current.version_id != if_match:
+            raise precondition_failed(
+                f"If-Match: version {if_match} of {resource_type}/{resource_id} is not current "
+                f"(current is {current.version_id})"
+            )
+
+    def _store_new(
+        self, resource_type: str, resource: dict[str, Any], resource_id: str, method: str
+    ) -> Result:
+        write = self._write(resource_type, resource_id, resource, 1, None, method)
+        self._queue(write)
+        return Result(201, _as_stored(write), resource=None)
+
+    def _store_version(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any],
+        current: StoredVersion,
+        method: str,
+    ) -> Result:
+        write = self._write(
+            resource_type, resource_id, resource, current.version_id + 1, current, method
+        )
+        self._queue(write)
+        # Updating a deleted resource brings it back: 201, as for a create.
+        return Result(201 if current.deleted else 200, _as_stored(write))
+
+    def _write(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any],
+        version_id: int,
+        current: StoredVersion | None,
+        method: str,
+    ) -> Write:
+        moment = next_timestamp(current.last_updated if current else None)
+        return Write(
+            resource_type=resource_type,
+            id=resource_id,
+            version_id=version_id,
+            last_updated=moment,
+            method=method,
+            body=stamp(resource, resource_id, version_id, moment),
+            patient_id=self.config.compartment.patient_of(resource, resource_id),
+            tokens=token_rows(resource),
+        )
+
+    def _queue(self, write: Write) -> None:
+        key = (write.resource_type, write.id)
+        if key in self._pending_by_key:
+            raise structure(f"{write.resource_type}/{write.id} is written twice in one request")
+        self._pending.append(write)
+        self._pending_by_key[key] = write
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _as_stored(write: Write) -> StoredVersion:
+    return StoredVersion(
+        resource_type=write.resource_type,
+        id=write.id,
+        version_id=write.version_id,
+        last_updated=write.last_updated,
+        deleted=write.deleted,
+        body=write.body,
+        method=write.method,
+    )

@@ -1,0 +1,167 @@
+"""Bundles that list resources: history and searchset, with paging links.
+
+https://hl7.org/fhir/R4/http.html#history and https://hl7.org/fhir/R4/search.html
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from health.db.repository import StoredVersion
+from health.fhir.errors import invalid
+from health.fhir.interactions import Interactions
+from health.fhir.versions import etag, instant, parse_instant
+
+HISTORY_PARAMETERS = frozenset({"_since", "_count", "_cursor", "_format", "_pretty", "_at"})
+
+
+def page_size(value: str | None, *, default: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise invalid(f"_count={value!r} is not a non-negative whole number", "_count")
+    return min(int(value), maximum)
+
+
+def history_bundle(
+    interactions: Interactions,
+    *,
+    base: str,
+    params: dict[str, str],
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+) -> dict[str, Any]:
+    """A history Bundle, newest first, paged by a cursor on the global write order."""
+    settings = interactions.config.settings
+    unknown = sorted(set(params) - HISTORY_PARAMETERS)
+    if unknown:
+        raise invalid(f"Unknown _history parameter(s): {', '.join(unknown)}", unknown[0])
+    if "_at" in params:
+        raise invalid("_at is not supported on _history; use _since", "_at")
+    if resource_type is not None:
+        interactions.check_type(resource_type)
+    since: datetime | None = None
+    if params.get("_since"):
+        since = parse_instant(params["_since"], "_since")
+    count = page_size(
+        params.get("_count"), default=settings.default_page_size, maximum=settings.max_page_size
+    )
+    cursor = params.get("_cursor")
+    if cursor is not None and not cursor.isdigit():
+        raise invalid(f"_cursor={cursor!r} is not a cursor this server issued", "_cursor")
+    if resource_id is not None:
+        interactions.require_known(resource_type or "", resource_id)
+    versions = interactions.repository.history(
+        resource_type=resource_type,
+        resource_id=resource_id,
+        since=since,
+        before_seq=int(cursor) if cursor else None,
+        limit=count + 1,
+    )
+    has_more = len(versions) > count
+    versions = versions[:count]
+    path = "/".join(p for p in (base, resource_type, resource_id, "_history") if p)
+    kept = {k: v for k, v in params.items() if k in ("_since", "_count", "_format", "_pretty")}
+    links = [{"relation": "self", "url": _url(path, params)}]
+    if has_more and versions and versions[-1].seq is not None:
+        links.append(
+            {"relation": "next", "url": _url(path, {**kept, "_cursor": str(versions[-1].seq)})}
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "link": links,
+        "entry": [_history_entry(base, version) for version in versions],
+    }
+
+
+def _history_entry(base: str, version: StoredVersion) -> dict[str, Any]:
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
+    if version.body is not None:
+        entry["resource"] = orjson.loads(version.body)
+    url = (
+        version.resource_type
+        if version.method == "POST"
+        else (f"{version.resource_type}/{version.id}")
+    )
+    entry["request"] = {"method": version.method, "url": url}
+    status = {"POST": "201 Created", "DELETE": "204 No Content"}.get(version.method, "200 OK")
+    if version.method == "PUT" and version.version_id == 1:
+        status = "201 Created"
+    entry["response"] = {
+        "status": status,
+        "etag": etag(version.version_id),
+        "lastModified": instant(version.last_updated),
+    }
+    return entry
+
+
+def searchset_bundle(
+    interactions: Interactions,
+    *,
+    base: str,
+    resource_type: str,
+    params: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """A searchset Bundle for the criteria this server supports so far."""
+    settings = interactions.config.settings
+    single = dict(params)
+    count = page_size(
+        single.get("_count"), default=settings.default_page_size, maximum=settings.max_page_size
+    )
+    offset_text = single.get("_offset", "0")
+    if not offset_text.isdigit():
+        raise invalid(f"_offset={offset_text!r} is not a non-negative whole number", "_offset")
+    offset = int(offset_text)
+    criteria_pairs = [(k, v) for k, v in params if k not in ("_count", "_offset")]
+    matches, total = interactions.search(resource_type, criteria_pairs, limit=offset + count)
+    page = matches[offset:]
+    path = f"{base}/{resource_type}"
+    links = [{"relation": "self", "url": _url(path, params)}]
+    if offset + count < total:
+        links.append(
+            {
+                "relation": "next",
+                "url": _url(
+                    path,
+                    [*criteria_pairs, ("_count", str(count)), ("_offset", str(offset + count))],
+                ),
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "relation": "previous",
+                "url": _url(
+                    path,
+                    [
+                        *criteria_pairs,
+                        ("_count", str(count)),
+                        ("_offset", str(max(0, offset - count))),
+                    ],
+                ),
+            }
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{base}/{v.resource_type}/{v.id}",
+                "resource": orjson.loads(v.body or b"{}"),
+                "search": {"mode": "match"},
+            }
+            for v in page
+        ],
+    }
+
+
+def _url(path: str, params: dict[str, str] | list[tuple[str, str]]) -> str:
+    query = urlencode(list(params.items()) if isinstance(params, dict) else params)
+    return f"{path}?{query}" if query else path

@@ -1,0 +1,199 @@
+"""The FHIR REST router: HTTP in, interaction calls, HTTP out.
+
+https://hl7.org/fhir/R4/http.html. Handlers are plain functions run in the thread
+pool; each opens one unit of work (a database transaction and a Repository).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from health.fhir.capability import capability_statement
+from health.fhir.errors import invalid, not_supported
+from health.fhir.http import (
+    base_of,
+    config_of,
+    if_match,
+    json_response,
+    negotiate,
+    parse_body,
+    prefer_return,
+    read_body,
+    resource_response,
+    unit_of_work,
+    write_response,
+)
+from health.fhir.listing import history_bundle, searchset_bundle
+from health.fhir.transaction import process_bundle
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(negotiate)])
+
+
+def _params(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+def _query(request: Request) -> str:
+    return request.url.query
+
+
+@router.get("/metadata")
+def metadata(request: Request) -> Response:
+    return json_response(request, capability_statement(request.app, config_of(request)))
+
+
+@router.post("")
+@router.post("/")
+def batch_or_transaction(request: Request, raw: bytes = Depends(read_body)) -> Response:
+    bundle = parse_body(request, raw)
+    with unit_of_work(request, write=True) as fx:
+        response = process_bundle(fx, bundle, base=base_of(request), prefer=prefer_return(request))
+    return json_response(request, response)
+
+
+@router.get("")
+@router.get("/")
+def system_search(request: Request) -> Response:
+    raise not_supported(
+        "Searching across all resource types is not supported; "
+        "search one type, e.g. GET /fhir/Patient?identifier=..."
+    )
+
+
+@router.get("/_history")
+def system_history(request: Request) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        bundle = history_bundle(fx, base=base_of(request), params=_params(request))
+    return json_response(request, bundle)
+
+
+@router.get("/{resource_type}/_history")
+def type_history(resource_type: str, request: Request) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        bundle = history_bundle(
+            fx, base=base_of(request), params=_params(request), resource_type=resource_type
+        )
+    return json_response(request, bundle)
+
+
+def _search(request: Request, resource_type: str, pairs: list[tuple[str, str]]) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        bundle = searchset_bundle(
+            fx, base=base_of(request), resource_type=resource_type, params=pairs
+        )
+    return json_response(request, bundle)
+
+
+@router.get("/{resource_type}")
+def search_type(resource_type: str, request: Request) -> Response:
+    return _search(request, resource_type, list(request.query_params.multi_items()))
+
+
+@router.post("/{resource_type}/_search")
+def search_type_post(
+    resource_type: str, request: Request, raw: bytes = Depends(read_body)
+) -> Response:
+    # https://hl7.org/fhir/R4/http.html#search: form-encoded body, plus any URL params.
+    from urllib.parse import parse_qsl
+
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if raw and kind != "application/x-www-form-urlencoded":
+        raise invalid("POST _search takes an application/x-www-form-urlencoded body")
+    try:
+        form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise invalid("The _search body is not valid UTF-8") from None
+    return _search(request, resource_type, [*request.query_params.multi_items(), *form])
+
+
+@router.post("/{resource_type}")
+def create(resource_type: str, request: Request, raw: bytes = Depends(read_body)) -> Response:
+    resource = parse_body(request, raw)
+    with unit_of_work(request, write=True) as fx:
+        result = fx.create(
+            resource_type, resource, if_none_exist=request.headers.get("if-none-exist")
+        )
+    return write_response(request, result)
+
+
+@router.put("/{resource_type}")
+def conditional_update(
+    resource_type: str, request: Request, raw: bytes = Depends(read_body)
+) -> Response:
+    resource = parse_body(request, raw)
+    query = _query(request)
+    if not query:
+        raise invalid("PUT needs an id in the URL (Type/id) or search criteria (Type?...)")
+    with unit_of_work(request, write=True) as fx:
+        result = fx.conditional_update(resource_type, query, resource, if_match=if_match(request))
+    return write_response(request, result)
+
+
+@router.delete("/{resource_type}")
+def conditional_delete(resource_type: str, request: Request) -> Response:
+    query = _query(request)
+    if not query:
+        raise invalid("DELETE needs an id in the URL (Type/id) or search criteria (Type?...)")
+    with unit_of_work(request, write=True) as fx:
+        fx.conditional_delete(resource_type, query)
+    return Response(status_code=204)
+
+
+@router.get("/{resource_type}/{resource_id}")
+def read(resource_type: str, resource_id: str, request: Request) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        version = fx.read(resource_type, resource_id)
+    return resource_response(request, version)
+
+
+@router.put("/{resource_type}/{resource_id}")
+def update(
+    resource_type: str, resource_id: str, request: Request, raw: bytes = Depends(read_body)
+) -> Response:
+    resource = parse_body(request, raw)
+    with unit_of_work(request, write=True) as fx:
+        result = fx.update(resource_type, resource_id, resource, if_match=if_match(request))
+    return write_response(request, result)
+
+
+@router.patch("/{resource_type}/{resource_id}")
+def patch(
+    resource_type: str, resource_id: str, request: Request, raw: bytes = Depends(read_body)
+) -> Response:
+    operations: Any = parse_body(request, raw, allow_patch=True)
+    with unit_of_work(request, write=True) as fx:
+        result = fx.patch(resource_type, resource_id, operations, if_match=if_match(request))
+    return write_response(request, result)
+
+
+@router.delete("/{resource_type}/{resource_id}")
+def delete(resource_type: str, resource_id: str, request: Request) -> Response:
+    with unit_of_work(request, write=True) as fx:
+        result = fx.delete(resource_type, resource_id, if_match=if_match(request))
+    headers = {}
+    if result.version is not None and result.status == 200:
+        headers["ETag"] = f'W/"{result.version.version_id}"'
+    return Response(status_code=204, headers=headers)
+
+
+@router.get("/{resource_type}/{resource_id}/_history")
+def instance_history(resource_type: str, resource_id: str, request: Request) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        bundle = history_bundle(
+            fx,
+            base=base_of(request),
+            params=_params(request),
+            resource_type=resource_type,
+            resource_id=resource_id,
+        )
+    return json_response(request, bundle)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}")
+def vread(resource_type: str, resource_id: str, version_id: str, request: Request) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        version = fx.vread(resource_type, resource_id, version_id)
+    return resource_response(request, version)

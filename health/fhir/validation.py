@@ -1,0 +1,97 @@
+"""Validation of resources with fhir.resources' R4B models, one resource at a time.
+
+Each resource is validated on its own (a Bundle entry by entry), which is about twice
+as fast as validating a Bundle as one model and lets every problem be located in the
+Bundle. Errors become issues with FHIRPath-like locations (`Observation.code.text`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from health.fhir.errors import FhirError, Issue, invalid, structure
+from health.fhir.resource_types import ResourceTypes
+
+# https://hl7.org/fhir/R4/datatypes.html#id
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_PYDANTIC_CONTEXT_SEGMENT = re.compile(r"^[a-z-]+\[.*\]$")
+
+
+def resource_type_of(resource: Any, where: str = "") -> str:
+    """The resourceType of a parsed JSON value, or a 400 saying why there is none."""
+    if not isinstance(resource, dict):
+        raise structure("A resource must be a JSON object", where or ())
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        raise structure("The resource has no resourceType", where or ())
+    return resource_type
+
+
+def check_known_type(resource_type: str, types: ResourceTypes, where: str = "") -> None:
+    if resource_type in types:
+        return
+    if resource_type in types.excluded:
+        reason = types.excluded[resource_type]
+        raise FhirError(
+            [
+                Issue(
+                    "not-supported",
+                    f"Resource type {resource_type} is not served: {reason}",
+                    (where,) if where else (),
+                )
+            ],
+            status=400 if where else 404,
+        )
+    raise FhirError(
+        [
+            Issue(
+                "not-supported",
+                f"Unknown resource type '{resource_type}'",
+                (where,) if where else (),
+            )
+        ],
+        status=400 if where else 404,
+    )
+
+
+def validate_resource(resource: dict[str, Any], types: ResourceTypes) -> None:
+    """Raise a 400 listing every structural problem of `resource`, or return quietly."""
+    resource_type = resource_type_of(resource)
+    check_known_type(resource_type, types, where=resource_type)
+    try:
+        types.model(resource_type).model_validate(resource)
+    except ValidationError as error:
+        raise FhirError([_issue(resource_type, e) for e in error.errors()], status=400) from None
+    except (ValueError, TypeError) as error:
+        # Some model validators raise plain errors outside pydantic's collection.
+        raise invalid(f"Invalid {resource_type}: {error}", resource_type) from None
+
+
+def _issue(resource_type: str, error: Any) -> Issue:
+    location = _fhirpath(resource_type, error.get("loc", ()))
+    message = error.get("msg", "invalid value")
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return Issue("structure", f"Unknown element '{location.rsplit('.', 1)[-1]}'", (location,))
+    if kind == "missing":
+        return Issue("required", f"Missing required element: {message}", (location,))
+    return Issue("value", message, (location,))
+
+
+def _fhirpath(resource_type: str, loc: tuple[Any, ...]) -> str:
+    path = resource_type
+    for segment in loc:
+        if isinstance(segment, int):
+            path += f"[{segment}]"
+            continue
+        name = str(segment)
+        if _PYDANTIC_CONTEXT_SEGMENT.match(name) or name == "__root__":
+            continue
+        if name.endswith("__ext"):
+            # fhir.resources names a primitive's extension element `x__ext`; JSON says `_x`.
+            name = "_" + name[: -len("__ext")]
+        path += f".{name}"
+    return path
