@@ -1,0 +1,177 @@
+"""Shared fixtures: a real database (SQLite, or PostgreSQL when
+HEALTH_TEST_DATABASE_URL is set), the app over HTTP, and a live server.
+
+Each test session creates a database of its own (a temporary SQLite file, or a new
+PostgreSQL database that is dropped at the end) and migrates it with Alembic; every
+test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from health import PROJECT_ROOT
+from health.app import create_app
+from health.db.engine import Database
+from health.db.migrate import upgrade_to_head
+from health.db.tables import metadata
+from health.settings import Settings
+
+TEST_BASE_URL = "http://testserver"
+SHARED_DATA = Path(os.environ.get("HEALTH_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("HEALTH_TEST_DATABASE_URL") or None
+
+
+def _create_postgres_database(admin_url: str) -> str:
+    """A new, empty database on the server of `admin_url`; returns its URL."""
+    url = make_url(admin_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"health_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        if os.environ.get("CI"):
+            raise RuntimeError(
+                f"HEALTH_TEST_DATABASE_URL is set but PostgreSQL is not reachable: {error}"
+            ) from error
+        pytest.skip(f"PostgreSQL at {url.render_as_string()} is not reachable: {error}")
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(admin_url: str, database_url: str) -> None:
+    url = make_url(admin_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = make_url(database_url).database
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    admin_url = _postgres_url()
+    if admin_url is None:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'health.db'}"
+        return
+    url = _create_postgres_database(admin_url)
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    upgrade_to_head(database.write_engine)
+    yield database
+    database.dispose()
+
+
+def _empty_tables(database: Database) -> None:
+    with database.write_engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def database(migrated_database: Database) -> Database:
+    """The session's database, emptied for this test."""
+    _empty_tables(migrated_database)
+    return migrated_database
+
+
+def make_settings(
+    database_url: str, base_url: str = TEST_BASE_URL, **overrides: object
+) -> Settings:
+    return Settings(database_url=database_url, base_url=base_url, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    return make_settings(database.url)
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> FastAPI:
+    return create_app(settings, database=database, migrate=False)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url=TEST_BASE_URL, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """The app served by uvicorn on a real port, in a background thread."""
+
+    def __init__(self, app: FastAPI, port: int) -> None:
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.fhir_url = f"{self.base_url}/fhir"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("The live server did not start within 10 s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(database: Database) -> Iterator[LiveServer]:
+    port = _free_port()
+    settings = make_settings(database.url, base_url=f"http://127.0.0.1:{port}")
+    server = LiveServer(create_app(settings, database=database, migrate=False), port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (Synthea bundles and HL7 examples); tests skip without it."""
+    if not (SHARED_DATA / "synthea").is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    return SHARED_DATA
