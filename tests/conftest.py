@@ -20,14 +20,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
 from health import PROJECT_ROOT
 from health.app import create_app
 from health.db.engine import Database
 from health.db.migrate import upgrade_to_head
-from health.db.tables import metadata
 from health.settings import Settings
 
 TEST_BASE_URL = "http://testserver"
@@ -92,9 +91,14 @@ def migrated_database(database_url: str) -> Iterator[Database]:
 
 
 def _empty_tables(database: Database) -> None:
+    # The schema is reflected from the database rather than imported from
+    # health.db.tables: only the repository may import the table definitions.
+    schema = MetaData()
+    schema.reflect(database.write_engine)
     with database.write_engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
+        for table in reversed(schema.sorted_tables):
+            if table.name != "alembic_version":
+                connection.execute(table.delete())
 
 
 @pytest.fixture

@@ -14,12 +14,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    MetaData,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.db.tables import conditional_claim, resource, resource_version, search_token
+from health.db.tables import conditional_claim, metadata, resource, resource_version, search_token
 from health.fhir.criteria import Criterion, Token
 from health.fhir.errors import conflict
 from health.fhir.indexing import TokenRow
@@ -90,6 +102,11 @@ class Repository:
         # Every actor kind so far sees everything; consent-scoped kinds add their
         # filter in _visible (see DESIGN.md, "one door for patient data").
         self._sees_everything = actor.kind is ActorKind.system
+
+    @staticmethod
+    def schema() -> MetaData:
+        """The table definitions, for schema checks that must not import the tables."""
+        return metadata
 
     @classmethod
     def system(cls, session: Session) -> Repository:

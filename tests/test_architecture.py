@@ -1,0 +1,57 @@
+"""The one-door rule, checked on the source: only the repository touches the tables."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from health import PROJECT_ROOT
+
+TABLES_MODULE = "health.db.tables"
+ALLOWED = {
+    Path("health/db/repository.py"),
+    Path("health/db/migrations/env.py"),
+}
+
+
+def _python_files() -> list[Path]:
+    roots = [PROJECT_ROOT / name for name in ("health", "tests", "bench", "seed_data")]
+    return [path for root in roots if root.is_dir() for path in root.rglob("*.py")]
+
+
+def _imports_tables(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+            alias.name == TABLES_MODULE for alias in node.names
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if module == TABLES_MODULE:
+                return True
+            if module == "health.db" and any(alias.name == "tables" for alias in node.names):
+                return True
+    return False
+
+
+def test_only_the_repository_imports_the_table_definitions() -> None:
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in _python_files()
+        if path.relative_to(PROJECT_ROOT) not in ALLOWED and _imports_tables(path)
+    ]
+    assert offenders == [], f"outside the repository, these import the tables: {offenders}"
+
+
+def test_the_check_sees_an_offending_import(tmp_path: Path) -> None:
+    offending = tmp_path / "leak.py"
+    offending.write_text("from health.db.tables import resource\n", encoding="utf-8")
+    assert _imports_tables(offending)
+
+
+def test_no_python_package_named_fhir_shadows_fhir_resources() -> None:
+    # fhir.resources owns the import name `fhir`; see DESIGN.md.
+    assert not (PROJECT_ROOT / "fhir" / "__init__.py").exists()
+    assert not list((PROJECT_ROOT / "tests").rglob("__init__.py"))
+    assert not list((PROJECT_ROOT / "fhir").rglob("*.py"))
