@@ -70,29 +70,33 @@ def parse_json(raw: bytes, *, max_depth: int, where: str = "") -> Any:
     if not raw.strip():
         raise structure("The request body is empty", where or ())
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise structure(
-            f"The request body is not valid UTF-8 (byte {error.start})", where or ()
-        ) from None
-    try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad_bytes:
+            raise structure(
+                f"The request body is not valid UTF-8 (byte {bad_bytes.start})", where or ()
+            ) from None
         raise structure(f"The request body is not valid JSON: {error}", where or ()) from None
     _check_depth(value, max_depth)
     return value
 
 
 def _check_depth(value: Any, max_depth: int) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    # Iterative, and only containers are visited: most leaves are strings.
+    level: list[Any] = [value]
+    depth = 1
+    while level:
         if depth > max_depth:
             raise structure(f"The JSON is nested more than {max_depth} levels deep")
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
+        deeper: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            if type(node) is dict or type(node) is list:
+                deeper.extend(c for c in children if type(c) is dict or type(c) is list)
+        level = deeper
+        depth += 1
 
 
 def dumps(value: Any, *, pretty: bool = False) -> bytes:
