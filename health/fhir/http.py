@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,21 @@ from health.fhir.versions import etag, http_date, parse_if_match
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = f"{FHIR_JSON}; charset=utf-8"
+PLAIN_JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+
+
+def media_type_for(request: Request | None) -> str:
+    """application/json for clients that ask for exactly that, else application/fhir+json.
+
+    https://hl7.org/fhir/R4/http.html#mime-type
+    """
+    if request is None:
+        return MEDIA_TYPE
+    requested = request.query_params.get("_format") or request.headers.get("accept") or ""
+    kinds = {part.split(";", 1)[0].strip().lower() for part in requested.split(",")}
+    if "application/json" in kinds and not kinds & {FHIR_JSON, "json", "*/*"}:
+        return PLAIN_JSON_MEDIA_TYPE
+    return MEDIA_TYPE
 
 
 def config_of(request: Request) -> FhirConfig:
@@ -88,7 +104,8 @@ def if_match(request: Request) -> int | None:
 
 def prefer_return(request: Request) -> str | None:
     """The `return` preference: minimal, representation or OperationOutcome."""
-    for part in request.headers.get("prefer", "").split(";"):
+    # Preferences are comma-separated, parameters of one preference ';'-separated (RFC 7240).
+    for part in re.split(r"[,;]", request.headers.get("prefer", "")):
         name, _, value = part.strip().partition("=")
         if name.strip().lower() == "return":
             choice = value.strip().strip('"')
@@ -102,7 +119,10 @@ def json_response(
 ) -> Response:
     pretty = is_pretty(request.query_params.get("_pretty"))
     return Response(
-        dumps(value, pretty=pretty), status_code=status, headers=headers, media_type=MEDIA_TYPE
+        dumps(value, pretty=pretty),
+        status_code=status,
+        headers=headers,
+        media_type=media_type_for(request),
     )
 
 
@@ -123,7 +143,7 @@ def resource_response(request: Request, version: StoredVersion) -> Response:
     headers = version_headers(request, version, location=False)
     body = version.body or b"{}"
     if summary is None and elements is None and not is_pretty(params.get("_pretty")):
-        return Response(body, headers=headers, media_type=MEDIA_TYPE)
+        return Response(body, headers=headers, media_type=media_type_for(request))
     shaped = shape(orjson.loads(body), config_of(request).types, summary=summary, elements=elements)
     return json_response(request, shaped, headers=headers)
 
@@ -158,7 +178,12 @@ def write_response(request: Request, result: Result) -> Response:
         return json_response(
             request, orjson.loads(version.body), status=result.status, headers=headers
         )
-    return Response(version.body, status_code=result.status, headers=headers, media_type=MEDIA_TYPE)
+    return Response(
+        version.body,
+        status_code=result.status,
+        headers=headers,
+        media_type=media_type_for(request),
+    )
 
 
 def outcome_response(
@@ -169,7 +194,7 @@ def outcome_response(
         dumps(operation_outcome(issues), pretty=pretty),
         status_code=status,
         headers=headers,
-        media_type=MEDIA_TYPE,
+        media_type=media_type_for(request),
     )
 
 
