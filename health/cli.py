@@ -7,6 +7,8 @@ import uvicorn
 
 from health.db.engine import Database
 from health.db.migrate import current_revision, upgrade_to_head
+from health.fhir.config import FhirConfig
+from health.seed import PersonRole, demo_persons, seed_demo_world
 from health.settings import Settings
 
 app = typer.Typer(
@@ -35,13 +37,25 @@ def demo(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Serve with the embedded SQLite database and the demo world."""
+    """Load the demo world (once), then serve with the embedded SQLite database."""
     settings = Settings()
+    database = Database(settings.database_url)
+    upgrade_to_head(database.write_engine)
+    summary = seed_demo_world(database, FhirConfig.load(settings))
+    database.dispose()
+    if summary.bundles_loaded:
+        typer.echo(
+            f"Demo world loaded: {summary.citizens} citizens, {summary.total} resources"
+            f" in {summary.bundles_loaded} Bundles"
+        )
+    else:
+        typer.echo(f"Demo world already loaded ({summary.citizens} citizens)")
+    typer.echo("Some test persons (CPR numbers for the development eID):")
+    persons = demo_persons()
+    for role in PersonRole:
+        for person in [p for p in persons if p.role is role][:2]:
+            typer.echo(f"  {person.national_id}  {person.name} ({person.role})")
     typer.echo(f"Demo: FHIR API at {settings.fhir_base_url} (database {settings.database_url})")
-    typer.echo(
-        "The seeded demo world (citizens, hospitals, GPs) arrives with the ingest work;"
-        " for now the server starts empty."
-    )
     serve(host=host, port=port, workers=1)
 
 

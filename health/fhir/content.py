@@ -157,10 +157,11 @@ def shape(
         for key, value in resource.items()
         if key in _ALWAYS_KEPT or key in keep or (key.startswith("_") and key[1:] in keep)
     }
-    if summary != "data":
-        meta = dict(shaped.get("meta") or {})
-        meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
-        shaped["meta"] = meta
+    # Every subset is tagged, _summary=data too: without its narrative it must not be
+    # taken for (and PUT back as) the whole resource.
+    meta = dict(shaped.get("meta") or {})
+    meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+    shaped["meta"] = meta
     return shaped
 
 
@@ -186,6 +187,11 @@ def _mandatory(resource_type: str, types: ResourceTypes) -> set[str]:
     return {
         field.alias or name
         for name, field in fields.items()
-        if isinstance(field.json_schema_extra, dict)
-        and field.json_schema_extra.get("element_required")
+        # Required complex elements (Observation.code) are plain required fields; required
+        # primitives (Observation.status) carry element_required instead.
+        if field.is_required()
+        or (
+            isinstance(field.json_schema_extra, dict)
+            and field.json_schema_extra.get("element_required")
+        )
     }

@@ -216,6 +216,15 @@ class Interactions:
         body_id = resource.get("id")
         if not matches:
             if body_id is not None:
+                # The id names a resource the condition did not match: updating it would
+                # overwrite the wrong record (409 in https://hl7.org/fhir/R5/http.html#cond-update).
+                existing = self.repository.current(resource_type, str(body_id))
+                if existing is not None and not existing.deleted:
+                    raise conflict(
+                        f"No {resource_type} matches {query}, but {resource_type}/{body_id} "
+                        "exists and does not match it",
+                        f"{where or resource_type}.id",
+                    )
                 return self.update(resource_type, body_id, resource, if_match=if_match, where=where)
             return self.create(resource_type, resource, if_none_exist=query, where=where)
         match = matches[0]

@@ -17,7 +17,15 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from health.fhir.errors import FhirError, Issue, invalid, precondition_failed, structure
+from health.fhir.errors import (
+    FhirError,
+    Issue,
+    conflict,
+    invalid,
+    not_supported,
+    precondition_failed,
+    structure,
+)
 from health.fhir.interactions import Interactions, Result, new_id
 from health.fhir.listing import history_bundle, searchset_bundle
 from health.fhir.validation import ID_PATTERN
@@ -70,10 +78,40 @@ def process_bundle(
             f"The Bundle has {len(raw_entries)} entries; the limit is {limit}", "Bundle.entry"
         )
     if kind == "transaction":
-        responses = _transaction(interactions, raw_entries, base, prefer)
+        responses = _transaction_settled(interactions, raw_entries, base, prefer)
     else:
         responses = _batch(interactions, raw_entries, base, prefer)
     return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses}
+
+
+class _CreatedConcurrently(FhirError):
+    """A conditional entry's match was created by another request after ids were assigned."""
+
+
+# How often a transaction starts over after a concurrent request created a match.
+_TRANSACTION_RETRIES = 2
+
+
+def _transaction_settled(
+    interactions: Interactions, raw_entries: list[Any], base: str, prefer: str | None
+) -> list[dict[str, Any]]:
+    """_transaction, started over when a concurrent request created one of its matches.
+
+    Ids and references are planned before anything is written; a conditional create
+    that then finds another transaction's new resource voids that plan. On PostgreSQL
+    (READ COMMITTED) a new statement sees the other transaction's commit, so the next
+    run resolves the condition to that resource. SQLite runs writers one at a time.
+    """
+    pristine = orjson.dumps(raw_entries)  # _transaction rewrites references in place
+    entries = raw_entries
+    for _retry in range(_TRANSACTION_RETRIES):
+        try:
+            with interactions.repository.savepoint():
+                return _transaction(interactions, entries, base, prefer)
+        except _CreatedConcurrently:
+            interactions.discard()
+            entries = orjson.loads(pristine)
+    return _transaction(interactions, entries, base, prefer)
 
 
 def _transaction(
@@ -109,10 +147,9 @@ def _transaction(
             result = entry.existing or _run_write(interactions, entry)
             if entry.target_id and result.version and result.version.id != entry.target_id:
                 # A concurrent request created the match after we looked: the references
-                # already point at the id we chose, so the whole transaction must retry.
-                raise precondition_failed(
-                    f"{entry.where}: a matching resource was created concurrently; retry"
-                )
+                # already point at the id we chose, so the whole transaction starts over.
+                message = f"{entry.where}: a matching resource was created concurrently; retry"
+                raise _CreatedConcurrently([Issue("conflict", message)], status=412)
             results[entry.index] = result
         interactions.flush()
 
@@ -186,6 +223,16 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
                         code="multiple-matches",
                     )
                 body_id = (entry.resource or {}).get("id")
+                if not matches and body_id is not None:
+                    # As for PUT Type?criteria over HTTP (Interactions.conditional_update):
+                    # an id naming a resource the condition did not match is a conflict.
+                    existing = interactions.repository.current(entry.resource_type, str(body_id))
+                    if existing is not None and not existing.deleted:
+                        raise conflict(
+                            f"No {entry.resource_type} matches {entry.query}, but "
+                            f"{entry.resource_type}/{body_id} exists and does not match it",
+                            f"{entry.where}.resource.id",
+                        )
                 entry.target_id = matches[0].id if matches else (body_id or new_id())
             else:
                 entry.target_id = entry.resource_id
@@ -304,6 +351,9 @@ def _parse_path(entry: Entry, parts: list[str], query: str, url: str) -> None:
             entry.history = True
             entry.query = query
             return
+        if parts[1].startswith("$"):
+            # https://hl7.org/fhir/R4/operations.html: no operation is served yet.
+            raise not_supported(f"The operation {parts[1]} in {url!r} is not supported", where)
         entry.resource_id = parts[1]
         if not ID_PATTERN.fullmatch(parts[1]):
             raise invalid(f"{parts[1]!r} in {url!r} is not a valid FHIR id", where)
@@ -373,6 +423,16 @@ def _run_write(interactions: Interactions, entry: Entry) -> Result:
                 where=where,
             )
         assert resource is not None
+        if entry.query is None:
+            # PUT Type/id; a batch assigns no target ids, so the URL's id is the one.
+            assert entry.resource_id is not None
+            return interactions.update(
+                entry.resource_type,
+                entry.resource_id,
+                resource,
+                if_match=entry.if_match,
+                where=where,
+            )
         if entry.query is not None and entry.target_id is None:
             return interactions.conditional_update(
                 entry.resource_type, entry.query, resource, if_match=entry.if_match, where=where

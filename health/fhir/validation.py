@@ -61,6 +61,9 @@ def validate_resource(resource: dict[str, Any], types: ResourceTypes) -> None:
     """Raise a 400 listing every structural problem of `resource`, or return quietly."""
     resource_type = resource_type_of(resource)
     check_known_type(resource_type, types, where=resource_type)
+    empties = _json_representation_issues(resource, resource_type)
+    if empties:
+        raise FhirError(empties, status=400)
     try:
         types.model(resource_type).model_validate(resource)
     except ValidationError as error:
@@ -70,13 +73,39 @@ def validate_resource(resource: dict[str, Any], types: ResourceTypes) -> None:
         raise invalid(f"Invalid {resource_type}: {error}", resource_type) from None
 
 
+def _json_representation_issues(node: Any, path: str) -> list[Issue]:
+    """Nulls, empty arrays and empty objects, which the models let through.
+
+    https://hl7.org/fhir/R4/json.html: "null" is only used inside the arrays of a
+    repeating primitive and its `_x` twin, and arrays and objects are never empty.
+    """
+    issues: list[Issue] = []
+    if isinstance(node, dict):
+        if not node:
+            issues.append(Issue("structure", "An object may not be empty", (path,)))
+        for key, value in node.items():
+            if value is None:
+                issues.append(Issue("structure", f"'{key}' may not be null", (f"{path}.{key}",)))
+            else:
+                issues.extend(_json_representation_issues(value, f"{path}.{key}"))
+    elif isinstance(node, list):
+        if not node:
+            issues.append(Issue("structure", "An array may not be empty", (path,)))
+        for index, item in enumerate(node):
+            if item is not None:
+                issues.extend(_json_representation_issues(item, f"{path}[{index}]"))
+    return issues
+
+
 def _issue(resource_type: str, error: Any) -> Issue:
     location = _fhirpath(resource_type, error.get("loc", ()))
     message = error.get("msg", "invalid value")
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         return Issue("structure", f"Unknown element '{location.rsplit('.', 1)[-1]}'", (location,))
-    if kind == "missing":
+    # fhir.resources reports a missing required primitive (Observation.status) as a
+    # value error: "Value for the field 'status' is required."
+    if kind == "missing" or message.endswith("is required."):
         return Issue("required", f"Missing required element: {message}", (location,))
     return Issue("value", message, (location,))
 

@@ -1,0 +1,664 @@
+"""Batch and transaction Bundles: https://hl7.org/fhir/R4/http.html#transaction"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+MRN = "http://hospital.example/mrn"
+NPI = "http://hl7.org/fhir/sid/us-npi"
+PATIENT_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a01"
+ENCOUNTER_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a02"
+OBSERVATION_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a03"
+
+
+def bundle(kind: str, *entries: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+def post(resource: dict[str, Any], full_url: str | None = None, **request: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], **request},
+    }
+    if full_url:
+        entry["fullUrl"] = full_url
+    return entry
+
+
+def put(resource: dict[str, Any], url: str | None = None, **request: str) -> dict[str, Any]:
+    target = url or f"{resource['resourceType']}/{resource['id']}"
+    return {"resource": resource, "request": {"method": "PUT", "url": target, **request}}
+
+
+def get(url: str) -> dict[str, Any]:
+    return {"request": {"method": "GET", "url": url}}
+
+
+def delete(url: str) -> dict[str, Any]:
+    return {"request": {"method": "DELETE", "url": url}}
+
+
+def patch(url: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(orjson.dumps(operations)).decode(),
+    }
+    return {"resource": binary, "request": {"method": "PATCH", "url": url}}
+
+
+def patient(**elements: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", **elements}
+
+
+def with_mrn(value: str, **elements: Any) -> dict[str, Any]:
+    return patient(identifier=[{"system": MRN, "value": value}], **elements)
+
+
+def observation(subject: str, **elements: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "body weight"},
+        "subject": {"reference": subject},
+        **elements,
+    }
+
+
+def created_id(response_entry: dict[str, Any]) -> str:
+    """The id in a response entry's location: Type/id/_history/n."""
+    return str(response_entry["response"]["location"].split("/")[1])
+
+
+def entries_of(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    return response.json()["entry"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("path", ["/fhir", "/fhir/"])
+def test_transaction_resolves_urn_uuid_references_to_the_new_ids(fhir: Any, path: str) -> None:
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(observation(PATIENT_URN, encounter={"reference": ENCOUNTER_URN}), OBSERVATION_URN),
+            post(
+                {
+                    "resourceType": "Encounter",
+                    "status": "finished",
+                    "class": {"code": "AMB"},
+                    "subject": {"reference": PATIENT_URN},
+                },
+                ENCOUNTER_URN,
+            ),
+            post(with_mrn("123"), PATIENT_URN),
+        ),
+        path=path,
+    )
+
+    assert response.json()["type"] == "transaction-response"
+    observation_entry, encounter_entry, patient_entry = entries_of(response)
+    patient_id = created_id(patient_entry)
+    encounter_id = created_id(encounter_entry)
+    stored_observation = fhir.read("Observation", created_id(observation_entry))
+    stored_encounter = fhir.read("Encounter", encounter_id)
+    assert stored_observation["subject"] == {"reference": f"Patient/{patient_id}"}
+    assert stored_observation["encounter"] == {"reference": f"Encounter/{encounter_id}"}
+    assert stored_encounter["subject"] == {"reference": f"Patient/{patient_id}"}
+    assert fhir.read("Patient", patient_id)["identifier"][0]["value"] == "123"
+
+
+def test_transaction_rewrites_references_anywhere_in_the_resource(fhir: Any) -> None:
+    # References inside backbone elements, arrays and extensions are all rewritten.
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(patient(), PATIENT_URN),
+            post(
+                observation(
+                    PATIENT_URN,
+                    performer=[{"reference": PATIENT_URN}],
+                    extension=[
+                        {
+                            "url": "http://example.org/about",
+                            "valueReference": {"reference": PATIENT_URN},
+                        }
+                    ],
+                    hasMember=[{"reference": "Observation/kept-as-is"}],
+                ),
+            ),
+        )
+    )
+
+    patient_entry, observation_entry = entries_of(response)
+    stored = fhir.read("Observation", created_id(observation_entry))
+    expected = {"reference": f"Patient/{created_id(patient_entry)}"}
+    assert stored["performer"] == [expected]
+    assert stored["extension"][0]["valueReference"] == expected
+    assert stored["hasMember"] == [{"reference": "Observation/kept-as-is"}]
+    assert PATIENT_URN not in orjson.dumps(stored).decode()
+
+
+def test_transaction_response_reports_status_location_and_etag_per_entry(fhir: Any) -> None:
+    fhir.put(patient(id="pat-1"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(patient(), PATIENT_URN),
+            put(patient(id="pat-1", active=True)),
+            put(patient(id="pat-2")),
+        )
+    )
+
+    created, updated, created_by_put = entries_of(response)
+    assert created["response"]["status"].startswith("201")
+    assert created["response"]["location"].startswith("Patient/")
+    assert created["response"]["location"].endswith("/_history/1")
+    assert created["response"]["etag"] == 'W/"1"'
+    assert created["response"]["lastModified"]
+    assert updated["response"]["status"].startswith("200")
+    assert updated["response"]["location"] == "Patient/pat-1/_history/2"
+    assert updated["response"]["etag"] == 'W/"2"'
+    assert created_by_put["response"]["status"].startswith("201")
+    assert created_by_put["response"]["etag"] == 'W/"1"'
+    # Without Prefer: return=representation, no resources in the answer.
+    assert all("resource" not in entry for entry in (created, updated, created_by_put))
+
+
+def test_prefer_representation_puts_the_stored_resources_in_the_response(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle("transaction", post(with_mrn("123"), PATIENT_URN), post(observation(PATIENT_URN))),
+        prefer="return=representation",
+    )
+
+    patient_entry, observation_entry = entries_of(response)
+    patient_id = created_id(patient_entry)
+    assert patient_entry["resource"]["id"] == patient_id
+    assert patient_entry["resource"]["meta"]["versionId"] == "1"
+    assert observation_entry["resource"]["subject"] == {"reference": f"Patient/{patient_id}"}
+    assert observation_entry["resource"] == fhir.read("Observation", created_id(observation_entry))
+
+
+def test_conditional_references_are_resolved(fhir: Any) -> None:
+    doctor = fhir.create(
+        {"resourceType": "Practitioner", "identifier": [{"system": NPI, "value": "42"}]}
+    )
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(
+                observation(
+                    "Patient/someone",
+                    performer=[{"reference": f"Practitioner?identifier={NPI}|42"}],
+                )
+            ),
+        )
+    )
+
+    (entry,) = entries_of(response)
+    stored = fhir.read("Observation", created_id(entry))
+    assert stored["performer"] == [{"reference": f"Practitioner/{doctor['id']}"}]
+
+
+@pytest.mark.parametrize("doctors", [0, 2])
+def test_a_conditional_reference_without_exactly_one_match_fails_the_transaction(
+    fhir: Any, doctors: int
+) -> None:
+    for _ in range(doctors):
+        fhir.create(
+            {"resourceType": "Practitioner", "identifier": [{"system": NPI, "value": "42"}]}
+        )
+    before = fhir.stored_version_count()
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("123"), PATIENT_URN),
+            post(
+                observation(
+                    PATIENT_URN, performer=[{"reference": f"Practitioner?identifier={NPI}|42"}]
+                )
+            ),
+        )
+    )
+
+    assert 400 <= response.status_code < 500
+    assert "Bundle.entry[1].resource.performer[0].reference" in fhir.expressions(response)
+    assert fhir.stored_version_count() == before
+    assert fhir.search("Patient") == []
+
+
+def test_if_none_exist_with_a_match_reuses_it_and_references_point_to_it(fhir: Any) -> None:
+    existing = fhir.create(with_mrn("123", gender="female"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("123", gender="male"), PATIENT_URN, ifNoneExist=f"identifier={MRN}|123"),
+            post(observation(PATIENT_URN)),
+        )
+    )
+
+    patient_entry, observation_entry = entries_of(response)
+    assert patient_entry["response"]["status"].startswith("200")
+    assert f"Patient/{existing['id']}" in patient_entry["response"]["location"]
+    assert fhir.read("Patient", existing["id"]) == existing
+    stored = fhir.read("Observation", created_id(observation_entry))
+    assert stored["subject"] == {"reference": f"Patient/{existing['id']}"}
+    assert len(fhir.search("Patient")) == 1
+
+
+def test_if_none_exist_without_a_match_creates(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("123"), PATIENT_URN, ifNoneExist=f"identifier={MRN}|123"),
+        )
+    )
+
+    (entry,) = entries_of(response)
+    assert entry["response"]["status"].startswith("201")
+    assert len(fhir.search("Patient", identifier=f"{MRN}|123")) == 1
+
+
+def test_if_none_exist_with_two_matches_fails_the_transaction(fhir: Any) -> None:
+    fhir.create(with_mrn("123"))
+    fhir.create(with_mrn("123"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(patient(), "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a09"),
+            post(with_mrn("123"), PATIENT_URN, ifNoneExist=f"identifier={MRN}|123"),
+        )
+    )
+
+    assert response.status_code == 412
+    assert "Bundle.entry[1]" in fhir.diagnostics(response) + " ".join(fhir.expressions(response))
+    assert fhir.stored_version_count() == 2
+
+
+@pytest.mark.xfail(
+    reason="Two entries with the same ifNoneExist each get their own planned id; the "
+    "second then finds the first's claim and the transaction fails with a 412 that "
+    "wrongly says a concurrent request created the match and to retry",
+    strict=True,
+)
+def test_two_entries_with_the_same_if_none_exist_create_one_resource(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("123"), PATIENT_URN, ifNoneExist=f"identifier={MRN}|123"),
+            post(with_mrn("123"), ENCOUNTER_URN, ifNoneExist=f"identifier={MRN}|123"),
+            post(observation(ENCOUNTER_URN)),
+        )
+    )
+
+    first, second, observation_entry = entries_of(response)
+    assert created_id(first) == created_id(second)
+    assert len(fhir.search("Patient", identifier=f"{MRN}|123")) == 1
+    stored = fhir.read("Observation", created_id(observation_entry))
+    assert stored["subject"] == {"reference": f"Patient/{created_id(first)}"}
+
+
+def test_a_conditional_update_entry_may_not_overwrite_a_resource_it_did_not_match(
+    fhir: Any,
+) -> None:
+    other = fhir.put(with_mrn("999", id="pat-1", gender="male")).json()
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(patient(), PATIENT_URN),
+            put(with_mrn("123", id="pat-1", gender="female"), f"Patient?identifier={MRN}|123"),
+        )
+    )
+
+    assert response.status_code == 409
+    assert "Bundle.entry[1].resource.id" in fhir.expressions(response)
+    assert fhir.read("Patient", "pat-1") == other
+    assert fhir.stored_version_count() == 1
+
+
+def test_a_conditional_update_entry_whose_id_differs_from_its_match_is_400(fhir: Any) -> None:
+    existing = fhir.create(with_mrn("123"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            put(with_mrn("123", id="someone-else"), f"Patient?identifier={MRN}|123"),
+        )
+    )
+
+    assert response.status_code == 400
+    assert any(e.startswith("Bundle.entry[0]") for e in fhir.expressions(response))
+    assert fhir.read("Patient", existing["id"]) == existing
+    assert fhir.stored_version_count() == 1
+
+
+def test_conditional_update_entries_create_then_update(fhir: Any) -> None:
+    url = f"Patient?identifier={MRN}|123"
+
+    first = fhir.post_bundle(bundle("transaction", put(with_mrn("123", gender="male"), url)))
+    second = fhir.post_bundle(bundle("transaction", put(with_mrn("123", gender="female"), url)))
+
+    (created,) = entries_of(first)
+    (updated,) = entries_of(second)
+    assert created["response"]["status"].startswith("201")
+    assert updated["response"]["status"].startswith("200")
+    assert created_id(created) == created_id(updated)
+    assert fhir.read("Patient", created_id(created))["gender"] == "female"
+
+
+def test_references_to_a_conditional_update_entry_point_to_its_match(fhir: Any) -> None:
+    existing = fhir.create(with_mrn("123"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            {
+                **put(with_mrn("123", active=True), f"Patient?identifier={MRN}|123"),
+                "fullUrl": PATIENT_URN,
+            },
+            post(observation(PATIENT_URN)),
+        )
+    )
+
+    patient_entry, observation_entry = entries_of(response)
+    assert created_id(patient_entry) == existing["id"]
+    stored = fhir.read("Observation", created_id(observation_entry))
+    assert stored["subject"] == {"reference": f"Patient/{existing['id']}"}
+
+
+def test_a_get_entry_sees_what_the_same_transaction_posted(fhir: Any) -> None:
+    # GET is processed last, whatever its place: https://hl7.org/fhir/R4/http.html#trules
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            get(f"Patient?identifier={MRN}|123"),
+            post(with_mrn("123"), PATIENT_URN),
+        )
+    )
+
+    search_entry, patient_entry = entries_of(response)
+    assert search_entry["response"]["status"].startswith("200")
+    found = search_entry["resource"]
+    assert found["type"] == "searchset"
+    assert [e["resource"]["id"] for e in found["entry"]] == [created_id(patient_entry)]
+
+
+def test_delete_runs_before_post(client: TestClient, fhir: Any) -> None:
+    old = fhir.create(with_mrn("123"))
+
+    # Listed first, the POST would find the old Patient; DELETE goes first, so it creates.
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("123", active=True), PATIENT_URN, ifNoneExist=f"identifier={MRN}|123"),
+            delete(f"Patient?identifier={MRN}|123"),
+        )
+    )
+
+    created, deleted = entries_of(response)
+    assert deleted["response"]["status"][:3] in ("200", "204")
+    assert created["response"]["status"].startswith("201")
+    assert created_id(created) != old["id"]
+    assert client.get(f"/fhir/Patient/{old['id']}").status_code == 410
+    assert [p["id"] for p in fhir.search("Patient")] == [created_id(created)]
+
+
+def test_put_and_patch_run_after_post(fhir: Any) -> None:
+    fhir.put(patient(id="pat-1", gender="male"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            patch("Patient/pat-1", [{"op": "replace", "path": "/gender", "value": "female"}]),
+            put(
+                patient(id="pat-2", link=[{"other": {"reference": PATIENT_URN}, "type": "seealso"}])
+            ),
+            post(patient(), PATIENT_URN),
+        )
+    )
+
+    patched, put_entry, posted = entries_of(response)
+    assert patched["response"]["status"].startswith("200")
+    assert patched["response"]["etag"] == 'W/"2"'
+    assert put_entry["response"]["status"].startswith("201")
+    assert fhir.read("Patient", "pat-1")["gender"] == "female"
+    link = fhir.read("Patient", "pat-2")["link"][0]["other"]
+    assert link == {"reference": f"Patient/{created_id(posted)}"}
+
+
+def test_transaction_get_entries_read_vread_and_history(fhir: Any) -> None:
+    fhir.put(patient(id="pat-1", gender="male"))
+    fhir.put(patient(id="pat-1", gender="female"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            get("Patient/pat-1"),
+            get("Patient/pat-1/_history/1"),
+            get("Patient/pat-1/_history"),
+        )
+    )
+
+    read, vread, history = entries_of(response)
+    assert read["resource"]["gender"] == "female"
+    assert read["response"]["etag"] == 'W/"2"'
+    assert vread["resource"]["gender"] == "male"
+    assert history["resource"]["type"] == "history"
+    assert len(history["resource"]["entry"]) == 2
+
+
+def test_transaction_delete_entry_deletes(client: TestClient, fhir: Any) -> None:
+    fhir.put(patient(id="pat-1"))
+
+    response = fhir.post_bundle(bundle("transaction", delete("Patient/pat-1")))
+
+    (entry,) = entries_of(response)
+    assert entry["response"]["status"][:3] in ("200", "204")
+    assert client.get("/fhir/Patient/pat-1").status_code == 410
+
+
+def test_an_empty_transaction_succeeds_with_an_empty_response(fhir: Any) -> None:
+    response = fhir.post_bundle(bundle("transaction"))
+
+    assert response.status_code == 200
+    assert response.json()["type"] == "transaction-response"
+    assert response.json().get("entry", []) == []
+
+
+# All or nothing
+
+
+@pytest.mark.parametrize("path", ["/fhir", "/fhir/"])
+def test_one_bad_entry_fails_the_whole_transaction_and_writes_nothing(fhir: Any, path: str) -> None:
+    fhir.put(patient(id="pat-1", gender="male"))
+    before = fhir.history()
+
+    bad_observation = observation(PATIENT_URN)
+    del bad_observation["status"]
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("123"), PATIENT_URN),
+            put(patient(id="pat-1", gender="female")),
+            delete("Patient/pat-1"),
+            post(bad_observation),
+        ),
+        path=path,
+    )
+
+    assert response.status_code == 400
+    assert "Bundle.entry[3].resource.status" in fhir.expressions(response)
+    assert fhir.history() == before
+    assert fhir.read("Patient", "pat-1")["gender"] == "male"
+
+
+def test_a_failing_if_match_fails_the_whole_transaction(fhir: Any) -> None:
+    fhir.put(patient(id="pat-1"))
+    fhir.put(patient(id="pat-1", active=True))
+    before = fhir.stored_version_count()
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(patient(), PATIENT_URN),
+            put(patient(id="pat-1", active=False), ifMatch='W/"1"'),
+        )
+    )
+
+    assert response.status_code == 412
+    fhir.outcome(response)
+    assert fhir.stored_version_count() == before
+
+
+def test_a_failing_get_entry_fails_the_transaction_and_rolls_back_its_writes(
+    fhir: Any,
+) -> None:
+    response = fhir.post_bundle(
+        bundle("transaction", post(with_mrn("123"), PATIENT_URN), get("Patient/nobody"))
+    )
+
+    assert response.status_code == 404
+    assert any(e.startswith("Bundle.entry[1]") for e in fhir.expressions(response))
+    assert fhir.stored_version_count() == 0
+
+
+def test_writing_one_resource_twice_in_a_transaction_is_refused(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            put(patient(id="pat-1", gender="male")),
+            put(patient(id="pat-1", gender="female")),
+        )
+    )
+
+    assert 400 <= response.status_code < 500
+    assert "Patient/pat-1" in fhir.diagnostics(response)
+    assert fhir.stored_version_count() == 0
+
+
+def test_a_duplicate_full_url_is_refused(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle("transaction", post(patient(), PATIENT_URN), post(patient(), PATIENT_URN))
+    )
+
+    assert response.status_code == 400
+    assert "Bundle.entry[1].fullUrl" in fhir.expressions(response)
+    assert fhir.stored_version_count() == 0
+
+
+# Batch
+
+
+@pytest.mark.parametrize("path", ["/fhir", "/fhir/"])
+def test_a_batch_answers_each_entry_on_its_own(client: TestClient, fhir: Any, path: str) -> None:
+    fhir.put(patient(id="pat-1"))
+    bad_observation = observation("Patient/pat-1", status=7)
+
+    response = fhir.post_bundle(
+        bundle(
+            "batch",
+            post(with_mrn("123")),
+            post(bad_observation),
+            put(patient(id="pat-1", active=True)),
+            get("Patient/nobody"),
+            {"request": {"method": "POST"}},
+        ),
+        path=path,
+    )
+
+    assert response.status_code == 200
+    assert response.json()["type"] == "batch-response"
+    created, invalid, updated, missing, malformed = entries_of(response)
+    assert created["response"]["status"].startswith("201")
+    assert invalid["response"]["status"].startswith("400")
+    outcome = invalid["response"]["outcome"]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "Bundle.entry[1].resource.status" in outcome["issue"][0]["expression"]
+    assert updated["response"]["status"].startswith("200")
+    assert missing["response"]["status"].startswith("404")
+    assert missing["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert malformed["response"]["status"].startswith("400")
+    assert "Bundle.entry[4]" in orjson.dumps(malformed["response"]["outcome"]).decode()
+    # The good entries were written, the bad one was not.
+    assert fhir.read("Patient", created_id(created))["identifier"][0]["value"] == "123"
+    assert fhir.read("Patient", "pat-1")["active"] is True
+    assert fhir.search("Observation") == []
+
+
+def test_a_batch_does_not_resolve_references_between_its_entries(fhir: Any) -> None:
+    # Batch entries may not depend on each other: https://hl7.org/fhir/R4/http.html#brules
+    response = fhir.post_bundle(
+        bundle("batch", post(patient(), PATIENT_URN), post(observation(PATIENT_URN)))
+    )
+
+    created, refused = entries_of(response)
+    assert created["response"]["status"].startswith("201")
+    assert refused["response"]["status"].startswith("400")
+    assert PATIENT_URN in orjson.dumps(refused["response"]["outcome"]).decode()
+    assert fhir.search("Observation") == []
+
+
+def test_a_failed_batch_entry_leaves_no_partial_write(fhir: Any) -> None:
+    fhir.put(patient(id="pat-1"))
+    fhir.put(patient(id="pat-1", active=True))
+
+    response = fhir.post_bundle(
+        bundle(
+            "batch",
+            put(patient(id="pat-1", active=False), ifMatch='W/"1"'),
+            put(patient(id="pat-2")),
+        )
+    )
+
+    stale, created = entries_of(response)
+    assert stale["response"]["status"].startswith("412")
+    assert created["response"]["status"].startswith("201")
+    assert fhir.read("Patient", "pat-1")["active"] is True
+    assert fhir.stored_version_count() == 3
+
+
+def test_a_batch_with_prefer_representation_returns_the_resources(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle("batch", post(with_mrn("123")), put(patient(id="pat-1"))),
+        prefer="return=representation",
+    )
+
+    created, put_created = entries_of(response)
+    assert created["resource"]["identifier"][0]["value"] == "123"
+    assert put_created["resource"]["id"] == "pat-1"
+
+
+def test_a_batch_with_prefer_operation_outcome_returns_an_outcome_per_entry(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle("batch", post(with_mrn("123"))), prefer="return=OperationOutcome"
+    )
+
+    (created,) = entries_of(response)
+    assert created["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert "resource" not in created
+
+
+def test_absolute_full_urls_of_put_entries_are_rewritten_to_relative_references(
+    fhir: Any,
+) -> None:
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            {**put(patient(id="pat-1")), "fullUrl": "http://testserver/fhir/Patient/pat-1"},
+            post(observation("http://testserver/fhir/Patient/pat-1")),
+        )
+    )
+
+    _, observation_entry = entries_of(response)
+    stored = fhir.read("Observation", created_id(observation_entry))
+    assert stored["subject"] == {"reference": "Patient/pat-1"}
