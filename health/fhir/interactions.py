@@ -322,6 +322,12 @@ class Interactions:
         except FhirError as error:
             raise error.located(where) if where else error from None
 
+    def condition_key(self, resource_type: str, query: str, where: str) -> tuple[str, str]:
+        """What makes two conditions the same (parameter order and encoding do not)."""
+        return resource_type, criteria_hash(
+            resource_type, self._criteria(resource_type, query, where)
+        )
+
     def _criteria(self, resource_type: str, query: str, where: str) -> list[Criterion]:
         criteria = parse_criteria(resource_type, parse_query(query.lstrip("?")), where)
         require_criteria(criteria, f"The condition on {resource_type}")

@@ -54,6 +54,8 @@ class Entry:
     target_id: str | None = None
     # Set when a conditional create found its match before anything was written.
     existing: Result | None = None
+    # An earlier entry of the same Bundle with the same conditional create.
+    same_as: Entry | None = None
 
     @property
     def where(self) -> str:
@@ -144,7 +146,12 @@ def _transaction(
         for entry in ordered:
             if _PHASE[entry.method] != _PHASE[phase]:
                 continue
-            result = entry.existing or _run_write(interactions, entry)
+            if entry.same_as is not None:
+                first = results[entry.same_as.index]
+                assert isinstance(first, Result)
+                result = Result(200, first.version)
+            else:
+                result = entry.existing or _run_write(interactions, entry)
             if entry.target_id and result.version and result.version.id != entry.target_id:
                 # A concurrent request created the match after we looked: the references
                 # already point at the id we chose, so the whole transaction starts over.
@@ -195,6 +202,7 @@ def _batch(
 def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, str]:
     """Decide the id every written entry gets, so references can be rewritten first."""
     id_map: dict[str, str] = {}
+    planned_creates: dict[tuple[str, str], Entry] = {}
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
@@ -210,6 +218,18 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
                 if matches:
                     entry.existing = Result(200, matches[0])
                     entry.target_id = matches[0].id
+                else:
+                    # Two entries with the same condition are one resource: the first
+                    # creates it, the second finds it (as it would in two requests).
+                    key = interactions.condition_key(
+                        entry.resource_type,
+                        entry.if_none_exist,
+                        f"{entry.where}.request.ifNoneExist",
+                    )
+                    first = planned_creates.setdefault(key, entry)
+                    if first is not entry:
+                        entry.same_as = first
+                        entry.target_id = first.target_id
             if entry.target_id is None:
                 entry.target_id = new_id()
         elif entry.method in ("PUT", "PATCH"):

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from health.fhir.errors import FhirError, Issue, invalid, structure
+from health.fhir.errors import FhirError, Issue, structure
+from health.fhir.json_shape import json_issues
 from health.fhir.resource_types import ResourceTypes
 
 # https://hl7.org/fhir/R4/datatypes.html#id
@@ -61,40 +62,22 @@ def validate_resource(resource: dict[str, Any], types: ResourceTypes) -> None:
     """Raise a 400 listing every structural problem of `resource`, or return quietly."""
     resource_type = resource_type_of(resource)
     check_known_type(resource_type, types, where=resource_type)
-    empties = _json_representation_issues(resource, resource_type)
-    if empties:
-        raise FhirError(empties, status=400)
+    model = types.model(resource_type)
+    issues = json_issues(resource, model, resource_type, types.model)
     try:
-        types.model(resource_type).model_validate(resource)
+        model.model_validate(resource)
     except ValidationError as error:
-        raise FhirError([_issue(resource_type, e) for e in error.errors()], status=400) from None
+        located = {expression for issue in issues for expression in issue.expression}
+        issues.extend(
+            issue
+            for issue in (_issue(resource_type, e) for e in error.errors())
+            if not set(issue.expression) & located
+        )
     except (ValueError, TypeError) as error:
         # Some model validators raise plain errors outside pydantic's collection.
-        raise invalid(f"Invalid {resource_type}: {error}", resource_type) from None
-
-
-def _json_representation_issues(node: Any, path: str) -> list[Issue]:
-    """Nulls, empty arrays and empty objects, which the models let through.
-
-    https://hl7.org/fhir/R4/json.html: "null" is only used inside the arrays of a
-    repeating primitive and its `_x` twin, and arrays and objects are never empty.
-    """
-    issues: list[Issue] = []
-    if isinstance(node, dict):
-        if not node:
-            issues.append(Issue("structure", "An object may not be empty", (path,)))
-        for key, value in node.items():
-            if value is None:
-                issues.append(Issue("structure", f"'{key}' may not be null", (f"{path}.{key}",)))
-            else:
-                issues.extend(_json_representation_issues(value, f"{path}.{key}"))
-    elif isinstance(node, list):
-        if not node:
-            issues.append(Issue("structure", "An array may not be empty", (path,)))
-        for index, item in enumerate(node):
-            if item is not None:
-                issues.extend(_json_representation_issues(item, f"{path}[{index}]"))
-    return issues
+        issues.append(Issue("invalid", f"Invalid {resource_type}: {error}", (resource_type,)))
+    if issues:
+        raise FhirError(issues, status=400)
 
 
 def _issue(resource_type: str, error: Any) -> Issue:

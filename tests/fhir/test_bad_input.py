@@ -23,15 +23,6 @@ FHIR_JSON = {"Content-Type": "application/fhir+json"}
 SMALL_BODY_LIMIT = 2_000
 
 
-# fhir.resources' primitive types coerce leniently ("yes" -> true, "5" -> 5), and the body
-# is stored as sent, so a quoted boolean or number ends up stored as a JSON string.
-QUOTED_PRIMITIVES = pytest.mark.xfail(
-    reason="JSON strings for booleans, integers and decimals pass validation and are "
-    "stored as strings (fhir.resources coerces them; https://hl7.org/fhir/R4/json.html)",
-    strict=True,
-)
-
-
 def observation(**elements: Any) -> dict[str, Any]:
     return {
         "resourceType": "Observation",
@@ -332,19 +323,16 @@ def test_creating_a_type_this_server_does_not_store_is_an_error_saying_why(
             {"resourceType": "Patient", "active": "yes"},
             "Patient.active",
             "value",
-            marks=QUOTED_PRIMITIVES,
         ),
         pytest.param(
             observation(valueInteger="5"),
             "Observation.valueInteger",
             "value",
-            marks=QUOTED_PRIMITIVES,
         ),
         pytest.param(
             observation(valueQuantity={"value": "70.5"}),
             "Observation.valueQuantity.value",
             "value",
-            marks=QUOTED_PRIMITIVES,
         ),
     ],
 )

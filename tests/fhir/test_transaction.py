@@ -284,12 +284,6 @@ def test_if_none_exist_with_two_matches_fails_the_transaction(fhir: Any) -> None
     assert fhir.stored_version_count() == 2
 
 
-@pytest.mark.xfail(
-    reason="Two entries with the same ifNoneExist each get their own planned id; the "
-    "second then finds the first's claim and the transaction fails with a 412 that "
-    "wrongly says a concurrent request created the match and to retry",
-    strict=True,
-)
 def test_two_entries_with_the_same_if_none_exist_create_one_resource(fhir: Any) -> None:
     response = fhir.post_bundle(
         bundle(

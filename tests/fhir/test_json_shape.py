@@ -1,0 +1,68 @@
+"""The JSON representation rules checked beside the models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from health import PROJECT_ROOT
+from health.fhir.json_shape import json_issues
+from health.fhir.resource_types import ResourceTypes
+
+types = ResourceTypes(PROJECT_ROOT / "fhir")
+
+
+def issues_of(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    resource_type = resource["resourceType"]
+    found = json_issues(resource, types.model(resource_type), resource_type, types.model)
+    return [(issue.code, issue.expression[0]) for issue in found]
+
+
+def test_numbers_and_booleans_must_not_be_quoted() -> None:
+    assert issues_of({"resourceType": "Patient", "active": "true"}) == [("value", "Patient.active")]
+    assert issues_of({"resourceType": "Patient", "multipleBirthInteger": 2.5}) == [
+        ("value", "Patient.multipleBirthInteger")
+    ]
+
+
+def test_a_decimal_may_be_written_as_an_integer() -> None:
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "weight"},
+        "valueQuantity": {"value": 70, "unit": "kg"},
+    }
+    assert issues_of(observation) == []
+
+
+def test_strings_must_be_strings() -> None:
+    assert issues_of({"resourceType": "Patient", "birthDate": 19700101}) == [
+        ("value", "Patient.birthDate")
+    ]
+
+
+def test_null_is_allowed_only_inside_arrays() -> None:
+    # https://hl7.org/fhir/R4/json.html#primitive: a repeating primitive and its _x
+    # twin stay aligned with nulls.
+    aligned = {
+        "resourceType": "Patient",
+        "name": [{"given": ["Ib", None], "_given": [None, {"id": "g2"}]}],
+    }
+    assert issues_of(aligned) == []
+    assert issues_of({"resourceType": "Patient", "gender": None}) == [
+        ("structure", "Patient.gender")
+    ]
+
+
+def test_contained_resources_are_checked_by_their_own_type() -> None:
+    patient = {
+        "resourceType": "Patient",
+        "contained": [{"resourceType": "Organization", "id": "o", "active": "yes"}],
+    }
+    assert issues_of(patient) == [("value", "Patient.contained[0].active")]
+
+
+def test_empty_objects_and_arrays_are_refused() -> None:
+    assert issues_of({"resourceType": "Patient", "name": [], "maritalStatus": {}}) == [
+        ("structure", "Patient.name"),
+        ("structure", "Patient.maritalStatus"),
+    ]
