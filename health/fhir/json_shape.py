@@ -2,7 +2,10 @@
 
 - `null` only inside the arrays of a repeating primitive and its `_x` twin;
 - no empty objects or arrays;
-- booleans and numbers as JSON booleans and numbers, everything else as strings.
+- booleans and numbers as JSON booleans and numbers, everything else as strings;
+- a code with a required binding is one of the codes of its value set, where the
+  model lists them all (the spec's short form, e.g. `male | female | other | unknown`;
+  a list ending in `+` is incomplete and is not checked).
 
 fhir.resources (pydantic in lax mode) accepts `"active": "true"` and `"valueInteger":
 "5"` and would let us store them as strings, since we keep the JSON as received.
@@ -23,8 +26,9 @@ from health.fhir.errors import Issue
 _UNION_TYPES = (typing.Union, types.UnionType)
 _STRING_TYPES = (str, bytes, datetime.date, datetime.datetime, datetime.time)
 
-# (JSON kind or None, element model or None) per JSON key of a model.
-Shape = dict[str, tuple[str | None, Any]]
+# (JSON kind or None, element model or None, allowed codes or None) per JSON key.
+Element = tuple[str | None, Any, frozenset[str] | None]
+Shape = dict[str, Element]
 
 
 def json_issues(
@@ -52,30 +56,40 @@ def _check_object(
         if value is None:
             issues.append(Issue("structure", f"'{key}' may not be null", (where,)))
             continue
-        kind, child = shape.get(key, (None, None))
+        element = shape.get(key, _UNKNOWN)
         if type(value) is list:
             if not value:
                 issues.append(Issue("structure", f"'{key}' may not be an empty array", (where,)))
                 continue
             for index, item in enumerate(value):
                 if item is not None:
-                    _check_value(item, kind, child, key, f"{where}[{index}]", issues, model_of)
+                    _check_value(item, element, key, f"{where}[{index}]", issues, model_of)
         else:
-            _check_value(value, kind, child, key, where, issues, model_of)
+            _check_value(value, element, key, where, issues, model_of)
 
 
 def _check_value(
     value: Any,
-    kind: str | None,
-    child: Any,
+    element: Element,
     key: str,
     where: str,
     issues: list[Issue],
     model_of: typing.Callable[[str], Any],
 ) -> None:
+    kind, child, codes = element
     if kind is not None and not _is_kind(value, kind):
         issues.append(
             Issue("value", f"'{key}' must be a JSON {kind}, not {_json_kind(value)}", (where,))
+        )
+        return
+    if codes is not None and value not in codes:
+        allowed = " | ".join(sorted(codes))
+        issues.append(
+            Issue(
+                "code-invalid",
+                f"'{value}' is not a code of the required value set of {key} ({allowed})",
+                (where,),
+            )
         )
         return
     if type(value) is dict:
@@ -123,8 +137,15 @@ def _json_kind(value: Any) -> str:
 def _shape(model: Any) -> Shape:
     shape: Shape = {}
     for name, field in model.model_fields.items():
-        shape[field.alias or name] = _classify(field.annotation)
+        kind, child = _classify(field.annotation)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        listed = extra.get("enum_values")
+        codes = frozenset(listed) if listed and "+" not in listed else None
+        shape[field.alias or name] = (kind, child, codes)
     return shape
+
+
+_UNKNOWN: Element = (None, None, None)
 
 
 def _classify(annotation: Any) -> tuple[str | None, Any]:

@@ -66,3 +66,17 @@ def test_empty_objects_and_arrays_are_refused() -> None:
         ("structure", "Patient.name"),
         ("structure", "Patient.maritalStatus"),
     ]
+
+
+def test_codes_of_a_fully_listed_required_binding_are_checked() -> None:
+    assert issues_of({"resourceType": "Patient", "gender": "robot"}) == [
+        ("code-invalid", "Patient.gender")
+    ]
+    assert issues_of({"resourceType": "Patient", "gender": "female"}) == []
+
+
+def test_an_incomplete_code_list_is_not_held_against_valid_codes() -> None:
+    # Observation.status is "registered | preliminary | final | amended +": the model
+    # lists only some codes, so "cancelled" (a real code) must not be refused.
+    observation = {"resourceType": "Observation", "status": "cancelled", "code": {"text": "x"}}
+    assert issues_of(observation) == []
