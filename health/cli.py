@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 import uvicorn
 
@@ -16,6 +18,16 @@ app = typer.Typer(
 )
 
 
+def _default_base_url(host: str, port: int) -> None:
+    """Without HEALTH_BASE_URL, links and Location headers name the address served.
+
+    Set in the environment so that uvicorn's worker processes read the same value.
+    """
+    if not os.environ.get("HEALTH_BASE_URL"):
+        shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+        os.environ["HEALTH_BASE_URL"] = f"http://{shown}:{port}"
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -23,6 +35,7 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes (PostgreSQL: one per core)."),
 ) -> None:
     """Serve the FHIR API (migrating the database to the current schema first)."""
+    _default_base_url(host, port)
     settings = Settings()
     database = Database(settings.database_url)
     upgrade_to_head(database.write_engine)
@@ -38,6 +51,7 @@ def demo(
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
     """Load the demo world (once), then serve with the embedded SQLite database."""
+    _default_base_url(host, port)
     settings = Settings()
     database = Database(settings.database_url)
     upgrade_to_head(database.write_engine)
