@@ -20,7 +20,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    exists,
     func,
     insert,
     or_,
@@ -183,15 +182,15 @@ class Repository:
     def find(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
     ) -> list[StoredVersion]:
-        """Current, not deleted resources of one type matching every criterion."""
+        """Current, not deleted resources of one type matching every criterion, by id."""
         statement = select(*_CURRENT_COLUMNS).where(
             resource.c.resource_type == resource_type, resource.c.deleted.is_(False)
         )
         for criterion in criteria:
             statement = statement.where(_criterion_clause(resource_type, criterion))
-        statement = self._visible(
-            statement.order_by(resource.c.last_updated, resource.c.id).limit(limit), resource
-        )
+        # Ordered by the primary key, so that the database drives the query from the
+        # index rows matched (ordering by lastUpdated made SQLite scan the whole type).
+        statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
         return [_current(row) for row in self._session.execute(statement)]
 
     def count(self, resource_type: str, criteria: Sequence[Criterion]) -> int:
@@ -313,10 +312,12 @@ def _criterion_clause(resource_type: str, criterion: Criterion) -> Any:
                 else search_token.c.system == token.system
             )
         alternatives.append(and_(*conditions))
-    return exists().where(
-        search_token.c.resource_type == resource_type,
-        search_token.c.resource_id == resource.c.id,
-        or_(*alternatives),
+    # IN (subquery) rather than a correlated EXISTS: both databases then look the
+    # matches up through the index and fetch the resources by primary key.
+    return resource.c.id.in_(
+        select(search_token.c.resource_id).where(
+            search_token.c.resource_type == resource_type, or_(*alternatives)
+        )
     )
 
 
