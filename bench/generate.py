@@ -72,6 +72,22 @@ def provider_bundles(shared_data: Path) -> list[BundleFile]:
     ]
 
 
+def split_batch(bundle_file: BundleFile, size: int) -> list[BundleFile]:
+    """A batch Bundle as batches of at most `size` entries (batch entries are independent)."""
+    bundle = orjson.loads(bundle_file.body)
+    entries = bundle.get("entry", [])
+    if bundle.get("type") != "batch" or len(entries) <= size:
+        return [bundle_file]
+    return [
+        BundleFile(
+            f"{bundle_file.name}[{start}:{start + size}]",
+            orjson.dumps({**bundle, "entry": entries[start : start + size]}),
+            len(entries[start : start + size]),
+        )
+        for start in range(0, len(entries), size)
+    ]
+
+
 def real_bundles(shared_data: Path) -> list[BundleFile]:
     """Every transaction Bundle of both sets, except the 2021 provider batches."""
     root = synthea_dir(shared_data)

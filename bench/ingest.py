@@ -20,6 +20,7 @@ import contextlib
 import os
 import queue
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,13 @@ from pathlib import Path
 
 import httpx
 import orjson
-from generate import BundleFile, generated_bundles, patient_templates, provider_bundles
+from generate import (
+    BundleFile,
+    generated_bundles,
+    patient_templates,
+    provider_bundles,
+    split_batch,
+)
 from generate import real_bundles as load_real_bundles
 from rich.console import Console
 from rich.table import Table
@@ -238,14 +245,31 @@ def post_all(base_url: str, bundles: list[BundleFile], clients: int, result: Run
         thread.join()
 
 
-def load_providers(base_url: str, providers: list[BundleFile], result: RunResult) -> None:
+def load_providers(
+    base_url: str, providers: list[BundleFile], result: RunResult, analyze_url: str | None
+) -> None:
+    """POST the provider directory in order; on PostgreSQL, ANALYZE after each chunk.
+
+    Without fresh statistics PostgreSQL plans the conditional-create lookup as a scan
+    of every resource of the type times every token of the type, so a fresh database
+    slows down quadratically per lookup (docs/BENCHMARKS.md, "PostgreSQL and stale
+    statistics"). The server does not ANALYZE yet; the benchmark does, between chunks.
+    """
+    analyzer = create_engine(analyze_url, isolation_level="AUTOCOMMIT") if analyze_url else None
     started = time.perf_counter()
-    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
-        for bundle in providers:
-            posted = post_bundle(client, bundle)
-            result.provider_resources += posted.accepted
-            if posted.error:
-                result.note_error(posted.error)
+    try:
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+            for bundle in providers:
+                posted = post_bundle(client, bundle)
+                result.provider_resources += posted.accepted
+                if posted.error:
+                    result.note_error(posted.error)
+                if analyzer is not None:
+                    with analyzer.connect() as connection:
+                        connection.execute(text("ANALYZE"))
+    finally:
+        if analyzer is not None:
+            analyzer.dispose()
     result.provider_s = time.perf_counter() - started
 
 
@@ -256,6 +280,8 @@ def run(
     postgres_admin_url: str,
     console: Console,
     py_spy_output: Path | None = None,
+    *,
+    pg_analyze: bool = True,
 ) -> RunResult:
     """One run on a fresh database with a freshly started server."""
     executable = Path(sys.executable).parent / "health"
@@ -276,7 +302,8 @@ def run(
         )
         stack.enter_context(server.running())
         sampler = stack.enter_context(MemorySampler(server.pid))
-        load_providers(server.base_url, providers, result)
+        analyze = database_url if plan.database == "postgresql" and pg_analyze else None
+        load_providers(server.base_url, providers, result, analyze)
         cpu_before = cpu_seconds(process_tree(server.pid))
         started = time.perf_counter()
         post_all(server.base_url, patients, plan.clients, result)
@@ -389,6 +416,18 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shared-data", type=Path, default=DEFAULT_SHARED_DATA)
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="admin connection URL")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated clones")
+    parser.add_argument(
+        "--provider-chunk",
+        type=int,
+        default=250,
+        help="entries per provider batch request (the directory files hold 2,382 each)",
+    )
+    parser.add_argument(
+        "--pg-analyze",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ANALYZE the PostgreSQL database after each provider chunk (see BENCHMARKS.md)",
+    )
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument(
         "--py-spy",
@@ -404,15 +443,28 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         low = 0 if name == "generated" else 1
         if any(v < low or v > 10_000 for v in values):
             parser.error(f"--{name} takes values from {low} to 10000")
+    if arguments.provider_chunk < 1:
+        parser.error("--provider-chunk must be at least 1")
     return arguments
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    # `timeout` and `kill` send SIGTERM: unwind as for Ctrl-C, so that the server is
+    # stopped and the benchmark database dropped.
+    signal.signal(signal.SIGTERM, _interrupt)
     # Wide enough for the table when the output goes to a file or a pipe.
     console = Console(width=None if sys.stdout.isatty() else 220)
     databases = ["sqlite", "postgresql"] if arguments.database == "both" else [arguments.database]
-    providers = provider_bundles(arguments.shared_data)
+    providers = [
+        chunk
+        for bundle in provider_bundles(arguments.shared_data)
+        for chunk in split_batch(bundle, arguments.provider_chunk)
+    ]
     real = load_real_bundles(arguments.shared_data)
     templates = patient_templates(real)
     clones = list(generated_bundles(templates, max(arguments.generated), seed=arguments.seed))
@@ -435,7 +487,13 @@ def main(argv: list[str] | None = None) -> int:
                         profile = arguments.py_spy.with_stem(f"{arguments.py_spy.stem}-{number}")
                         profile.parent.mkdir(parents=True, exist_ok=True)
                     result = run(
-                        plan, providers, patients, arguments.postgres_url, console, profile
+                        plan,
+                        providers,
+                        patients,
+                        arguments.postgres_url,
+                        console,
+                        profile,
+                        pg_analyze=arguments.pg_analyze,
                     )
                     console.print(
                         f"  {result.resources:,} resources in {result.wall_s:.1f} s = "
