@@ -25,7 +25,6 @@ from health.fhir.criteria import (
     require_criteria,
 )
 from health.fhir.errors import (
-    FhirError,
     conflict,
     gone,
     invalid,
@@ -34,12 +33,7 @@ from health.fhir.errors import (
     structure,
 )
 from health.fhir.indexing import token_rows
-from health.fhir.validation import (
-    ID_PATTERN,
-    check_known_type,
-    resource_type_of,
-    validate_resource,
-)
+from health.fhir.validation import ID_PATTERN, Checked, check, check_known_type
 from health.fhir.versions import next_timestamp, stamp
 
 # Conditional matching never needs more than two rows: 0, 1 or "more than one".
@@ -117,29 +111,37 @@ class Interactions:
     def match(self, resource_type: str, query: str, where: str = "") -> list[StoredVersion]:
         """Resources matching conditional criteria (at most two: enough to decide)."""
         criteria = self._criteria(resource_type, query, where)
-        return self.repository.find(resource_type, criteria, limit=_MATCH_LIMIT)
+        return self.repository.match(resource_type, criteria, limit=_MATCH_LIMIT)
 
     # Writes
 
     def create(
         self,
-        resource_type: str,
-        resource: Any,
+        checked: Checked,
         *,
         if_none_exist: str | None = None,
         where: str = "",
         resource_id: str | None = None,
+        known_unmatched: bool = False,
     ) -> Result:
-        """create (POST), optionally conditional: https://hl7.org/fhir/R4/http.html#ccreate"""
-        self._check_body(resource_type, resource, where)
+        """create (POST), optionally conditional: https://hl7.org/fhir/R4/http.html#ccreate
+
+        `known_unmatched`: the caller has just searched the condition and found nothing
+        (a transaction planning its ids), so the first search is skipped.
+        """
+        resource_type, resource = checked.resource_type, checked.resource
         if not if_none_exist:
             return self._store_new(resource_type, resource, resource_id or new_id(), "POST")
         criteria = self._criteria(resource_type, if_none_exist, where or "If-None-Exist")
         key = criteria_hash(resource_type, criteria)
         if (resource_type, key) in self._claims:
             return Result(200, self._claims[(resource_type, key)])
-        for _attempt in range(3):
-            matches = self.repository.find(resource_type, criteria, limit=_MATCH_LIMIT)
+        for attempt in range(3):
+            matches = (
+                []
+                if known_unmatched and attempt == 0
+                else self.repository.match(resource_type, criteria, limit=_MATCH_LIMIT)
+            )
             if len(matches) > 1:
                 raise precondition_failed(
                     f"If-None-Exist ({if_none_exist}) matches more than one {resource_type}",
@@ -164,19 +166,18 @@ class Interactions:
         # INSERT waited for it). If its resource matches, the next search finds it; if
         # nothing matches any more (deleted, or its identifier changed), the claim is
         # stale and may be taken over.
-        return not self.repository.find(resource_type, criteria, limit=1)
+        return not self.repository.match(resource_type, criteria, limit=1)
 
     def update(
         self,
-        resource_type: str,
         resource_id: str,
-        resource: Any,
+        checked: Checked,
         *,
         if_match: int | None = None,
         where: str = "",
     ) -> Result:
         """update (PUT), including create-on-update with the client's id."""
-        self._check_body(resource_type, resource, where)
+        resource_type, resource = checked.resource_type, checked.resource
         if not ID_PATTERN.fullmatch(resource_id):
             raise invalid(f"'{resource_id}' is not a valid FHIR id", where or "id")
         body_id = resource.get("id")
@@ -198,15 +199,14 @@ class Interactions:
 
     def conditional_update(
         self,
-        resource_type: str,
         query: str,
-        resource: Any,
+        checked: Checked,
         *,
         if_match: int | None = None,
         where: str = "",
     ) -> Result:
         """PUT Type?criteria: https://hl7.org/fhir/R4/http.html#cond-update"""
-        self._check_body(resource_type, resource, where)
+        resource_type, resource = checked.resource_type, checked.resource
         matches = self.match(resource_type, query, where)
         if len(matches) > 1:
             raise precondition_failed(
@@ -225,8 +225,8 @@ class Interactions:
                         "exists and does not match it",
                         f"{where or resource_type}.id",
                     )
-                return self.update(resource_type, body_id, resource, if_match=if_match, where=where)
-            return self.create(resource_type, resource, if_none_exist=query, where=where)
+                return self.update(str(body_id), checked, if_match=if_match, where=where)
+            return self.create(checked, if_none_exist=query, where=where)
         match = matches[0]
         if body_id is not None and body_id != match.id:
             raise invalid(
@@ -234,9 +234,7 @@ class Interactions:
                 f"condition matched ('{match.id}')",
                 f"{where or resource_type}.id",
             )
-        return self.update(
-            resource_type, match.id, {**resource, "id": match.id}, if_match=if_match, where=where
-        )
+        return self.update(match.id, checked.with_id(match.id), if_match=if_match, where=where)
 
     def patch(
         self,
@@ -266,8 +264,8 @@ class Interactions:
             raise invalid(f"The JSON Patch cannot be applied: {error}", where or ()) from None
         if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
             raise invalid("A patch may not change the resource type or id", where or ())
-        self._check_body(resource_type, patched, where)
-        return self._store_version(resource_type, resource_id, patched, current, "PATCH")
+        checked = check(patched, resource_type, self.config.types, where)
+        return self._store_version(resource_type, resource_id, checked.resource, current, "PATCH")
 
     def delete(
         self, resource_type: str, resource_id: str, *, if_match: int | None = None
@@ -308,19 +306,6 @@ class Interactions:
         self._claims = {}
 
     # Internals
-
-    def _check_body(self, resource_type: str, resource: Any, where: str) -> None:
-        actual = resource_type_of(resource, where)
-        check_known_type(resource_type, self.config.types)
-        if actual != resource_type:
-            raise invalid(
-                f"The resource is a {actual} but the request is for {resource_type}",
-                f"{where}.resourceType" if where else f"{actual}.resourceType",
-            )
-        try:
-            validate_resource(resource, self.config.types)
-        except FhirError as error:
-            raise error.located(where) if where else error from None
 
     def condition_key(self, resource_type: str, query: str, where: str) -> tuple[str, str]:
         """What makes two conditions the same (parameter order and encoding do not)."""

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from health.fhir.bundle_request import parse_bundle
 from health.fhir.capability import capability_statement
 from health.fhir.errors import invalid, not_supported
 from health.fhir.http import (
@@ -28,6 +29,7 @@ from health.fhir.http import (
 )
 from health.fhir.listing import history_bundle, searchset_bundle
 from health.fhir.transaction import process_bundle
+from health.fhir.validation import Checked, check
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(negotiate)])
 
@@ -40,6 +42,11 @@ def _query(request: Request) -> str:
     return request.url.query
 
 
+def _checked_body(request: Request, raw: bytes, resource_type: str) -> Checked:
+    """The body, parsed and validated before any database transaction is opened."""
+    return check(parse_body(request, raw), resource_type, config_of(request).types)
+
+
 @router.get("/metadata")
 def metadata(request: Request) -> Response:
     return json_response(request, capability_statement(request.app, config_of(request)))
@@ -48,7 +55,13 @@ def metadata(request: Request) -> Response:
 @router.post("")
 @router.post("/")
 def batch_or_transaction(request: Request, raw: bytes = Depends(read_body)) -> Response:
-    bundle = parse_body(request, raw)
+    config = config_of(request)
+    bundle = parse_bundle(
+        parse_body(request, raw),
+        config.types,
+        base=base_of(request),
+        max_entries=config.settings.max_bundle_entries,
+    )
     with unit_of_work(request, write=True) as fx:
         response = process_bundle(fx, bundle, base=base_of(request), prefer=prefer_return(request))
     return json_response(request, response)
@@ -111,11 +124,9 @@ def search_type_post(
 
 @router.post("/{resource_type}")
 def create(resource_type: str, request: Request, raw: bytes = Depends(read_body)) -> Response:
-    resource = parse_body(request, raw)
+    checked = _checked_body(request, raw, resource_type)
     with unit_of_work(request, write=True) as fx:
-        result = fx.create(
-            resource_type, resource, if_none_exist=request.headers.get("if-none-exist")
-        )
+        result = fx.create(checked, if_none_exist=request.headers.get("if-none-exist"))
     return write_response(request, result)
 
 
@@ -123,12 +134,12 @@ def create(resource_type: str, request: Request, raw: bytes = Depends(read_body)
 def conditional_update(
     resource_type: str, request: Request, raw: bytes = Depends(read_body)
 ) -> Response:
-    resource = parse_body(request, raw)
     query = _query(request)
     if not query:
         raise invalid("PUT needs an id in the URL (Type/id) or search criteria (Type?...)")
+    checked = _checked_body(request, raw, resource_type)
     with unit_of_work(request, write=True) as fx:
-        result = fx.conditional_update(resource_type, query, resource, if_match=if_match(request))
+        result = fx.conditional_update(query, checked, if_match=if_match(request))
     return write_response(request, result)
 
 
@@ -153,9 +164,9 @@ def read(resource_type: str, resource_id: str, request: Request) -> Response:
 def update(
     resource_type: str, resource_id: str, request: Request, raw: bytes = Depends(read_body)
 ) -> Response:
-    resource = parse_body(request, raw)
+    checked = _checked_body(request, raw, resource_type)
     with unit_of_work(request, write=True) as fx:
-        result = fx.update(resource_type, resource_id, resource, if_match=if_match(request))
+        result = fx.update(resource_id, checked, if_match=if_match(request))
     return write_response(request, result)
 
 

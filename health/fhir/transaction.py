@@ -4,98 +4,46 @@ A transaction is all or nothing (the caller's database transaction rolls back on
 error); a batch answers each entry on its own, each in a savepoint. Entries are
 processed DELETE, POST, PUT/PATCH, then GET (https://hl7.org/fhir/R4/http.html#trules),
 after urn:uuid fullUrls and conditional references have been resolved and rewritten.
+The Bundle arrives parsed and validated (health.fhir.bundle_request).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
-from health.fhir.errors import (
-    FhirError,
-    Issue,
-    conflict,
-    invalid,
-    not_supported,
-    precondition_failed,
-    structure,
-)
+from health.fhir.bundle_request import PHASE, BundleRequest, Entry
+from health.fhir.errors import FhirError, Issue, conflict, precondition_failed
 from health.fhir.interactions import Interactions, Result, new_id
 from health.fhir.listing import history_bundle, searchset_bundle
-from health.fhir.validation import ID_PATTERN
-from health.fhir.versions import etag, instant, parse_if_match
+from health.fhir.references import ReferenceResolver
+from health.fhir.validation import Checked
+from health.fhir.versions import etag, instant
 
-_PHASE = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
-
-
-@dataclass
-class Entry:
-    """One request entry of a Bundle, parsed."""
-
-    index: int
-    method: str
-    resource_type: str
-    resource_id: str | None = None
-    version_id: str | None = None
-    history: bool = False
-    query: str | None = None
-    resource: dict[str, Any] | None = None
-    patch: Any = None
-    full_url: str | None = None
-    if_none_exist: str | None = None
-    if_match: int | None = None
-    # The id this entry will write, decided before references are rewritten.
-    target_id: str | None = None
-    # Set when a conditional create found its match before anything was written.
-    existing: Result | None = None
-    # An earlier entry of the same Bundle with the same conditional create.
-    same_as: Entry | None = None
-
-    @property
-    def where(self) -> str:
-        return f"Bundle.entry[{self.index}]"
+# How often a transaction starts over after a concurrent request created a match.
+_TRANSACTION_RETRIES = 2
 
 
 def process_bundle(
-    interactions: Interactions, bundle: Any, *, base: str, prefer: str | None
+    interactions: Interactions, request: BundleRequest, *, base: str, prefer: str | None
 ) -> dict[str, Any]:
-    """Run a batch or transaction Bundle and return its response Bundle."""
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise invalid("POST to the base URL takes a Bundle of type batch or transaction", "Bundle")
-    kind = bundle.get("type")
-    if kind not in ("batch", "transaction"):
-        raise invalid(f"Bundle.type must be batch or transaction, not {kind!r}", "Bundle.type")
-    raw_entries = bundle.get("entry", [])
-    if not isinstance(raw_entries, list):
-        raise structure("Bundle.entry must be an array", "Bundle.entry")
-    limit = interactions.config.settings.max_bundle_entries
-    if len(raw_entries) > limit:
-        raise invalid(
-            f"The Bundle has {len(raw_entries)} entries; the limit is {limit}", "Bundle.entry"
-        )
-    if kind == "transaction":
-        responses = _transaction_settled(interactions, raw_entries, base, prefer)
+    """Run a parsed batch or transaction and return its response Bundle."""
+    if request.kind == "transaction":
+        responses = _transaction_settled(interactions, request.parsed, base, prefer)
     else:
-        responses = _batch(interactions, raw_entries, base, prefer)
-    return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": responses}
+        responses = _batch(interactions, request, base, prefer)
+    return {"resourceType": "Bundle", "type": f"{request.kind}-response", "entry": responses}
 
 
 class _CreatedConcurrently(FhirError):
     """A conditional entry's match was created by another request after ids were assigned."""
 
 
-# How often a transaction starts over after a concurrent request created a match.
-_TRANSACTION_RETRIES = 2
-
-
 def _transaction_settled(
-    interactions: Interactions, raw_entries: list[Any], base: str, prefer: str | None
+    interactions: Interactions, entries: list[Entry], base: str, prefer: str | None
 ) -> list[dict[str, Any]]:
     """_transaction, started over when a concurrent request created one of its matches.
 
@@ -104,54 +52,51 @@ def _transaction_settled(
     (READ COMMITTED) a new statement sees the other transaction's commit, so the next
     run resolves the condition to that resource. SQLite runs writers one at a time.
     """
-    pristine = orjson.dumps(raw_entries)  # _transaction rewrites references in place
-    entries = raw_entries
+    # Rewriting references changes the resources in place: keep them as they came.
+    pristine = orjson.dumps([entry.resource for entry in entries])
     for _retry in range(_TRANSACTION_RETRIES):
         try:
             with interactions.repository.savepoint():
                 return _transaction(interactions, entries, base, prefer)
         except _CreatedConcurrently:
             interactions.discard()
-            entries = orjson.loads(pristine)
+            _restore(entries, orjson.loads(pristine))
     return _transaction(interactions, entries, base, prefer)
 
 
+def _restore(entries: list[Entry], resources: list[Any]) -> None:
+    for entry, resource in zip(entries, resources, strict=True):
+        entry.target_id = entry.existing = entry.same_as = None
+        if entry.checked is not None:
+            # Validated already: this is the same content, before references were rewritten.
+            entry.checked = Checked(entry.checked.resource_type, resource)
+
+
 def _transaction(
-    interactions: Interactions, raw_entries: list[Any], base: str, prefer: str | None
+    interactions: Interactions, entries: list[Entry], base: str, prefer: str | None
 ) -> list[dict[str, Any]]:
-    entries = [_parse_entry(i, raw, base) for i, raw in enumerate(raw_entries)]
-    full_urls: dict[str, Entry] = {}
-    for entry in entries:
-        if entry.full_url:
-            if entry.full_url in full_urls:
-                raise invalid(
-                    f"fullUrl {entry.full_url} appears twice in the Bundle",
-                    f"{entry.where}.fullUrl",
-                )
-            full_urls[entry.full_url] = entry
-    ordered = sorted(entries, key=lambda e: (_PHASE[e.method], e.index))
+    ordered = sorted(entries, key=lambda e: (PHASE[e.method], e.index))
     results: dict[int, Result | dict[str, Any]] = {}
 
     for entry in (e for e in ordered if e.method == "DELETE"):
         results[entry.index] = _run_write(interactions, entry)
     interactions.flush()
 
-    id_map = _assign_ids(interactions, entries)
-    resolver = _ReferenceResolver(interactions, id_map, base)
+    resolver = ReferenceResolver(interactions, _assign_ids(interactions, entries), base)
     for entry in entries:
-        if entry.resource is not None and entry.method in ("POST", "PUT"):
+        if entry.resource is not None:
             resolver.rewrite(entry.resource, f"{entry.where}.resource")
 
-    for phase in ("POST", "PUT"):
-        for entry in ordered:
-            if _PHASE[entry.method] != _PHASE[phase]:
-                continue
+    for phase in (PHASE["POST"], PHASE["PUT"]):
+        for entry in (e for e in ordered if PHASE[e.method] == phase):
             if entry.same_as is not None:
                 first = results[entry.same_as.index]
                 assert isinstance(first, Result)
                 result = Result(200, first.version)
+            elif entry.existing is not None:
+                result = Result(200, entry.existing)
             else:
-                result = entry.existing or _run_write(interactions, entry)
+                result = _run_write(interactions, entry, planned=True)
             if entry.target_id and result.version and result.version.id != entry.target_id:
                 # A concurrent request created the match after we looked: the references
                 # already point at the id we chose, so the whole transaction starts over.
@@ -166,23 +111,15 @@ def _transaction(
 
 
 def _batch(
-    interactions: Interactions, raw_entries: list[Any], base: str, prefer: str | None
+    interactions: Interactions, request: BundleRequest, base: str, prefer: str | None
 ) -> list[dict[str, Any]]:
-    parsed: list[Entry | FhirError] = []
-    for index, raw in enumerate(raw_entries):
-        try:
-            parsed.append(_parse_entry(index, raw, base))
-        except FhirError as error:
-            parsed.append(error)
-    responses: dict[int, dict[str, Any]] = {}
-    for index, item in enumerate(parsed):
-        if isinstance(item, FhirError):
-            responses[index] = _error_entry(item)
-    entries = sorted(
-        (e for e in parsed if isinstance(e, Entry)), key=lambda e: (_PHASE[e.method], e.index)
-    )
-    resolver = _ReferenceResolver(interactions, {}, base)
-    for entry in entries:
+    responses: dict[int, dict[str, Any]] = {
+        index: _error_entry(item)
+        for index, item in enumerate(request.entries)
+        if isinstance(item, FhirError)
+    }
+    resolver = ReferenceResolver(interactions, {}, base)
+    for entry in sorted(request.parsed, key=lambda e: (PHASE[e.method], e.index)):
         try:
             with interactions.repository.savepoint():
                 if entry.method in ("GET", "HEAD"):
@@ -196,7 +133,7 @@ def _batch(
         except FhirError as error:
             interactions.discard()
             responses[entry.index] = _error_entry(error)
-    return [responses[i] for i in range(len(raw_entries))]
+    return [responses[i] for i in range(len(request.entries))]
 
 
 def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, str]:
@@ -206,25 +143,21 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
-                matches = interactions.match(
-                    entry.resource_type, entry.if_none_exist, f"{entry.where}.request.ifNoneExist"
-                )
+                where = f"{entry.where}.request.ifNoneExist"
+                matches = interactions.match(entry.resource_type, entry.if_none_exist, where)
                 if len(matches) > 1:
                     raise precondition_failed(
-                        f"{entry.where}.request.ifNoneExist matches more than one "
-                        f"{entry.resource_type}",
+                        f"{where} matches more than one {entry.resource_type}",
                         code="multiple-matches",
                     )
                 if matches:
-                    entry.existing = Result(200, matches[0])
+                    entry.existing = matches[0]
                     entry.target_id = matches[0].id
                 else:
                     # Two entries with the same condition are one resource: the first
                     # creates it, the second finds it (as it would in two requests).
                     key = interactions.condition_key(
-                        entry.resource_type,
-                        entry.if_none_exist,
-                        f"{entry.where}.request.ifNoneExist",
+                        entry.resource_type, entry.if_none_exist, where
                     )
                     first = planned_creates.setdefault(key, entry)
                     if first is not entry:
@@ -233,29 +166,11 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
             if entry.target_id is None:
                 entry.target_id = new_id()
         elif entry.method in ("PUT", "PATCH"):
-            if entry.query is not None:
-                matches = interactions.match(
-                    entry.resource_type, entry.query, f"{entry.where}.request.url"
-                )
-                if len(matches) > 1:
-                    raise precondition_failed(
-                        f"{entry.where}.request.url matches more than one {entry.resource_type}",
-                        code="multiple-matches",
-                    )
-                body_id = (entry.resource or {}).get("id")
-                if not matches and body_id is not None:
-                    # As for PUT Type?criteria over HTTP (Interactions.conditional_update):
-                    # an id naming a resource the condition did not match is a conflict.
-                    existing = interactions.repository.current(entry.resource_type, str(body_id))
-                    if existing is not None and not existing.deleted:
-                        raise conflict(
-                            f"No {entry.resource_type} matches {entry.query}, but "
-                            f"{entry.resource_type}/{body_id} exists and does not match it",
-                            f"{entry.where}.resource.id",
-                        )
-                entry.target_id = matches[0].id if matches else (body_id or new_id())
-            else:
-                entry.target_id = entry.resource_id
+            entry.target_id = (
+                _conditional_update_target(interactions, entry)
+                if entry.query is not None
+                else entry.resource_id
+            )
         else:
             continue
         if entry.full_url and entry.target_id:
@@ -263,157 +178,34 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
     return id_map
 
 
-class _ReferenceResolver:
-    """Rewrites references to Bundle fullUrls and resolves conditional references."""
-
-    def __init__(self, interactions: Interactions, id_map: dict[str, str], base: str) -> None:
-        self._interactions = interactions
-        self._id_map = id_map
-        self._base = base
-        self._conditional: dict[str, str] = {}
-
-    def rewrite(self, node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "reference" and isinstance(value, str):
-                    node[key] = self._resolve(value, f"{path}.reference")
-                elif isinstance(value, dict | list):
-                    self.rewrite(value, f"{path}.{key}")
-        elif isinstance(node, list):
-            for i, item in enumerate(node):
-                if isinstance(item, dict | list):
-                    self.rewrite(item, f"{path}[{i}]")
-
-    def _resolve(self, reference: str, where: str) -> str:
-        if reference in self._id_map:
-            return self._id_map[reference]
-        if reference.startswith(("urn:uuid:", "urn:oid:")):
-            raise invalid(
-                f"Reference {reference} is not the fullUrl of any entry in this Bundle", where
-            )
-        if reference.startswith(f"{self._base}/"):
-            reference = reference[len(self._base) + 1 :]
-        head, question, query = reference.partition("?")
-        if question and "/" not in head and head:
-            return self._conditional_reference(head, query, reference, where)
-        return reference
-
-    def _conditional_reference(
-        self, resource_type: str, query: str, reference: str, where: str
-    ) -> str:
-        if reference not in self._conditional:
-            matches = self._interactions.match(resource_type, query, where)
-            if not matches:
-                raise invalid(f"Conditional reference {reference} matches no resource", where)
-            if len(matches) > 1:
-                raise FhirError(
-                    [
-                        Issue(
-                            "multiple-matches",
-                            f"Conditional reference {reference} matches more than one resource",
-                            (where,),
-                        )
-                    ],
-                    status=412,
-                )
-            self._conditional[reference] = f"{resource_type}/{matches[0].id}"
-        return self._conditional[reference]
-
-
-def _parse_entry(index: int, raw: Any, base: str) -> Entry:
-    where = f"Bundle.entry[{index}]"
-    if not isinstance(raw, dict):
-        raise structure("A Bundle entry must be an object", where)
-    request = raw.get("request")
-    if not isinstance(request, dict):
-        raise invalid("The entry has no request", f"{where}.request")
-    method = request.get("method")
-    if method not in _PHASE:
-        raise invalid(
-            f"request.method {method!r} is not one of {', '.join(_PHASE)}",
-            f"{where}.request.method",
-        )
-    url = request.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise invalid("The entry has no request.url", f"{where}.request.url")
-    url = url.strip()
-    if url.startswith(f"{base}/"):
-        url = url[len(base) + 1 :]
-    path, _, query = url.lstrip("/").partition("?")
-    parts = [p for p in path.split("/") if p]
-    if not parts:
-        raise invalid(f"request.url {url!r} names no resource type", f"{where}.request.url")
-    entry = Entry(index=index, method=method, resource_type=parts[0])
-    full_url = raw.get("fullUrl")
-    if full_url is not None and not isinstance(full_url, str):
-        raise structure("fullUrl must be a string", f"{where}.fullUrl")
-    entry.full_url = full_url
-    if request.get("ifMatch"):
-        entry.if_match = parse_if_match(str(request["ifMatch"]))
-    if request.get("ifNoneExist"):
-        entry.if_none_exist = str(request["ifNoneExist"])
-    _parse_path(entry, parts, query, url)
-    resource = raw.get("resource")
-    if method in ("POST", "PUT"):
-        if not isinstance(resource, dict):
-            raise invalid(f"A {method} entry needs a resource", f"{where}.resource")
-        entry.resource = resource
-    elif method == "PATCH":
-        entry.patch = _patch_operations(resource, where)
-    return entry
-
-
-def _parse_path(entry: Entry, parts: list[str], query: str, url: str) -> None:
+def _conditional_update_target(interactions: Interactions, entry: Entry) -> str:
+    assert entry.query is not None
     where = f"{entry.where}.request.url"
-    method = entry.method
-    if len(parts) >= 2:
-        if parts[1] == "_history" and len(parts) == 2 and method in ("GET", "HEAD"):
-            entry.history = True
-            entry.query = query
-            return
-        if parts[1].startswith("$"):
-            # https://hl7.org/fhir/R4/operations.html: no operation is served yet.
-            raise not_supported(f"The operation {parts[1]} in {url!r} is not supported", where)
-        entry.resource_id = parts[1]
-        if not ID_PATTERN.fullmatch(parts[1]):
-            raise invalid(f"{parts[1]!r} in {url!r} is not a valid FHIR id", where)
-    if len(parts) >= 3:
-        if parts[2] != "_history" or len(parts) > 4 or method not in ("GET", "HEAD"):
-            raise invalid(f"request.url {url!r} is not a {method} this server understands", where)
-        entry.history = len(parts) == 3
-        entry.version_id = parts[3] if len(parts) == 4 else None
-    if method == "POST" and (entry.resource_id or query):
-        raise invalid(f"A POST entry's url must be just the type, not {url!r}", where)
-    if method in ("PUT", "DELETE") and not entry.resource_id:
-        if not query:
-            raise invalid(f"A {method} entry's url needs an id or search criteria", where)
-        entry.query = query
-    if method == "PATCH" and not entry.resource_id:
-        raise invalid("A PATCH entry's url must name the resource (Type/id)", where)
-    if method in ("GET", "HEAD"):
-        entry.query = query
-
-
-def _patch_operations(resource: Any, where: str) -> Any:
-    # In a Bundle a JSON Patch travels as a Binary: https://hl7.org/fhir/R4/http.html#patch
-    if not isinstance(resource, dict) or resource.get("resourceType") != "Binary":
-        raise invalid(
-            "A PATCH entry needs a Binary resource holding a JSON Patch", f"{where}.resource"
+    matches = interactions.match(entry.resource_type, entry.query, where)
+    if len(matches) > 1:
+        raise precondition_failed(
+            f"{where} matches more than one {entry.resource_type}", code="multiple-matches"
         )
-    if resource.get("contentType") != "application/json-patch+json":
-        raise invalid(
-            "Only JSON Patch (application/json-patch+json) is supported",
-            f"{where}.resource.contentType",
+    if matches:
+        return matches[0].id
+    body_id = (entry.resource or {}).get("id")
+    if body_id is None:
+        return new_id()
+    # As for PUT Type?criteria over HTTP (Interactions.conditional_update): an id naming
+    # a resource the condition did not match is a conflict.
+    existing = interactions.repository.current(entry.resource_type, str(body_id))
+    if existing is not None and not existing.deleted:
+        raise conflict(
+            f"No {entry.resource_type} matches {entry.query}, but "
+            f"{entry.resource_type}/{body_id} exists and does not match it",
+            f"{entry.where}.resource.id",
         )
-    try:
-        return orjson.loads(base64.b64decode(resource.get("data", ""), validate=True))
-    except (binascii.Error, orjson.JSONDecodeError, ValueError):
-        raise invalid(
-            "Binary.data is not base64-encoded JSON Patch", f"{where}.resource.data"
-        ) from None
+    return str(body_id)
 
 
-def _run_write(interactions: Interactions, entry: Entry) -> Result:
+def _run_write(interactions: Interactions, entry: Entry, *, planned: bool = False) -> Result:
+    """One written entry. `planned`: a transaction decided its id and matched it already."""
+    where = f"{entry.where}.resource"
     try:
         if entry.method == "DELETE":
             if entry.resource_id:
@@ -422,16 +214,6 @@ def _run_write(interactions: Interactions, entry: Entry) -> Result:
                 )
             return interactions.conditional_delete(
                 entry.resource_type, entry.query or "", f"{entry.where}.request.url"
-            )
-        resource = entry.resource
-        where = f"{entry.where}.resource"
-        if entry.method == "POST":
-            return interactions.create(
-                entry.resource_type,
-                resource,
-                if_none_exist=entry.if_none_exist,
-                where=where,
-                resource_id=entry.target_id,
             )
         if entry.method == "PATCH":
             assert entry.resource_id is not None
@@ -442,43 +224,35 @@ def _run_write(interactions: Interactions, entry: Entry) -> Result:
                 if_match=entry.if_match,
                 where=where,
             )
-        assert resource is not None
+        checked = entry.checked
+        assert checked is not None
+        if entry.method == "POST":
+            return interactions.create(
+                checked,
+                if_none_exist=entry.if_none_exist,
+                where=where,
+                resource_id=entry.target_id,
+                known_unmatched=planned,
+            )
         if entry.query is None:
-            # PUT Type/id; a batch assigns no target ids, so the URL's id is the one.
             assert entry.resource_id is not None
             return interactions.update(
-                entry.resource_type,
-                entry.resource_id,
-                resource,
-                if_match=entry.if_match,
-                where=where,
+                entry.resource_id, checked, if_match=entry.if_match, where=where
             )
-        if entry.query is not None and entry.target_id is None:
+        if not planned:
             return interactions.conditional_update(
-                entry.resource_type, entry.query, resource, if_match=entry.if_match, where=where
+                entry.query, checked, if_match=entry.if_match, where=where
             )
-        if entry.query is not None and resource.get("id") is None:
-            resource = {**resource, "id": entry.target_id}
         assert entry.target_id is not None
-        if entry.query is not None and not _exists(interactions, entry):
+        if checked.resource.get("id") is None:
+            checked = checked.with_id(entry.target_id)
+        if interactions.repository.current(entry.resource_type, entry.target_id) is None:
             return interactions.create(
-                entry.resource_type,
-                resource,
-                where=where,
-                if_none_exist=entry.query,
-                resource_id=entry.target_id,
+                checked, where=where, if_none_exist=entry.query, resource_id=entry.target_id
             )
-        return interactions.update(
-            entry.resource_type, entry.target_id, resource, if_match=entry.if_match, where=where
-        )
+        return interactions.update(entry.target_id, checked, if_match=entry.if_match, where=where)
     except FhirError as error:
         raise error.located(entry.where) if not _is_located(error) else error from None
-
-
-def _exists(interactions: Interactions, entry: Entry) -> bool:
-    assert entry.target_id is not None
-    current = interactions.repository.current(entry.resource_type, entry.target_id)
-    return current is not None
 
 
 def _is_located(error: FhirError) -> bool:

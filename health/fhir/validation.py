@@ -8,11 +8,12 @@ Bundle. Errors become issues with FHIRPath-like locations (`Observation.code.tex
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from health.fhir.errors import FhirError, Issue, structure
+from health.fhir.errors import FhirError, Issue, invalid, structure
 from health.fhir.json_shape import json_issues
 from health.fhir.resource_types import ResourceTypes
 
@@ -56,6 +57,39 @@ def check_known_type(resource_type: str, types: ResourceTypes, where: str = "") 
         ],
         status=400 if where else 404,
     )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A resource that passed validation as a `resource_type`.
+
+    The interactions take these, not raw JSON, so that nothing unvalidated can be
+    stored; `check` makes them, before a database transaction is opened, so that
+    validation (most of the cost of a write) never runs under a write lock.
+    """
+
+    resource_type: str
+    resource: dict[str, Any]
+
+    def with_id(self, resource_id: str) -> Checked:
+        """The same resource with the server's id (an id is valid by construction)."""
+        return Checked(self.resource_type, {**self.resource, "id": resource_id})
+
+
+def check(resource: Any, resource_type: str, types: ResourceTypes, where: str = "") -> Checked:
+    """Validate `resource` as the `resource_type` a request addresses."""
+    actual = resource_type_of(resource, where)
+    check_known_type(resource_type, types, where)
+    if actual != resource_type:
+        raise invalid(
+            f"The resource is a {actual} but the request is for {resource_type}",
+            f"{where}.resourceType" if where else f"{actual}.resourceType",
+        )
+    try:
+        validate_resource(resource, types)
+    except FhirError as error:
+        raise error.located(where) if where else error from None
+    return Checked(resource_type, resource)
 
 
 def validate_resource(resource: dict[str, Any], types: ResourceTypes) -> None:

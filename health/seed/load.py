@@ -11,6 +11,7 @@ import orjson
 
 from health.db.engine import Database
 from health.db.repository import Repository
+from health.fhir.bundle_request import parse_bundle
 from health.fhir.config import FhirConfig
 from health.fhir.interactions import Interactions
 from health.fhir.transaction import process_bundle
@@ -55,11 +56,15 @@ def seed_demo_world(
             if _is_loaded(interactions, seed):
                 skipped += 1
                 continue
-            # process_bundle rewrites references in place: give it a copy.
-            bundle = orjson.loads(orjson.dumps(seed.bundle))
-            response = process_bundle(
-                interactions, bundle, base=config.settings.fhir_base_url, prefer=None
+            # Processing rewrites references in place: parse a copy.
+            base = config.settings.fhir_base_url
+            bundle = parse_bundle(
+                orjson.loads(orjson.dumps(seed.bundle)),
+                config.types,
+                base=base,
+                max_entries=config.settings.max_bundle_entries,
             )
+            response = process_bundle(interactions, bundle, base=base, prefer=None)
             interactions.flush()
         created.update(_created_types(response))
         loaded += 1

@@ -1,0 +1,84 @@
+"""References inside a Bundle: fullUrls rewritten, conditional references resolved.
+
+https://hl7.org/fhir/R4/bundle.html#references and
+https://hl7.org/fhir/R4/http.html#trules (conditional references).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from health.fhir.errors import FhirError, Issue, invalid
+from health.fhir.interactions import Interactions
+
+
+class ReferenceResolver:
+    """Rewrites `reference` strings in place, resolving each conditional one once."""
+
+    def __init__(self, interactions: Interactions, id_map: dict[str, str], base: str) -> None:
+        self._interactions = interactions
+        self._id_map = id_map
+        self._base = base
+        self._conditional: dict[str, str] = {}
+
+    def rewrite(self, resource: dict[str, Any], where: str) -> None:
+        # The path is kept as a list and joined only for an error message: building a
+        # string at every node cost several percent of a transaction.
+        self._rewrite(resource, [where])
+
+    def _rewrite(self, node: Any, path: list[str]) -> None:
+        if type(node) is dict:
+            for key, value in node.items():
+                if key == "reference" and type(value) is str:
+                    node[key] = self._resolve(value, path)
+                elif type(value) is dict or type(value) is list:
+                    path.append(f".{key}")
+                    self._rewrite(value, path)
+                    path.pop()
+        else:
+            for index, item in enumerate(node):
+                if type(item) is dict or type(item) is list:
+                    path.append(f"[{index}]")
+                    self._rewrite(item, path)
+                    path.pop()
+
+    def _resolve(self, reference: str, path: list[str]) -> str:
+        mapped = self._id_map.get(reference)
+        if mapped is not None:
+            return mapped
+        if reference.startswith(("urn:uuid:", "urn:oid:")):
+            raise invalid(
+                f"Reference {reference} is not the fullUrl of any entry in this Bundle",
+                _where(path),
+            )
+        if reference.startswith(f"{self._base}/"):
+            reference = reference[len(self._base) + 1 :]
+        head, question, query = reference.partition("?")
+        if question and head and "/" not in head:
+            return self._conditional_reference(head, query, reference, _where(path))
+        return reference
+
+    def _conditional_reference(
+        self, resource_type: str, query: str, reference: str, where: str
+    ) -> str:
+        if reference not in self._conditional:
+            matches = self._interactions.match(resource_type, query, where)
+            if not matches:
+                raise invalid(f"Conditional reference {reference} matches no resource", where)
+            if len(matches) > 1:
+                raise FhirError(
+                    [
+                        Issue(
+                            "multiple-matches",
+                            f"Conditional reference {reference} matches more than one resource",
+                            (where,),
+                        )
+                    ],
+                    status=412,
+                )
+            self._conditional[reference] = f"{resource_type}/{matches[0].id}"
+        return self._conditional[reference]
+
+
+def _where(path: list[str]) -> str:
+    return "".join(path) + ".reference"
