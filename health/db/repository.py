@@ -71,6 +71,17 @@ class Write:
     def is_first_version(self) -> bool:
         return self.version_id == 1
 
+    def as_stored(self) -> StoredVersion:
+        return StoredVersion(
+            resource_type=self.resource_type,
+            id=self.id,
+            version_id=self.version_id,
+            last_updated=self.last_updated,
+            deleted=self.deleted,
+            body=self.body,
+            method=self.method,
+        )
+
 
 # Conditional matching fetches at most this many candidates from the index before it
 # falls back to one query (criteria so broad are not what conditional writes use).
@@ -143,7 +154,7 @@ class Repository:
         if for_update:
             statement = statement.with_for_update()
         row = self._session.execute(statement).first()
-        return _current(row) if row else None
+        return _stored(row) if row else None
 
     def version(
         self, resource_type: str, resource_id: str, version_id: int
@@ -157,7 +168,7 @@ class Repository:
             resource_version,
         )
         row = self._session.execute(statement).first()
-        return _version(row) if row else None
+        return _stored(row) if row else None
 
     def history(
         self,
@@ -181,7 +192,7 @@ class Repository:
         statement = self._visible(
             statement.order_by(resource_version.c.seq.desc()).limit(limit), resource_version
         )
-        return [_version(row) for row in self._session.execute(statement)]
+        return [_stored(row) for row in self._session.execute(statement)]
 
     def find(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
@@ -195,7 +206,7 @@ class Repository:
         # Ordered by the primary key, so that the database drives the query from the
         # index rows matched (ordering by lastUpdated made SQLite scan the whole type).
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
-        return [_current(row) for row in self._session.execute(statement)]
+        return [_stored(row) for row in self._session.execute(statement)]
 
     def match(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
@@ -236,7 +247,7 @@ class Repository:
         for criterion in rest:
             statement = statement.where(_criterion_clause(resource_type, criterion))
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
-        return [_current(row) for row in self._session.execute(statement)]
+        return [_stored(row) for row in self._session.execute(statement)]
 
     def count(self, resource_type: str, criteria: Sequence[Criterion]) -> int:
         statement = (
@@ -387,25 +398,16 @@ def _version_row(w: Write) -> dict[str, Any]:
     return {**_current_row(w), "method": w.method}
 
 
-def _current(row: Any) -> StoredVersion:
+def _stored(row: Any) -> StoredVersion:
+    """A row of `resource` or of `resource_version` (which adds method and seq)."""
+    columns = row._mapping
     return StoredVersion(
-        resource_type=row.resource_type,
-        id=row.id,
-        version_id=row.version_id,
-        last_updated=row.last_updated,
-        deleted=row.deleted,
-        body=row.body,
-    )
-
-
-def _version(row: Any) -> StoredVersion:
-    return StoredVersion(
-        resource_type=row.resource_type,
-        id=row.id,
-        version_id=row.version_id,
-        last_updated=row.last_updated,
-        deleted=row.deleted,
-        body=row.body,
-        method=row.method,
-        seq=row.seq,
+        resource_type=columns["resource_type"],
+        id=columns["id"],
+        version_id=columns["version_id"],
+        last_updated=columns["last_updated"],
+        deleted=columns["deleted"],
+        body=columns["body"],
+        method=columns.get("method", "PUT"),
+        seq=columns.get("seq"),
     )

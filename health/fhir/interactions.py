@@ -279,7 +279,7 @@ class Interactions:
         moment = next_timestamp(current.last_updated)
         write = Write(resource_type, resource_id, current.version_id + 1, moment, "DELETE", None)
         self._queue(write)
-        return Result(200, _as_stored(write))
+        return Result(200, write.as_stored())
 
     def conditional_delete(self, resource_type: str, query: str, where: str = "") -> Result:
         """DELETE Type?criteria: 0 matches 404, 1 deleted, more 412 (single mode)."""
@@ -346,7 +346,7 @@ class Interactions:
     ) -> Result:
         write = self._write(resource_type, resource_id, resource, 1, None, method)
         self._queue(write)
-        return Result(201, _as_stored(write), resource=None)
+        return Result(201, write.as_stored(), resource=None)
 
     def _store_version(
         self,
@@ -361,7 +361,7 @@ class Interactions:
         )
         self._queue(write)
         # Updating a deleted resource brings it back: 201, as for a create.
-        return Result(201 if current.deleted else 200, _as_stored(write))
+        return Result(201 if current.deleted else 200, write.as_stored())
 
     def _write(
         self,
@@ -394,15 +394,3 @@ class Interactions:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _as_stored(write: Write) -> StoredVersion:
-    return StoredVersion(
-        resource_type=write.resource_type,
-        id=write.id,
-        version_id=write.version_id,
-        last_updated=write.last_updated,
-        deleted=write.deleted,
-        body=write.body,
-        method=write.method,
-    )
