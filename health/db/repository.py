@@ -30,10 +30,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.db.tables import conditional_claim, metadata, resource, resource_version, search_token
+from health.db.tables import (
+    INDEX_TABLES,
+    conditional_claim,
+    metadata,
+    resource,
+    resource_version,
+    search_token,
+)
 from health.fhir.criteria import Criterion, Token
 from health.fhir.errors import conflict
-from health.fhir.indexing import TokenRow
+from health.fhir.search.index_rows import IndexRows
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class Write:
     method: str
     body: bytes | None
     patient_id: str | None = None
-    tokens: list[TokenRow] = field(default_factory=list)
+    index: IndexRows = field(default_factory=IndexRows)
 
     @property
     def deleted(self) -> bool:
@@ -82,6 +89,25 @@ class Write:
             method=self.method,
         )
 
+
+# Where each kind of extracted value goes: IndexRows field -> (table, value columns,
+# their length limits; values longer than a column are cut to fit it).
+_INDEX_LAYOUT = {
+    field_name: (
+        INDEX_TABLES[kind],
+        columns,
+        tuple(getattr(INDEX_TABLES[kind].c[c].type, "length", None) for c in columns),
+    )
+    for field_name, kind, columns in (
+        ("tokens", "token", ("system", "code", "text")),
+        ("strings", "string", ("value", "exact")),
+        ("dates", "date", ("low", "high")),
+        ("references", "reference", ("target_type", "target_id", "url")),
+        ("quantities", "quantity", ("value", "system", "code", "unit")),
+        ("numbers", "number", ("value",)),
+        ("uris", "uri", ("value",)),
+    )
+}
 
 # Conditional matching fetches at most this many candidates from the index before it
 # falls back to one query (criteria so broad are not what conditional writes use).
@@ -277,38 +303,44 @@ class Repository:
                     .where(resource.c.id == bindparam("b_id")),
                     [{"b_type": w.resource_type, "b_id": w.id, **_current_row(w)} for w in laters],
                 )
-                self._delete_tokens(laters)
+                self._delete_index(laters)
             self._session.execute(insert(resource_version), [_version_row(w) for w in writes])
         except IntegrityError:
             raise conflict(
                 "Another request wrote the same resource at the same time; retry"
             ) from None
-        token_rows = [
-            {
-                "resource_type": w.resource_type,
-                "resource_id": w.id,
-                "patient_id": w.patient_id,
-                "param": param,
-                "system": system,
-                "code": code,
-            }
-            for w in writes
-            for param, system, code in w.tokens
-        ]
-        if token_rows:
-            self._session.execute(insert(search_token), token_rows)
+        self._write_index(writes)
 
-    def _delete_tokens(self, writes: Sequence[Write]) -> None:
+    def _write_index(self, writes: Sequence[Write]) -> None:
+        for field_name, (table, columns, limits) in _INDEX_LAYOUT.items():
+            rows = [
+                {
+                    "resource_type": w.resource_type,
+                    "resource_id": w.id,
+                    "patient_id": w.patient_id,
+                    "param": row[0],
+                    **{
+                        column: value[:limit] if limit and type(value) is str else value
+                        for column, limit, value in zip(columns, limits, row[1:], strict=True)
+                    },
+                }
+                for w in writes
+                for row in getattr(w.index, field_name)
+            ]
+            if rows:
+                self._session.execute(insert(table), rows)
+
+    def _delete_index(self, writes: Sequence[Write]) -> None:
         by_type: dict[str, list[str]] = {}
         for w in writes:
             by_type.setdefault(w.resource_type, []).append(w.id)
         for resource_type, ids in by_type.items():
-            self._session.execute(
-                delete(search_token).where(
-                    search_token.c.resource_type == resource_type,
-                    search_token.c.resource_id.in_(ids),
+            for table in INDEX_TABLES.values():
+                self._session.execute(
+                    delete(table).where(
+                        table.c.resource_type == resource_type, table.c.resource_id.in_(ids)
+                    )
                 )
-            )
 
     def claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
         """Claim conditional-create criteria for a new resource; False if already taken.

@@ -9,10 +9,13 @@ distributed by patient.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -74,20 +77,98 @@ resource_version = Table(
     Index("ix_resource_version_type_seq", "resource_type", "seq"),
 )
 
-# Token values extracted at write time (identifier for now; the generic index of every
-# search parameter builds on the same shape).
-search_token = Table(
+# Search index: values extracted at write time from every search parameter of the
+# resource's type (fhir/search-parameters.json), one table per parameter type
+# (https://hl7.org/fhir/R4/search.html#ptypes). Each row names the resource it indexes
+# and carries the patient id of its compartment, like every row.
+
+
+def _index_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...] = ()) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("resource_type", String(TYPE_LENGTH), nullable=False),
+        Column("resource_id", String(ID_LENGTH), nullable=False),
+        Column("patient_id", String(ID_LENGTH), nullable=True),
+        Column("param", String(64), nullable=False),
+        *columns,
+        Index(f"ix_{name}_owner", "resource_type", "resource_id"),
+        *indexes,
+    )
+
+
+# token: Coding/CodeableConcept/Identifier/ContactPoint/code/boolean. `text` holds the
+# display or text, normalised, for :text. Identifier types for :of-type are rows of
+# the parameter "identifier:of-type" with system "type-system|type-code".
+search_token = _index_table(
     "search_token",
-    metadata,
-    Column("resource_type", String(TYPE_LENGTH), nullable=False),
-    Column("resource_id", String(ID_LENGTH), nullable=False),
-    Column("patient_id", String(ID_LENGTH), nullable=True),
-    Column("param", String(64), nullable=False),
     Column("system", String(512), nullable=True),
     Column("code", String(512), nullable=True),
-    Index("ix_search_token_lookup", "resource_type", "param", "code", "system"),
-    Index("ix_search_token_owner", "resource_type", "resource_id"),
+    Column("text", String(512), nullable=True),
+    indexes=(Index("ix_search_token_lookup", "resource_type", "param", "code", "system"),),
 )
+
+# string: `value` normalised (case-folded, accents removed) for the default and
+# :contains matches, `exact` as written for :exact.
+search_string = _index_table(
+    "search_string",
+    Column("value", String(512), nullable=False),
+    Column("exact", String(512), nullable=False),
+    indexes=(Index("ix_search_string_lookup", "resource_type", "param", "value"),),
+)
+
+# date: every date, dateTime, instant, Period or Timing as the range [low, high) it
+# covers (a day, a month, a Period; open ends are the far past or future).
+search_date = _index_table(
+    "search_date",
+    Column("low", UTCDateTime(), nullable=False),
+    Column("high", UTCDateTime(), nullable=False),
+    indexes=(Index("ix_search_date_lookup", "resource_type", "param", "low", "high"),),
+)
+
+# reference: a local reference as (target_type, target_id); any other (absolute URL to
+# another server, canonical) in `url`.
+search_reference = _index_table(
+    "search_reference",
+    Column("target_type", String(TYPE_LENGTH), nullable=True),
+    Column("target_id", String(ID_LENGTH), nullable=True),
+    Column("url", String(1024), nullable=True),
+    indexes=(
+        Index("ix_search_reference_lookup", "resource_type", "param", "target_id"),
+        Index("ix_search_reference_target", "target_type", "target_id"),
+    ),
+)
+
+search_quantity = _index_table(
+    "search_quantity",
+    Column("value", Float, nullable=False),
+    Column("system", String(512), nullable=True),
+    Column("code", String(512), nullable=True),
+    Column("unit", String(512), nullable=True),
+    indexes=(Index("ix_search_quantity_lookup", "resource_type", "param", "code", "value"),),
+)
+
+search_number = _index_table(
+    "search_number",
+    Column("value", Float, nullable=False),
+    indexes=(Index("ix_search_number_lookup", "resource_type", "param", "value"),),
+)
+
+search_uri = _index_table(
+    "search_uri",
+    Column("value", String(1024), nullable=False),
+    indexes=(Index("ix_search_uri_lookup", "resource_type", "param", "value"),),
+)
+
+INDEX_TABLES = {
+    "token": search_token,
+    "string": search_string,
+    "date": search_date,
+    "reference": search_reference,
+    "quantity": search_quantity,
+    "number": search_number,
+    "uri": search_uri,
+}
 
 # Conditional create (If-None-Exist) claims its criteria here before inserting: the
 # primary key makes two concurrent identical conditional creates collide in the

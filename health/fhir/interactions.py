@@ -33,6 +33,7 @@ from health.fhir.errors import (
     structure,
 )
 from health.fhir.indexing import token_rows
+from health.fhir.search.index_rows import IndexRows
 from health.fhir.validation import ID_PATTERN, Checked, check, check_known_type
 from health.fhir.versions import next_timestamp, stamp
 
@@ -381,7 +382,7 @@ class Interactions:
             method=method,
             body=stamp(resource, resource_id, version_id, moment),
             patient_id=self.config.compartment.patient_of(resource, resource_id),
-            tokens=token_rows(resource),
+            index=IndexRows(tokens=[(p, sy, c, None) for p, sy, c in token_rows(resource)]),
         )
 
     def _queue(self, write: Write) -> None:
