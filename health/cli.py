@@ -74,6 +74,33 @@ def demo(
 
 
 @app.command()
+def reindex(
+    resource_type: str = typer.Option(None, "--type", help="Only this resource type."),
+) -> None:
+    """Rebuild the search index (after the search parameter definitions change)."""
+    from rich.progress import Progress
+
+    from health.fhir.reindex import reindex as rebuild
+
+    settings = Settings()
+    database = Database(settings.database_url)
+    upgrade_to_head(database.write_engine)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("Reindexing", total=None)
+        counts = rebuild(
+            database,
+            FhirConfig.load(settings),
+            resource_type=resource_type,
+            progress=lambda done: progress.advance(task, done),
+        )
+    database.dispose()
+    total = sum(counts.values())
+    typer.echo(
+        f"Reindexed {total} resources" + "".join(f"\n  {t}: {n}" for t, n in sorted(counts.items()))
+    )
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database to the current schema."""
     settings = Settings()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,12 +24,14 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
+from health.db import include_sql, search_sql
 from health.db.tables import (
     INDEX_TABLES,
     conditional_claim,
@@ -40,7 +42,9 @@ from health.db.tables import (
 )
 from health.fhir.criteria import Criterion, Token
 from health.fhir.errors import conflict
+from health.fhir.search.includes import Include
 from health.fhir.search.index_rows import IndexRows
+from health.fhir.search.params import SearchRequest
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,16 @@ class Write:
             body=self.body,
             method=self.method,
         )
+
+
+@dataclass
+class SearchPage:
+    """A page of search matches, the total (None when not asked for) and paging cursors."""
+
+    matches: list[StoredVersion] = field(default_factory=list)
+    total: int | None = None
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
 
 
 # Where each kind of extracted value goes: IndexRows field -> (table, value columns,
@@ -342,6 +356,37 @@ class Repository:
                     )
                 )
 
+    def current_page(
+        self, *, resource_type: str | None, after: tuple[str, str] | None, limit: int
+    ) -> list[StoredVersion]:
+        """Current, not deleted resources in (type, id) order, from after `after`."""
+        statement = select(*_CURRENT_COLUMNS).where(resource.c.deleted.is_(False))
+        if resource_type is not None:
+            statement = statement.where(resource.c.resource_type == resource_type)
+        if after is not None:
+            statement = statement.where(
+                tuple_(resource.c.resource_type, resource.c.id) > tuple_(*after)
+            )
+        statement = statement.order_by(resource.c.resource_type, resource.c.id).limit(limit)
+        return [_stored(row) for row in self._session.execute(self._visible(statement, resource))]
+
+    def replace_index(self, entries: Sequence[Write]) -> None:
+        """Rewrite the index rows and compartment of current versions (reindexing).
+
+        Only `index` and `patient_id` of each Write are used: no new version is made.
+        """
+        if not entries:
+            return
+        self._delete_index(entries)
+        self._session.execute(
+            update(resource)
+            .where(resource.c.resource_type == bindparam("b_type"))
+            .where(resource.c.id == bindparam("b_id"))
+            .values(patient_id=bindparam("b_patient")),
+            [{"b_type": w.resource_type, "b_id": w.id, "b_patient": w.patient_id} for w in entries],
+        )
+        self._write_index(entries)
+
     def claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
         """Claim conditional-create criteria for a new resource; False if already taken.
 
@@ -382,6 +427,96 @@ class Repository:
             .values(resource_id=resource_id)
         )
         return result.rowcount == 1
+
+    # What searches add to their matches (health/db/include_sql.py)
+
+    def included(
+        self, matches: Sequence[StoredVersion], includes: Sequence[Include], *, limit: int
+    ) -> list[StoredVersion]:
+        """_include/_revinclude: current resources the rules add, none twice, at most `limit`.
+
+        One query per rule per round; see `include_sql.collect_included` for iterate.
+        """
+
+        def fetch(clause: Any, rows: int) -> list[StoredVersion]:
+            statement = select(*_CURRENT_COLUMNS).where(clause)
+            statement = statement.order_by(resource.c.resource_type, resource.c.id).limit(rows)
+            return [_stored(r) for r in self._session.execute(self._visible(statement, resource))]
+
+        return include_sql.collect_included(matches, includes, limit=limit, fetch=fetch)
+
+    def everything(
+        self,
+        patient_id: str,
+        *,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int,
+    ) -> list[tuple[StoredVersion, bool]]:
+        """Patient/$everything: (resource, in the compartment?) by (type, id) after `after`."""
+        keys = self._session.execute(
+            include_sql.everything_keys(
+                patient_id,
+                types=types,
+                since=since,
+                after=after,
+                limit=limit,
+                scope=lambda statement: self._visible(statement, resource),
+            )
+        ).all()
+        if not keys:
+            return []
+        statement = select(*_CURRENT_COLUMNS).where(
+            include_sql.keys_clause((k.resource_type, k.id) for k in keys)
+        )
+        found = {
+            (v.resource_type, v.id): v
+            for v in map(_stored, self._session.execute(self._visible(statement, resource)))
+        }
+        return [
+            (found[(k.resource_type, k.id)], bool(k.in_compartment))
+            for k in keys
+            if (k.resource_type, k.id) in found
+        ]
+
+    # Search (health/db/search_sql.py)
+
+    def search(
+        self, request: SearchRequest, *, limit: int, cursor: str | None = None
+    ) -> SearchPage:
+        """One page of a search (up to `limit` matches after `cursor`) and its total.
+
+        The total is counted unless `_total=none` (`estimate` is answered with the exact
+        count); on a first page that holds every match it is the page's length.
+        """
+        statements = search_sql.SearchStatements(request, self._visible, datetime.now(UTC))
+        position = statements.position(cursor) if cursor else None
+        page = SearchPage()
+        more = False
+        if limit > 0:
+            rows = self._session.execute(
+                self._visible(statements.page(_CURRENT_COLUMNS, position, limit + 1), resource)
+            ).all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            backwards = position is not None and position.before
+            if backwards:
+                rows.reverse()
+            page.matches = [_stored(row) for row in rows]
+            if rows and (more or backwards):
+                page.next_cursor = statements.cursor(rows[-1], before=False)
+            if rows and position is not None and (more or not backwards):
+                page.previous_cursor = statements.cursor(rows[0], before=True)
+        wants_total = request.total != "none" or request.summary == "count"
+        if wants_total:
+            if position is None and limit > 0 and not more:
+                page.total = len(page.matches)
+            else:
+                page.total = int(
+                    self._session.execute(self._visible(statements.count(), resource)).scalar_one()
+                )
+        return page
 
 
 def _criterion_clause(resource_type: str, criterion: Criterion) -> Any:

@@ -2,7 +2,8 @@
 
 https://hl7.org/fhir/R4/capabilitystatement.html. Interactions come from the mounted
 FHIR routes (a route that is not mounted is not claimed), resource types from
-fhir/resource-types.json, search parameters from what the criteria parser accepts.
+fhir/resource-types.json, search parameters from what the search parser accepts
+(health.fhir.search.params, over the definitions in fhir/search-parameters.json).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from fastapi.routing import APIRoute
 
 from health import __version__
 from health.fhir.config import FhirConfig
-from health.fhir.criteria import SUPPORTED_PARAMETERS
+from health.fhir.search.params import supported_parameters
+
+_ID_DEFINITION = "http://hl7.org/fhir/SearchParameter/Resource-id"
 
 # (HTTP method, route path) -> FHIR interaction code and level.
 _TYPE_INTERACTIONS = {
@@ -37,14 +40,24 @@ _CONDITIONAL = {
     ("PUT", "/fhir/{resource_type}"): "conditionalUpdate",
     ("DELETE", "/fhir/{resource_type}"): "conditionalDelete",
 }
+# https://hl7.org/fhir/R4/patient-operation-everything.html
+_EVERYTHING_ROUTE = ("GET", "/fhir/Patient/{patient_id}/$everything")
+_EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 
 
 def _served(app: FastAPI) -> set[tuple[str, str]]:
     served: set[tuple[str, str]] = set()
-    for route in app.routes:
+    routes = list(app.routes)
+    while routes:
+        route = routes.pop()
         if isinstance(route, APIRoute):
             for method in route.methods:
                 served.add((method, route.path))
+        # FastAPI 0.165 lists an included router as one entry wrapping it; its routes
+        # carry their full paths, the router's own prefix (/fhir) included.
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            routes.extend(included.routes)
     return served
 
 
@@ -58,15 +71,18 @@ def capability_statement(app: FastAPI, config: FhirConfig) -> dict[str, Any]:
     resources = []
     for name in config.types.names:
         fields = config.types.model(name).model_fields
-        params = [
-            {
-                "name": "_id",
-                "type": "token",
-                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
-            }
+        params: list[dict[str, Any]] = [
+            {"name": code, "type": kind}
+            for code, kind in supported_parameters(
+                name, config.search, has_identifier="identifier" in fields
+            )
         ]
-        if "identifier" in fields and "identifier" in SUPPORTED_PARAMETERS:
-            params.append({"name": "identifier", "type": "token"})
+        params[0]["definition"] = _ID_DEFINITION
+        includes = sorted(
+            f"{name}:{p.code}"
+            for p in config.search.for_type(name).values()
+            if p.type == "reference"
+        )
         entry: dict[str, Any] = {
             "type": name,
             "interaction": [{"code": code} for code in type_interactions],
@@ -78,8 +94,13 @@ def capability_statement(app: FastAPI, config: FhirConfig) -> dict[str, Any]:
             "conditionalDelete": "single"
             if "conditionalDelete" in conditional
             else "not-supported",
+            "searchInclude": includes,
             "searchParam": params,
         }
+        if not includes:
+            del entry["searchInclude"]
+        if name == "Patient" and _EVERYTHING_ROUTE in served:
+            entry["operation"] = [{"name": "everything", "definition": _EVERYTHING_DEFINITION}]
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

@@ -1,50 +1,29 @@
-"""Search criteria for conditional interactions and simple searches.
+"""Criteria of conditional interactions: If-None-Exist, conditional update and delete,
+conditional references.
 
-https://hl7.org/fhir/R4/search.html. This module parses a query into criteria the
-repository can turn into SQL. It knows `_id` and the token parameter `identifier`,
-which is what conditional create, update, delete and conditional references use in
-practice; any other parameter is refused with a clear 400 rather than ignored, since an
-ignored criterion would make a conditional write match the wrong resource.
+https://hl7.org/fhir/R4/http.html#ccreate. The condition is a search
+(health.fhir.search.params, the full criteria language) and is parsed strictly: an
+unknown parameter is refused with a 400 rather than ignored, since an ignored criterion
+would make a conditional write match the wrong resource. Conditions on `_id` and
+`identifier` alone, which is what conditional writes use in practice, also become
+`Criterion`s for the repository's token-first lookup (Repository.match).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qsl
 
-from health.fhir.errors import invalid, not_supported
+from health.fhir.errors import invalid
+from health.fhir.search.definitions import SearchDefinitions
+from health.fhir.search.params import Condition, Has, SearchLimits, SearchRequest, parse_search
+from health.fhir.search.values import Token
 
-# Result parameters are not criteria: https://hl7.org/fhir/R4/search.html#return
-RESULT_PARAMETERS = frozenset(
-    {
-        "_count",
-        "_sort",
-        "_total",
-        "_summary",
-        "_elements",
-        "_include",
-        "_revinclude",
-        "_contained",
-        "_containedType",
-        "_format",
-        "_pretty",
-    }
-)
-SUPPORTED_PARAMETERS = ("_id", "identifier")
-_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
-_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
-
-
-@dataclass(frozen=True, order=True)
-class Token:
-    """A token value: `system|code`, `|code` (no system), `code` or `system|`."""
-
-    system: str | None
-    code: str | None
-    # True when the value named the system position (even empty, as in `|code`).
-    system_given: bool
+__all__ = ["Criterion", "Token"]
+# Conditional writes decide between 0, 1 and "more": paging limits do not apply.
+_LIMITS = SearchLimits(default_count=2, max_count=2)
 
 
 @dataclass(frozen=True, order=True)
@@ -53,60 +32,73 @@ class Criterion:
     values: tuple[str | Token, ...]
 
 
-def _unescape(value: str) -> str:
-    return value.replace("\\,", ",").replace("\\|", "|").replace("\\$", "$").replace("\\\\", "\\")
-
-
-def parse_token(raw: str) -> Token:
-    parts = _UNESCAPED_PIPE.split(raw, maxsplit=1)
-    if len(parts) == 1:
-        return Token(system=None, code=_unescape(parts[0]), system_given=False)
-    system, code = (_unescape(p) for p in parts)
-    return Token(system=system or None, code=code or None, system_given=True)
-
-
 def parse_query(query: str) -> list[tuple[str, str]]:
     """Percent-decoded name/value pairs of a query string, in order."""
     return parse_qsl(query, keep_blank_values=True)
 
 
-def parse_criteria(
-    resource_type: str, pairs: list[tuple[str, str]], where: str = ""
-) -> list[Criterion]:
-    """Criteria from query pairs; repeated parameters are ANDed, commas ORed."""
+def parse_condition(
+    resource_type: str,
+    query: str,
+    definitions: SearchDefinitions,
+    *,
+    base_url: str,
+    where: str = "",
+) -> SearchRequest:
+    """A conditional interaction's criteria (`Type?criteria` without the `Type?`)."""
+    request = parse_search(
+        resource_type,
+        parse_query(query.lstrip("?")),
+        definitions,
+        base_url=base_url,
+        limits=_LIMITS,
+        where=where,
+    )
+    # Only matching counts: no totals, no order beyond the id.
+    return replace(request, total="none", sort=(), includes=(), cursor=None)
+
+
+def fast_criteria(request: SearchRequest) -> list[Criterion] | None:
+    """The `_id` and plain `identifier` conditions as Criteria, or None for anything else."""
     criteria: list[Criterion] = []
-    for name, value in pairs:
-        location = where or f"{resource_type}?{name}"
-        if name in RESULT_PARAMETERS:
-            continue
-        param, _, modifier = name.partition(":")
-        if param not in SUPPORTED_PARAMETERS:
-            raise not_supported(
-                f"Search parameter '{name}' is not supported for {resource_type} "
-                f"(supported: {', '.join(SUPPORTED_PARAMETERS)})",
-                location,
-            )
-        if modifier:
-            raise not_supported(f"Modifier ':{modifier}' is not supported on {param}", location)
-        raw_values = [v for v in _UNESCAPED_COMMA.split(value) if v != ""]
-        if not raw_values:
-            raise invalid(f"Search parameter '{name}' has no value", location)
-        if param == "_id":
-            criteria.append(Criterion(param, tuple(sorted(_unescape(v) for v in raw_values))))
+    for condition in request.conditions:
+        if not isinstance(condition, Condition) or condition.modifier or condition.chain:
+            return None
+        if condition.type == "id" or (
+            condition.param == "identifier" and condition.type == "token"
+        ):
+            criteria.append(Criterion(condition.param, tuple(sorted(condition.values, key=repr))))
         else:
-            tokens = tuple(sorted(parse_token(v) for v in raw_values))
-            if any(t.code is None and t.system is None for t in tokens):
-                raise invalid(f"Search parameter '{name}' has an empty token", location)
-            criteria.append(Criterion(param, tokens))
-    return sorted(criteria)
+            return None
+    return sorted(criteria, key=repr)
 
 
-def require_criteria(criteria: list[Criterion], what: str) -> None:
-    if not criteria:
+def require_criteria(request: SearchRequest, what: str) -> None:
+    if not request.conditions:
         raise invalid(f"{what} needs at least one search criterion")
 
 
-def criteria_hash(resource_type: str, criteria: list[Criterion]) -> str:
+def criteria_hash(resource_type: str, request: SearchRequest) -> str:
     """A stable key for equivalent criteria (order and encoding do not matter)."""
-    canonical = repr((resource_type, sorted(criteria)))
+    canonical = repr((resource_type, sorted(repr(_canonical(c)) for c in request.conditions)))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical(condition: Condition | Has | None) -> Any:
+    if condition is None:
+        return None
+    if isinstance(condition, Has):
+        return (
+            "_has",
+            condition.source_type,
+            condition.reference_param,
+            _canonical(condition.condition),
+        )
+    return (
+        condition.param,
+        condition.type,
+        condition.modifier or "",
+        condition.target_types,
+        sorted(repr(v) for v in condition.values),
+        repr(_canonical(condition.chain)),
+    )

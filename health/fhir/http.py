@@ -114,6 +114,18 @@ def prefer_return(request: Request) -> str | None:
     return None
 
 
+def prefer_lenient(request: Request) -> bool:
+    """`Prefer: handling=lenient`: ignore unknown search parameters instead of a 400.
+
+    https://hl7.org/fhir/R4/search.html#errors
+    """
+    for part in re.split(r"[,;]", request.headers.get("prefer", "")):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "lenient"
+    return False
+
+
 def json_response(
     request: Request, value: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:

@@ -18,10 +18,9 @@ import orjson
 from health.db.repository import Repository, StoredVersion, Write
 from health.fhir.config import FhirConfig
 from health.fhir.criteria import (
-    Criterion,
     criteria_hash,
-    parse_criteria,
-    parse_query,
+    fast_criteria,
+    parse_condition,
     require_criteria,
 )
 from health.fhir.errors import (
@@ -32,8 +31,7 @@ from health.fhir.errors import (
     precondition_failed,
     structure,
 )
-from health.fhir.indexing import token_rows
-from health.fhir.search.index_rows import IndexRows
+from health.fhir.search.params import SearchRequest
 from health.fhir.validation import ID_PATTERN, Checked, check, check_known_type
 from health.fhir.versions import next_timestamp, stamp
 
@@ -99,20 +97,17 @@ class Interactions:
             raise gone(f"Version {version_id} of {resource_type}/{resource_id} is a deletion")
         return version
 
-    def search(
-        self, resource_type: str, pairs: list[tuple[str, str]], *, limit: int
-    ) -> tuple[list[StoredVersion], int]:
-        self.check_type(resource_type)
-        criteria = parse_criteria(resource_type, pairs)
-        return (
-            self.repository.find(resource_type, criteria, limit=limit),
-            self.repository.count(resource_type, criteria),
-        )
-
     def match(self, resource_type: str, query: str, where: str = "") -> list[StoredVersion]:
         """Resources matching conditional criteria (at most two: enough to decide)."""
-        criteria = self._criteria(resource_type, query, where)
-        return self.repository.match(resource_type, criteria, limit=_MATCH_LIMIT)
+        return self._matching(self._criteria(resource_type, query, where), _MATCH_LIMIT)
+
+    def _matching(self, criteria: SearchRequest, limit: int) -> list[StoredVersion]:
+        # `_id` and `identifier` alone take the token-first lookup (Repository.match);
+        # any other criteria the search engine.
+        fast = fast_criteria(criteria)
+        if fast is not None:
+            return self.repository.match(criteria.resource_type, fast, limit=limit)
+        return self.repository.search(criteria, limit=limit).matches
 
     # Writes
 
@@ -139,9 +134,7 @@ class Interactions:
             return Result(200, self._claims[(resource_type, key)])
         for attempt in range(3):
             matches = (
-                []
-                if known_unmatched and attempt == 0
-                else self.repository.match(resource_type, criteria, limit=_MATCH_LIMIT)
+                [] if known_unmatched and attempt == 0 else self._matching(criteria, _MATCH_LIMIT)
             )
             if len(matches) > 1:
                 raise precondition_failed(
@@ -162,12 +155,12 @@ class Interactions:
                 return result
         raise conflict("Concurrent conditional creates did not settle; retry")
 
-    def _claim_is_stale(self, resource_type: str, key: str, criteria: list[Criterion]) -> bool:
+    def _claim_is_stale(self, resource_type: str, key: str, criteria: SearchRequest) -> bool:
         # The claim was taken by a transaction that has committed by now (the failed
         # INSERT waited for it). If its resource matches, the next search finds it; if
         # nothing matches any more (deleted, or its identifier changed), the claim is
         # stale and may be taken over.
-        return not self.repository.match(resource_type, criteria, limit=1)
+        return not self._matching(criteria, 1)
 
     def update(
         self,
@@ -314,8 +307,14 @@ class Interactions:
             resource_type, self._criteria(resource_type, query, where)
         )
 
-    def _criteria(self, resource_type: str, query: str, where: str) -> list[Criterion]:
-        criteria = parse_criteria(resource_type, parse_query(query.lstrip("?")), where)
+    def _criteria(self, resource_type: str, query: str, where: str) -> SearchRequest:
+        criteria = parse_condition(
+            resource_type,
+            query,
+            self.config.search,
+            base_url=self.config.settings.fhir_base_url,
+            where=where,
+        )
         require_criteria(criteria, f"The condition on {resource_type}")
         return criteria
 
@@ -382,7 +381,7 @@ class Interactions:
             method=method,
             body=stamp(resource, resource_id, version_id, moment),
             patient_id=self.config.compartment.patient_of(resource, resource_id),
-            index=IndexRows(tokens=[(p, sy, c, None) for p, sy, c in token_rows(resource)]),
+            index=self.config.extractor.extract(resource),
         )
 
     def _queue(self, write: Write) -> None:

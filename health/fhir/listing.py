@@ -12,8 +12,11 @@ from urllib.parse import urlencode
 import orjson
 
 from health.db.repository import StoredVersion
+from health.fhir.config import FhirConfig
+from health.fhir.content import shape
 from health.fhir.errors import invalid
 from health.fhir.interactions import Interactions
+from health.fhir.search.params import CURSOR, SearchLimits, SearchRequest, parse_search
 from health.fhir.versions import etag, instant, parse_instant
 
 HISTORY_PARAMETERS = frozenset({"_since", "_count", "_cursor", "_format", "_pretty", "_at"})
@@ -106,59 +109,78 @@ def searchset_bundle(
     base: str,
     resource_type: str,
     params: list[tuple[str, str]],
+    lenient: bool = False,
 ) -> dict[str, Any]:
-    """A searchset Bundle for the criteria this server supports so far."""
-    settings = interactions.config.settings
-    single = dict(params)
-    count = page_size(
-        single.get("_count"), default=settings.default_page_size, maximum=settings.max_page_size
+    """A searchset Bundle: one page of matches, their includes, total and paging links.
+
+    https://hl7.org/fhir/R4/search.html. The links are absolute on the base; `self`
+    shows the search as understood (under lenient handling without the ignored
+    parameters), `next` and `previous` carry a keyset cursor (`_cursor`).
+    """
+    interactions.check_type(resource_type)
+    config = interactions.config
+    settings = config.settings
+    request = parse_search(
+        resource_type,
+        params,
+        config.search,
+        base_url=base,
+        limits=SearchLimits(settings.default_page_size, settings.max_page_size),
+        lenient=lenient,
     )
-    offset_text = single.get("_offset", "0")
-    if not offset_text.isdigit():
-        raise invalid(f"_offset={offset_text!r} is not a non-negative whole number", "_offset")
-    offset = int(offset_text)
-    criteria_pairs = [(k, v) for k, v in params if k not in ("_count", "_offset")]
-    matches, total = interactions.search(resource_type, criteria_pairs, limit=offset + count)
-    page = matches[offset:]
+    limit = 0 if request.summary == "count" else request.count
+    page = interactions.repository.search(request, limit=limit, cursor=request.cursor)
     path = f"{base}/{resource_type}"
-    links = [{"relation": "self", "url": _url(path, params)}]
-    if offset + count < total:
+    links = [{"relation": "self", "url": _url(path, _with_cursor(request, request.cursor))}]
+    if page.next_cursor is not None:
         links.append(
-            {
-                "relation": "next",
-                "url": _url(
-                    path,
-                    [*criteria_pairs, ("_count", str(count)), ("_offset", str(offset + count))],
-                ),
-            }
+            {"relation": "next", "url": _url(path, _with_cursor(request, page.next_cursor))}
         )
-    if offset > 0:
+    if page.previous_cursor is not None:
         links.append(
-            {
-                "relation": "previous",
-                "url": _url(
-                    path,
-                    [
-                        *criteria_pairs,
-                        ("_count", str(count)),
-                        ("_offset", str(max(0, offset - count))),
-                    ],
-                ),
-            }
+            {"relation": "previous", "url": _url(path, _with_cursor(request, page.previous_cursor))}
+        )
+    shaping = {"summary": request.summary, "elements": request.elements}
+    entries = [_search_entry(base, v, "match", config, **shaping) for v in page.matches]
+    if request.includes and page.matches:
+        included = interactions.repository.included(
+            page.matches, request.includes, limit=settings.max_page_size
+        )
+        entries.extend(_search_entry(base, v, "include", config, **shaping) for v in included)
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if page.total is not None:
+        bundle["total"] = page.total
+    bundle["link"] = links
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _with_cursor(request: SearchRequest, cursor: str | None) -> list[tuple[str, str]]:
+    return [*request.accepted, *([(CURSOR, cursor)] if cursor else [])]
+
+
+def _search_entry(
+    base: str,
+    version: StoredVersion,
+    mode: str,
+    config: FhirConfig,
+    *,
+    summary: str | None,
+    elements: tuple[str, ...] | None,
+) -> dict[str, Any]:
+    resource = orjson.loads(version.body or b"{}")
+    if summary not in (None, "count") or elements is not None:
+        resource = shape(
+            resource,
+            config.types,
+            summary=None if summary == "count" else summary,
+            elements=list(elements) if elements is not None else None,
         )
     return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/{v.resource_type}/{v.id}",
-                "resource": orjson.loads(v.body or b"{}"),
-                "search": {"mode": "match"},
-            }
-            for v in page
-        ],
+        "fullUrl": f"{base}/{version.resource_type}/{version.id}",
+        "resource": resource,
+        "search": {"mode": mode},
     }
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from health.fhir.bundle_request import parse_bundle
 from health.fhir.capability import capability_statement
 from health.fhir.errors import invalid, not_supported
+from health.fhir.everything import everything_bundle, own_record_unavailable
 from health.fhir.http import (
     base_of,
     config_of,
@@ -21,6 +22,7 @@ from health.fhir.http import (
     json_response,
     negotiate,
     parse_body,
+    prefer_lenient,
     prefer_return,
     read_body,
     resource_response,
@@ -92,10 +94,32 @@ def type_history(resource_type: str, request: Request) -> Response:
     return json_response(request, bundle)
 
 
+# Operations, before the generic /{resource_type}/{resource_id} routes: FastAPI matches
+# routes in order, and `$everything` would otherwise be read as a resource id.
+
+
+@router.get("/Patient/$everything")
+def own_everything(request: Request) -> Response:
+    raise own_record_unavailable()
+
+
+@router.get("/Patient/{patient_id}/$everything")
+def patient_everything(patient_id: str, request: Request) -> Response:
+    with unit_of_work(request, write=False) as fx:
+        bundle = everything_bundle(
+            fx, base=base_of(request), patient_id=patient_id, params=_params(request)
+        )
+    return json_response(request, bundle)
+
+
 def _search(request: Request, resource_type: str, pairs: list[tuple[str, str]]) -> Response:
     with unit_of_work(request, write=False) as fx:
         bundle = searchset_bundle(
-            fx, base=base_of(request), resource_type=resource_type, params=pairs
+            fx,
+            base=base_of(request),
+            resource_type=resource_type,
+            params=pairs,
+            lenient=prefer_lenient(request),
         )
     return json_response(request, bundle)
 

@@ -128,15 +128,21 @@ class AnsweredEntryByEntry:
     why: str
 
 
-_PATIENT_UNSUPPORTED = ("400 Bad Request", "Search parameter 'patient' is not supported")
+_LIST_UNSUPPORTED = ("400 Bad Request", "Search parameter '_list' is not supported")
+_NOTGIVEN_UNSUPPORTED = ("400 Bad Request", "Search parameter 'notgiven' is not supported")
 BATCHES = {
     "bundle-request-medsallergies.json": AnsweredEntryByEntry(
-        (("404 Not Found", "Patient/example is not known"), *[_PATIENT_UNSUPPORTED] * 4),
+        (
+            ("404 Not Found", "Patient/example is not known"),
+            *[_LIST_UNSUPPORTED] * 3,
+            _NOTGIVEN_UNSUPPORTED,
+        ),
         # Entry 0 reads Patient/example, which an empty server does not hold (POST
         # assigns its own ids, so loading patient-example.json would not create it).
-        # Entries 1-4 search by `patient` (and _list, :not), which this server does
-        # not support yet; it refuses rather than ignore a criterion and return every
-        # patient's medications.
+        # Entries 1-3 search by `patient` and `_list` (current medications, allergies,
+        # problems), which this server does not support; entry 4 by `notgiven`, an
+        # STU3 parameter that R4 MedicationStatement no longer has. The server refuses
+        # rather than ignore a criterion and return every patient's medications.
         "A batch is answered entry by entry; each failure is that entry's own.",
     ),
 }

@@ -1,0 +1,241 @@
+"""SQL for what a search adds to its matches: _include, _revinclude, Patient/$everything.
+
+https://hl7.org/fhir/R4/search.html#include and
+https://hl7.org/fhir/R4/patient-operation-everything.html. Both follow references
+through the reference index (`search_reference`, filled at write time), never through
+resource bodies. The builders here return clauses and statements; only the repository
+executes them, each through its scope (`Repository._visible`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, tuple_
+from sqlalchemy import union_all as sql_union_all
+
+from health.db.tables import resource, search_reference
+from health.fhir.search.includes import Include
+
+# Rounds of `:iterate` after the first round (which applies every rule to the
+# matches). Each round runs one query per iterating rule; a chain of references
+# deeper than this (Observation.hasMember nested ten deep) is cut off here rather than
+# followed without end. The caller's `limit` bounds the rows in all.
+MAX_ITERATE_ROUNDS = 5
+
+# `_include=Encounter:*`: every reference search parameter of the source type.
+ANY_PARAM = "*"
+
+
+class Keyed(Protocol):
+    """A stored resource as far as including goes: its type and id."""
+
+    @property
+    def resource_type(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+Version = TypeVar("Version", bound=Keyed)
+# Runs `select(current columns).where(clause)` in the caller's scope, ordered by
+# (resource_type, id), at most `limit` rows.
+Fetch = Callable[[ColumnElement[bool], int], list[Version]]
+
+
+def collect_included(
+    matches: Sequence[Version], includes: Sequence[Include], *, limit: int, fetch: Fetch[Version]
+) -> list[Version]:
+    """The resources the include rules add to `matches`, each once, none a match.
+
+    The first round applies every rule to the matches; each further round applies the
+    `:iterate` rules to what the previous round added, until a round adds nothing,
+    `MAX_ITERATE_ROUNDS` is reached, or `limit` resources were added.
+    """
+    seen = {(m.resource_type, m.id) for m in matches}
+    added: list[Version] = []
+    frontier: Sequence[Version] = matches
+    rules = list(includes)
+    for _ in range(1 + MAX_ITERATE_ROUNDS):
+        if not frontier or not rules or len(added) >= limit:
+            break
+        start = len(added)
+        for rule in rules:
+            clause = include_clause(rule, frontier)
+            if clause is None or len(added) >= limit:
+                continue
+            # Rows already seen come back too; asking for that many more keeps the
+            # limit exact without sending the seen keys to the database.
+            for version in fetch(clause, limit - len(added) + len(seen)):
+                key = (version.resource_type, version.id)
+                if key not in seen and len(added) < limit:
+                    seen.add(key)
+                    added.append(version)
+        frontier = added[start:]
+        rules = [rule for rule in includes if rule.iterate]
+    return added
+
+
+def include_clause(rule: Include, sources: Iterable[Keyed]) -> ColumnElement[bool] | None:
+    """Current, not deleted resources one rule adds for `sources`; None if none can be."""
+    if rule.reverse:
+        return _revinclude_clause(rule, sources)
+    return _include_clause(rule, sources)
+
+
+def _include_clause(rule: Include, sources: Iterable[Keyed]) -> ColumnElement[bool] | None:
+    # _include=Source:param[:Target]: what the sources of that type refer to.
+    ids = sorted({s.id for s in sources if s.resource_type == rule.source_type})
+    if not ids:
+        return None
+    references = select(search_reference.c.target_type, search_reference.c.target_id).where(
+        search_reference.c.resource_type == rule.source_type,
+        search_reference.c.resource_id.in_(ids),
+    )
+    if rule.param != ANY_PARAM:
+        # `param || ''` keeps the planner on the owner index (resource_type,
+        # resource_id): a few rows per source. Without statistics SQLite prefers the
+        # lookup index (resource_type, param, ...), which reads every reference of
+        # that parameter of the type.
+        references = references.where(search_reference.c.param.concat("") == rule.param)
+    if rule.target_type is not None:
+        references = references.where(search_reference.c.target_type == rule.target_type)
+    return and_(
+        resource.c.deleted.is_(False),
+        tuple_(resource.c.resource_type, resource.c.id).in_(references),
+    )
+
+
+def _revinclude_clause(rule: Include, sources: Iterable[Keyed]) -> ColumnElement[bool] | None:
+    # _revinclude=Source:param[:Target]: resources of Source whose param refers to one
+    # of the sources (of type Target, if given).
+    targets: dict[str, set[str]] = {}
+    for s in sources:
+        if rule.target_type is None or s.resource_type == rule.target_type:
+            targets.setdefault(s.resource_type, set()).add(s.id)
+    if not targets:
+        return None
+    # The plain IN lists let either database look the rows up by an index on
+    # target_id (the lookup index with a parameter, the target index without); the
+    # pairs are then checked exactly when the sources are of several types.
+    referring = select(search_reference.c.resource_type, search_reference.c.resource_id).where(
+        search_reference.c.target_type.in_(sorted(targets)),
+        search_reference.c.target_id.in_(sorted(set().union(*targets.values()))),
+    )
+    if len(targets) > 1:
+        referring = referring.where(
+            or_(
+                *(
+                    and_(
+                        search_reference.c.target_type == target_type,
+                        search_reference.c.target_id.in_(sorted(ids)),
+                    )
+                    for target_type, ids in sorted(targets.items())
+                )
+            )
+        )
+    if rule.param != ANY_PARAM:
+        referring = referring.where(
+            search_reference.c.resource_type == rule.source_type,
+            search_reference.c.param == rule.param,
+        )
+    return and_(
+        resource.c.resource_type == rule.source_type,
+        resource.c.deleted.is_(False),
+        tuple_(resource.c.resource_type, resource.c.id).in_(referring),
+    )
+
+
+# Patient/$everything
+
+
+class EverythingKey(NamedTuple):
+    """One resource of a patient's record, and whether it is in the compartment itself
+    (False: a resource outside every compartment that the record refers to)."""
+
+    resource_type: str
+    id: str
+    in_compartment: bool
+
+
+def everything_keys(
+    patient_id: str,
+    *,
+    types: Sequence[str] | None,
+    since: datetime | None,
+    after: tuple[str, str] | None,
+    limit: int,
+    scope: Callable[[Select[Any]], Select[Any]],
+) -> Select[Any]:
+    """The keys of the next `limit` resources of a patient's record, by (type, id).
+
+    The record is the patient's compartment (every current resource whose `patient_id`
+    is the patient's, the Patient included) plus the current resources outside every
+    compartment (`patient_id` is null: Practitioner, Organization, Location,
+    Medication, ...) that a resource of the compartment refers to. `after` continues
+    where a page ended. Ordering and the cursor comparison both happen in the database,
+    so they agree under any collation.
+    """
+    compartment = select(
+        resource.c.resource_type, resource.c.id, true().label("in_compartment")
+    ).where(resource.c.patient_id == patient_id)
+    # Driven from the patient's own resources (ix_resource_patient) to their index rows
+    # (the owner index), so no index on search_reference.patient_id is needed.
+    owner = resource.alias("owner")
+    referenced = (
+        select(search_reference.c.target_type, search_reference.c.target_id)
+        .select_from(
+            owner.join(
+                search_reference,
+                and_(
+                    search_reference.c.resource_type == owner.c.resource_type,
+                    search_reference.c.resource_id == owner.c.id,
+                ),
+            )
+        )
+        .where(owner.c.patient_id == patient_id, search_reference.c.target_id.is_not(None))
+    )
+    directory = select(
+        resource.c.resource_type, resource.c.id, false().label("in_compartment")
+    ).where(
+        resource.c.patient_id.is_(None),
+        tuple_(resource.c.resource_type, resource.c.id).in_(referenced),
+    )
+    filters = [resource.c.deleted.is_(False)]
+    if types is not None:
+        filters.append(resource.c.resource_type.in_(sorted(set(types))))
+    if since is not None:
+        filters.append(resource.c.last_updated >= since)
+    if after is not None:
+        after_type, after_id = after
+        filters.append(
+            or_(
+                resource.c.resource_type > after_type,
+                and_(resource.c.resource_type == after_type, resource.c.id > after_id),
+            )
+        )
+    record = sql_union_all(
+        scope(compartment.where(*filters)), scope(directory.where(*filters))
+    ).subquery("record")
+    return (
+        select(record.c.resource_type, record.c.id, record.c.in_compartment)
+        .order_by(record.c.resource_type, record.c.id)
+        .limit(limit)
+    )
+
+
+def keys_clause(keys: Iterable[tuple[str, str]]) -> ColumnElement[bool]:
+    """The resources with these (type, id) keys, grouped by type for the primary key."""
+    by_type: dict[str, set[str]] = {}
+    for resource_type, resource_id in keys:
+        by_type.setdefault(resource_type, set()).add(resource_id)
+    if not by_type:
+        return false()
+    return or_(
+        *(
+            and_(resource.c.resource_type == resource_type, resource.c.id.in_(sorted(ids)))
+            for resource_type, ids in sorted(by_type.items())
+        )
+    )

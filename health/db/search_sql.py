@@ -1,0 +1,418 @@
+"""A parsed search compiled to SQL over `resource` and the search index tables.
+
+https://hl7.org/fhir/R4/search.html. Only the repository executes what this module
+builds; every SELECT here is passed through the repository's scope (`visible`, i.e.
+Repository._visible) before it becomes part of a statement, subqueries included, so a
+chain or `_has` cannot match through a resource the caller may not see.
+
+Each condition is an `id IN (subquery on one index table)` (or NOT IN for `:not` and
+`:missing=true`): both SQLite and PostgreSQL then drive the query from the index and
+fetch the resources by primary key, with or without table statistics (a correlated
+EXISTS was planned as a loop over the whole type on an unanalysed PostgreSQL: see
+docs/BENCHMARKS.md, "PostgreSQL and unanalysed tables").
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select
+
+from health.db.tables import INDEX_TABLES, resource
+from health.fhir.errors import invalid
+from health.fhir.search.params import Condition, Has, SearchRequest, SortKey
+from health.fhir.search.values import (
+    APPROXIMATE_FRACTION,
+    DateValue,
+    NumberValue,
+    QuantityValue,
+    ReferenceValue,
+    Token,
+    approximate_window,
+)
+
+Visible = Callable[[Select[Any], Any], Select[Any]]
+Clause = ColumnElement[bool]
+# The `identifier:of-type` rows: system "type-system|type-code", code the value.
+OF_TYPE_SUFFIX = ":of-type"
+
+
+class Filters:
+    """Compiles conditions to WHERE clauses, each subquery through `visible`."""
+
+    def __init__(self, visible: Visible, now: datetime) -> None:
+        self.visible = visible
+        self.now = now
+
+    def clauses(
+        self, resource_type: str, conditions: tuple[Condition | Has, ...], table: Any = resource
+    ) -> list[Clause]:
+        """Clauses over `table` (the resource table or an alias): all must hold."""
+        where: list[Clause] = [table.c.resource_type == resource_type, table.c.deleted.is_(False)]
+        for condition in conditions:
+            where.append(self.condition(resource_type, condition, table))
+        return where
+
+    def ids(self, resource_type: str, conditions: tuple[Condition | Has, ...]) -> Select[Any]:
+        """The ids of current resources of a type that match: for chains and _has."""
+        target = resource.alias()
+        return self.visible(
+            select(target.c.id)
+            .where(*self.clauses(resource_type, conditions, target))
+            .correlate(None),
+            target,
+        )
+
+    def condition(self, resource_type: str, condition: Condition | Has, table: Any) -> Clause:
+        if isinstance(condition, Has):
+            return table.c.id.in_(self.has(resource_type, condition))
+        if condition.type == "id":
+            return table.c.id.in_([str(v) for v in condition.values])
+        if condition.type == "lastUpdated":
+            return or_(
+                *(_date_clause(table.c.last_updated, None, v, self.now) for v in condition.values)
+            )
+        if condition.chain is not None:
+            return table.c.id.in_(self.chain(resource_type, condition))
+        index = INDEX_TABLES[condition.type]
+        if condition.modifier == "missing":
+            rows = self.visible(
+                select(index.c.resource_id)
+                .where(index.c.resource_type == resource_type, index.c.param == condition.param)
+                .correlate(None),
+                index,
+            )
+            return table.c.id.not_in(rows) if condition.values[0] else table.c.id.in_(rows)
+        rows = self.rows(resource_type, condition)
+        # :not matches resources with no matching value, those without the element too:
+        # https://hl7.org/fhir/R4/search.html#modifiers
+        return table.c.id.not_in(rows) if condition.modifier == "not" else table.c.id.in_(rows)
+
+    def rows(self, resource_type: str, condition: Condition) -> Select[Any]:
+        """Ids of the resources with an index row matching any of the values."""
+        index = INDEX_TABLES[condition.type]
+        param = condition.param
+        if condition.modifier == "of-type":
+            param += OF_TYPE_SUFFIX
+        alternatives = [
+            _value_clause(index, condition, value, self.now) for value in condition.values
+        ]
+        return self.visible(
+            select(index.c.resource_id)
+            .where(
+                index.c.resource_type == resource_type, index.c.param == param, or_(*alternatives)
+            )
+            .correlate(None),
+            index,
+        )
+
+    def chain(self, resource_type: str, condition: Condition) -> Select[Any]:
+        """Resources whose reference points at a resource matching the chained condition."""
+        assert condition.chain is not None
+        references = INDEX_TABLES["reference"]
+        per_target = [
+            and_(
+                references.c.target_type == target_type,
+                references.c.target_id.in_(self.ids(target_type, (condition.chain,))),
+            )
+            for target_type in condition.target_types
+        ]
+        return self.visible(
+            select(references.c.resource_id)
+            .where(
+                references.c.resource_type == resource_type,
+                references.c.param == condition.param,
+                or_(*per_target),
+            )
+            .correlate(None),
+            references,
+        )
+
+    def has(self, resource_type: str, has: Has) -> Select[Any]:
+        """Targets of `reference` in resources of `source_type` matching the condition."""
+        references = INDEX_TABLES["reference"]
+        return self.visible(
+            select(references.c.target_id)
+            .where(
+                references.c.resource_type == has.source_type,
+                references.c.param == has.reference_param,
+                references.c.target_type == resource_type,
+                references.c.resource_id.in_(self.ids(has.source_type, (has.condition,))),
+            )
+            .correlate(None),
+            references,
+        )
+
+
+def _value_clause(index: Any, condition: Condition, value: Any, now: datetime) -> Clause:
+    kind = condition.type
+    if kind == "token":
+        if condition.modifier == "text":
+            # The display or text starts with the value, or one of its words does.
+            return or_(
+                index.c.text.like(_escape_like(value) + "%", escape="\\"),
+                index.c.text.like("% " + _escape_like(value) + "%", escape="\\"),
+            )
+        return _token_clause(index, value)
+    if kind == "string":
+        if condition.modifier == "exact":
+            return index.c.exact == value  # type: ignore[no-any-return]
+        pattern = _escape_like(value) + "%"
+        if condition.modifier == "contains":
+            pattern = "%" + pattern
+        return index.c.value.like(pattern, escape="\\")  # type: ignore[no-any-return]
+    if kind == "date":
+        return _date_clause(index.c.low, index.c.high, value, now)
+    if kind == "number":
+        return _number_clause(index.c.value, value)
+    if kind == "quantity":
+        return _quantity_clause(index, value)
+    if kind == "reference":
+        return _reference_clause(index, value, condition.target_types)
+    return index.c.value == value  # type: ignore[no-any-return]  # uri
+
+
+def _token_clause(index: Any, token: Token) -> Clause:
+    conditions: list[Clause] = []
+    if token.code is not None:
+        conditions.append(index.c.code == token.code)
+    if token.system_given:
+        conditions.append(
+            index.c.system.is_(None) if token.system is None else index.c.system == token.system
+        )
+    return and_(*conditions)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _date_clause(low: Any, high: Any | None, value: DateValue, now: datetime) -> Clause:
+    """A date prefix over the stored range [low, high) and the searched [vl, vh).
+
+    https://hl7.org/fhir/R4/search.html#prefix: eq = the stored range lies within the
+    searched one; ne = it does not; gt/lt = some of it lies after/before the searched
+    range; ge/le = some of it lies at or after the searched range's start / before its
+    end; sa/eb = all of it lies after/before; ap = it overlaps the searched range
+    widened by 10% of its distance to now (values.approximate_window). With `high`
+    None the column is an instant (`_lastUpdated`): the range [low, low].
+    """
+
+    def ends_after(moment: datetime) -> Clause:  # some of the stored range is >= moment
+        return high > moment if high is not None else low >= moment  # type: ignore[no-any-return]
+
+    def ends_by(moment: datetime) -> Clause:  # all of the stored range is < moment
+        return high <= moment if high is not None else low < moment  # type: ignore[no-any-return]
+
+    vl, vh = value.low, value.high
+    prefix = value.prefix
+    if prefix == "eq":
+        return and_(low >= vl, ends_by(vh))
+    if prefix == "ne":
+        return or_(low < vl, ends_after(vh))
+    if prefix == "gt":
+        return ends_after(vh)
+    if prefix == "ge":
+        return ends_after(vl)
+    if prefix == "lt":
+        return low < vl  # type: ignore[no-any-return]
+    if prefix == "le":
+        return low < vh  # type: ignore[no-any-return]
+    if prefix == "sa":
+        return low >= vh  # type: ignore[no-any-return]
+    if prefix == "eb":
+        return ends_by(vl)
+    window_low, window_high = approximate_window(value, now)
+    return and_(low < window_high, ends_after(window_low))
+
+
+def _number_clause(column: Any, number: NumberValue) -> Clause:
+    """Prefixes over a stored number; eq and ne use the precision the value implies."""
+    prefix, value = number.prefix, number.value
+    if prefix == "eq":
+        return and_(column >= number.low, column < number.high)
+    if prefix == "ne":
+        return or_(column < number.low, column >= number.high)
+    if prefix in ("gt", "sa"):
+        return column > value  # type: ignore[no-any-return]
+    if prefix in ("lt", "eb"):
+        return column < value  # type: ignore[no-any-return]
+    if prefix == "ge":
+        return column >= value  # type: ignore[no-any-return]
+    if prefix == "le":
+        return column <= value  # type: ignore[no-any-return]
+    margin = abs(value) * APPROXIMATE_FRACTION
+    return and_(
+        column >= min(number.low, value - margin), column < max(number.high, value + margin)
+    )
+
+
+def _quantity_clause(index: Any, quantity: QuantityValue) -> Clause:
+    """The number, and the unit by system and code, or by code or unit text (`5||mg`).
+
+    Units are compared as written: no UCUM conversion.
+    """
+    conditions = [_number_clause(index.c.value, quantity.number)]
+    if quantity.system is not None:
+        conditions.append(index.c.system == quantity.system)
+        if quantity.code is not None:
+            conditions.append(index.c.code == quantity.code)
+    elif quantity.code is not None:
+        conditions.append(or_(index.c.code == quantity.code, index.c.unit == quantity.code))
+    return and_(*conditions)
+
+
+def _reference_clause(
+    index: Any, reference: ReferenceValue, target_types: tuple[str, ...]
+) -> Clause:
+    if reference.url is not None:
+        return index.c.url == reference.url  # type: ignore[no-any-return]
+    conditions: list[Clause] = [index.c.target_id == reference.id]
+    target_type = reference.resource_type or (target_types[0] if target_types else None)
+    if target_type is not None:
+        conditions.append(index.c.target_type == target_type)
+    return and_(*conditions)
+
+
+# Sorting and paging: https://hl7.org/fhir/R4/search.html#sort and #paging
+
+# The index column a parameter type sorts by; dates sort by the start of their range
+# ascending and by its end descending (the latest-reaching value first).
+_SORT_COLUMNS = {
+    "string": ("value", "value"),
+    "token": ("code", "code"),
+    "date": ("low", "high"),
+    "number": ("value", "value"),
+    "quantity": ("value", "value"),
+    "uri": ("value", "value"),
+}
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page starts: after (or, for a previous link, before) one sort position."""
+
+    keys: tuple[Any, ...]
+    id: str
+    before: bool = False
+
+
+@dataclass(frozen=True)
+class _Key:
+    expression: Any
+    descending: bool
+    # Resource columns are never NULL; index keys are NULL for resources without the
+    # element, and those sort last in either direction.
+    nullable: bool
+    is_date: bool
+
+
+class SearchStatements:
+    """The statements of one search: a page after or before a position, and the count.
+
+    Paging is by keyset, not offset: a cursor holds the last row's sort keys and id
+    (the tie-break), so writes between two page requests neither repeat nor skip the
+    resources that did not change.
+    """
+
+    def __init__(self, request: SearchRequest, visible: Visible, now: datetime) -> None:
+        self.visible = visible
+        self.where = Filters(visible, now).clauses(request.resource_type, request.conditions)
+        self.keys: list[_Key] = []
+        self.joins: list[Any] = []
+        for sort in request.sort:
+            self.keys.append(self._key(request.resource_type, sort))
+
+    def _key(self, resource_type: str, sort: SortKey) -> _Key:
+        if sort.type == "id":
+            return _Key(resource.c.id, sort.descending, False, False)
+        if sort.type == "lastUpdated":
+            return _Key(resource.c.last_updated, sort.descending, False, True)
+        index = INDEX_TABLES[sort.type]
+        column = index.c[_SORT_COLUMNS[sort.type][1 if sort.descending else 0]]
+        aggregate = func.max(column) if sort.descending else func.min(column)
+        keys = self.visible(
+            select(index.c.resource_id, aggregate.label("key"))
+            .where(index.c.resource_type == resource_type, index.c.param == sort.param)
+            .group_by(index.c.resource_id),
+            index,
+        ).subquery()
+        self.joins.append(keys)
+        return _Key(keys.c.key, sort.descending, True, sort.type == "date")
+
+    def count(self) -> Select[Any]:
+        return select(func.count()).select_from(resource).where(*self.where)
+
+    def page(self, columns: tuple[Any, ...], position: Position | None, limit: int) -> Select[Any]:
+        """Up to `limit` rows after `position` (before it, in reverse, if `before`)."""
+        source: Any = resource
+        for keys in self.joins:
+            source = source.outerjoin(keys, keys.c.resource_id == resource.c.id)
+        labelled = [key.expression.label(f"sort_{i}") for i, key in enumerate(self.keys)]
+        statement = select(*columns, *labelled).select_from(source).where(*self.where)
+        backwards = position is not None and position.before
+        if position is not None:
+            statement = statement.where(self._beyond(position, backwards))
+        order: list[Any] = []
+        for key in self.keys:
+            descending = key.descending != backwards
+            if key.nullable:
+                missing = case((key.expression.is_(None), 1), else_=0)
+                order.append(missing.desc() if backwards else missing.asc())
+            order.append(key.expression.desc() if descending else key.expression.asc())
+        order.append(resource.c.id.desc() if backwards else resource.c.id.asc())
+        return statement.order_by(*order).limit(limit)
+
+    def _beyond(self, position: Position, backwards: bool) -> Clause:
+        """Rows after the position in the (possibly reversed) order: a keyset predicate."""
+        alternatives: list[Clause] = []
+        equal_so_far: list[Clause] = []
+        for key, value in zip(self.keys, position.keys, strict=True):
+            descending = key.descending != backwards
+            nulls_last = not backwards
+            expression = key.expression
+            if value is None:
+                after: Clause = expression.is_not(None) if not nulls_last else false()
+                equal: Clause = expression.is_(None)
+            else:
+                after = expression < value if descending else expression > value
+                if key.nullable and nulls_last:
+                    after = or_(after, expression.is_(None))
+                equal = expression == value
+            alternatives.append(and_(*equal_so_far, after))
+            equal_so_far.append(equal)
+        last = resource.c.id < position.id if backwards else resource.c.id > position.id
+        alternatives.append(and_(*equal_so_far, last))
+        return or_(*alternatives)
+
+    def cursor(self, row: Any, *, before: bool) -> str:
+        """The cursor of a row of `page`, for the page after it (or before it)."""
+        keys = [row._mapping[f"sort_{i}"] for i in range(len(self.keys))]
+        encoded = [k.isoformat() if isinstance(k, datetime) else k for k in keys]
+        payload = orjson.dumps(["b" if before else "a", encoded, row._mapping["id"]])
+        return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
+
+    def position(self, cursor: str) -> Position:
+        """A cursor this search issued, read back; 400 for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            direction, keys, resource_id = orjson.loads(raw)
+            if direction not in ("a", "b") or not isinstance(resource_id, str):
+                raise ValueError(direction)
+            if len(keys) != len(self.keys):
+                raise ValueError("another _sort")
+            values = tuple(
+                datetime.fromisoformat(k) if key.is_date and k is not None else k
+                for key, k in zip(self.keys, keys, strict=True)
+            )
+        except (ValueError, TypeError, orjson.JSONDecodeError):
+            raise invalid(
+                f"_cursor={cursor!r} is not a cursor this server issued for this search",
+                "_cursor",
+            ) from None
+        return Position(values, resource_id, before=direction == "b")

@@ -1,0 +1,436 @@
+"""Search semantics over a real database: Repository.search with hand-made index rows.
+
+The index rows are written by hand (IndexRows), so these tests pin down what the SQL
+does with the rows it is given, independent of the extractor.
+https://hl7.org/fhir/R4/search.html
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+import orjson
+import pytest
+
+from health import PROJECT_ROOT
+from health.db.engine import Database
+from health.db.repository import Repository, SearchPage, Write
+from health.fhir.errors import FhirError
+from health.fhir.search.dates import FAR_FUTURE, FAR_PAST, date_range
+from health.fhir.search.definitions import SearchDefinitions
+from health.fhir.search.index_rows import IndexRows
+from health.fhir.search.normalise import normalise
+from health.fhir.search.params import SearchLimits, parse_search
+
+DEFINITIONS = SearchDefinitions(PROJECT_ROOT / "fhir")
+BASE = "http://testserver/fhir"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def day(text: str) -> tuple[datetime, datetime]:
+    found = date_range(text)
+    assert found is not None
+    return found
+
+
+class Store:
+    """Writes resources with hand-made index rows and searches them, one transaction each."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._versions: dict[tuple[str, str], int] = {}
+        self._clock = T0
+
+    def put(self, key: str, **rows: list[tuple[object, ...]]) -> None:
+        resource_type, resource_id = key.split("/")
+        version = self._versions.get((resource_type, resource_id), 0) + 1
+        self._versions[(resource_type, resource_id)] = version
+        self._clock += timedelta(seconds=1)
+        write = Write(
+            resource_type=resource_type,
+            id=resource_id,
+            version_id=version,
+            last_updated=self._clock,
+            method="PUT",
+            body=orjson.dumps({"resourceType": resource_type, "id": resource_id}),
+            index=IndexRows(**rows),  # type: ignore[arg-type]
+        )
+        with self.database.session(write=True) as session:
+            Repository.system(session).save([write])
+
+    def delete(self, key: str) -> None:
+        resource_type, resource_id = key.split("/")
+        version = self._versions[(resource_type, resource_id)] + 1
+        self._versions[(resource_type, resource_id)] = version
+        self._clock += timedelta(seconds=1)
+        write = Write(resource_type, resource_id, version, self._clock, "DELETE", None)
+        with self.database.session(write=True) as session:
+            Repository.system(session).save([write])
+
+    def page(self, resource_type: str, query: str, cursor: str | None = None) -> SearchPage:
+        request = parse_search(
+            resource_type,
+            parse_qsl(query, keep_blank_values=True),
+            DEFINITIONS,
+            base_url=BASE,
+            limits=SearchLimits(default_count=50, max_count=1000),
+        )
+        with self.database.session(write=False) as session:
+            return Repository.system(session).search(request, limit=request.count, cursor=cursor)
+
+    def ids(self, resource_type: str, query: str) -> list[str]:
+        return [v.id for v in self.page(resource_type, query).matches]
+
+    def all_pages(self, resource_type: str, query: str) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = self.page(resource_type, query, cursor)
+            seen.extend(v.id for v in page.matches)
+            if page.next_cursor is None:
+                return seen
+            cursor = page.next_cursor
+
+
+@pytest.fixture
+def store(database: Database) -> Store:
+    return Store(database)
+
+
+def name(value: str) -> tuple[str, str, str]:
+    return ("family", normalise(value), value)
+
+
+# string
+
+
+def test_string_matches_the_start_of_the_normalised_value(store: Store) -> None:
+    store.put("Patient/a", strings=[name("Jensen")])
+    store.put("Patient/b", strings=[name("Jénsenius")])
+    store.put("Patient/c", strings=[name("Hansen")])
+
+    assert store.ids("Patient", "family=jens") == ["a", "b"]
+    assert store.ids("Patient", "family=JENSEN") == ["a", "b"]
+    assert store.ids("Patient", "family=sen") == []
+
+
+def test_string_exact_and_contains(store: Store) -> None:
+    store.put("Patient/a", strings=[name("Jensen")])
+    store.put("Patient/b", strings=[name("jensen")])
+    store.put("Patient/c", strings=[name("Hansen")])
+
+    assert store.ids("Patient", "family:exact=Jensen") == ["a"]
+    assert store.ids("Patient", "family:contains=NSE") == ["a", "b", "c"]
+    assert store.ids("Patient", "family:contains=ans") == ["c"]
+
+
+def test_like_wildcards_in_the_value_are_literal(store: Store) -> None:
+    store.put("Patient/a", strings=[name("50% off")])
+    store.put("Patient/b", strings=[name("500 off")])
+    store.put("Patient/c", strings=[name("a_b")])
+    store.put("Patient/d", strings=[name("axb")])
+
+    assert store.ids("Patient", "family=50%") == ["a"]
+    assert store.ids("Patient", "family:contains=_") == ["c"]
+
+
+def test_comma_is_or_repeat_is_and_and_escaped_comma_is_a_value(store: Store) -> None:
+    store.put("Patient/a", strings=[name("Jensen"), ("given", "anna", "Anna")])
+    store.put("Patient/b", strings=[name("Hansen"), ("given", "anna", "Anna")])
+    store.put("Patient/c", strings=[name("Hansen"), ("given", "bo", "Bo")])
+    store.put("Patient/d", strings=[name("Smith, Jr")])
+
+    assert store.ids("Patient", "family=jensen,hansen") == ["a", "b", "c"]
+    assert store.ids("Patient", "family=hansen&given=anna") == ["b"]
+    assert store.ids("Patient", r"family=smith\, jr") == ["d"]
+
+
+# token
+
+
+def test_token_system_and_code_forms(store: Store) -> None:
+    store.put("Observation/a", tokens=[("code", "http://loinc.org", "1234-5", None)])
+    store.put("Observation/b", tokens=[("code", "http://other", "1234-5", None)])
+    store.put("Observation/c", tokens=[("code", None, "1234-5", None)])
+
+    assert store.ids("Observation", "code=1234-5") == ["a", "b", "c"]
+    assert store.ids("Observation", "code=http://loinc.org|1234-5") == ["a"]
+    assert store.ids("Observation", "code=|1234-5") == ["c"]
+    assert store.ids("Observation", "code=http://other|") == ["b"]
+
+
+def test_token_not_includes_resources_without_the_element(store: Store) -> None:
+    store.put(
+        "Patient/a", tokens=[("gender", "http://hl7.org/fhir/administrative-gender", "male", None)]
+    )
+    store.put(
+        "Patient/b",
+        tokens=[("gender", "http://hl7.org/fhir/administrative-gender", "female", None)],
+    )
+    store.put("Patient/c")
+
+    assert store.ids("Patient", "gender:not=male") == ["b", "c"]
+    assert store.ids("Patient", "gender:not=male,female") == ["c"]
+
+
+def test_token_text_matches_display_words(store: Store) -> None:
+    store.put("Observation/a", tokens=[("code", "http://loinc.org", "29463-7", "body weight")])
+    store.put("Observation/b", tokens=[("code", "http://loinc.org", "8302-2", "body height")])
+
+    assert store.ids("Observation", "code:text=Weight") == ["a"]
+    assert store.ids("Observation", "code:text=body") == ["a", "b"]
+
+
+def test_identifier_of_type(store: Store) -> None:
+    type_system = "http://terminology.hl7.org/CodeSystem/v2-0203"
+    store.put(
+        "Patient/a",
+        tokens=[
+            ("identifier", "urn:mrn", "42", None),
+            ("identifier:of-type", f"{type_system}|MR", "42", None),
+        ],
+    )
+    store.put("Patient/b", tokens=[("identifier", "urn:mrn", "42", None)])
+
+    assert store.ids("Patient", f"identifier:of-type={type_system}|MR|42") == ["a"]
+    assert store.ids("Patient", "identifier=urn:mrn|42") == ["a", "b"]
+
+
+def test_missing_true_and_false(store: Store) -> None:
+    store.put("Patient/a", dates=[("birthdate", *day("1980-02-03"))])
+    store.put("Patient/b")
+
+    assert store.ids("Patient", "birthdate:missing=true") == ["b"]
+    assert store.ids("Patient", "birthdate:missing=false") == ["a"]
+
+
+# date
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # stored: a = the day 2020-01-01, b = the instant 2020-01-01T12:00:00Z (one second),
+        # c = the month 2020-02, d = Period 2019-12-31 .. 2020-01-02, e = open-ended from 2021
+        ("date=2020-01-01", ["a", "b"]),
+        ("date=2020-01", ["a", "b"]),
+        ("date=2020", ["a", "b", "c"]),
+        ("date=ne2020-01-01", ["c", "d", "e"]),
+        ("date=gt2020-01-01", ["c", "d", "e"]),
+        ("date=ge2020-01-01", ["a", "b", "c", "d", "e"]),
+        ("date=lt2020-01-01", ["d"]),
+        ("date=le2020-01-01", ["a", "b", "d"]),
+        ("date=sa2020-01-01", ["c", "e"]),
+        ("date=eb2020-01-01", []),
+        ("date=eb2020-02-01", ["a", "b", "d"]),
+        ("date=2020-01-01T12:00:00Z", ["b"]),
+        ("date=2020-01-01T13:00:00%2B01:00", ["b"]),
+        ("date=lt2020-01-01T12:00:00Z", ["a", "d"]),
+        ("date=gt2020-01-01T12:00:00Z", ["a", "c", "d", "e"]),
+        ("date=ge3000-01-01", ["e"]),
+        ("date=lt1900", []),
+    ],
+)
+def test_date_prefixes_over_ranges(store: Store, query: str, expected: list[str]) -> None:
+    store.put("Encounter/a", dates=[("date", *day("2020-01-01"))])
+    store.put("Encounter/b", dates=[("date", *day("2020-01-01T12:00:00Z"))])
+    store.put("Encounter/c", dates=[("date", *day("2020-02"))])
+    store.put("Encounter/d", dates=[("date", day("2019-12-31")[0], day("2020-01-02")[1])])
+    store.put("Encounter/e", dates=[("date", day("2021-01-01")[0], FAR_FUTURE)])
+
+    assert store.ids("Encounter", query) == expected
+
+
+def test_an_open_start_matches_everything_before(store: Store) -> None:
+    store.put("Encounter/open", dates=[("date", FAR_PAST, day("2020-06-30")[1])])
+
+    assert store.ids("Encounter", "date=lt1800-01-01") == ["open"]
+    assert store.ids("Encounter", "date=gt2020-07-01") == []
+
+
+def test_ap_is_approximately_the_date(store: Store) -> None:
+    store.put("Encounter/near", dates=[("date", *day("2000-03-01"))])
+    store.put("Encounter/far", dates=[("date", *day("1990-01-01"))])
+
+    # 10% of ~26 years is ~2.6 years either side of 2000-01-01.
+    assert store.ids("Encounter", "date=ap2000-01-01") == ["near"]
+
+
+def test_last_updated_is_the_resource_column(store: Store) -> None:
+    store.put("Patient/a")
+    store.put("Patient/b")
+    second = (T0 + timedelta(seconds=2)).isoformat()
+
+    assert store.ids("Patient", f"_lastUpdated=ge{second}") == ["b"]
+    assert store.ids("Patient", f"_lastUpdated=lt{second}") == ["a"]
+    assert store.ids("Patient", f"_lastUpdated={second}") == ["b"]
+    assert store.ids("Patient", "_lastUpdated=2026-01-01") == ["a", "b"]
+
+
+# quantity
+
+
+def test_quantity_prefixes_precision_and_units(store: Store) -> None:
+    ucum = "http://unitsofmeasure.org"
+    store.put("Observation/a", quantities=[("value-quantity", 100.2, ucum, "kg", "kg")])
+    store.put("Observation/b", quantities=[("value-quantity", 99.0, ucum, "kg", "kg")])
+    store.put("Observation/c", quantities=[("value-quantity", 100.0, None, None, "mg")])
+
+    assert store.ids("Observation", "value-quantity=100") == ["a", "c"]
+    assert store.ids("Observation", "value-quantity=100.0") == ["c"]
+    assert store.ids("Observation", f"value-quantity=100|{ucum}|kg") == ["a"]
+    assert store.ids("Observation", "value-quantity=100||mg") == ["c"]
+    assert store.ids("Observation", "value-quantity=gt99.5") == ["a", "c"]
+    assert store.ids("Observation", "value-quantity=le99") == ["b"]
+    assert store.ids("Observation", "value-quantity=ne100") == ["b"]
+    assert store.ids("Observation", "value-quantity=ap95") == ["a", "b", "c"]
+
+
+# reference, chaining, _has
+
+
+def test_reference_forms(store: Store) -> None:
+    store.put("Observation/a", references=[("subject", "Patient", "p1", None)])
+    store.put("Observation/b", references=[("subject", "Group", "p1", None)])
+    store.put("Observation/c", references=[("subject", None, None, "http://elsewhere/Patient/9")])
+
+    assert store.ids("Observation", "subject=Patient/p1") == ["a"]
+    assert store.ids("Observation", "subject=p1") == ["a", "b"]
+    assert store.ids("Observation", "subject:Group=p1") == ["b"]
+    assert store.ids("Observation", f"subject={BASE}/Patient/p1") == ["a"]
+    assert store.ids("Observation", "subject=http://elsewhere/Patient/9") == ["c"]
+    assert store.ids("Observation", "patient=p1") == []
+
+
+def test_chaining_one_level(store: Store) -> None:
+    store.put(
+        "Patient/p1", tokens=[("identifier", "urn:cpr", "0101", None)], strings=[name("Jensen")]
+    )
+    store.put(
+        "Patient/p2", tokens=[("identifier", "urn:cpr", "0202", None)], strings=[name("Hansen")]
+    )
+    store.put("Observation/a", references=[("subject", "Patient", "p1", None)])
+    store.put("Observation/b", references=[("subject", "Patient", "p2", None)])
+
+    assert store.ids("Observation", "subject:Patient.identifier=urn:cpr|0101") == ["a"]
+    assert store.ids("Observation", "subject.family=hansen") == ["b"]
+    assert store.ids("Observation", "subject:Patient.family=nobody") == []
+
+
+def test_has_one_level(store: Store) -> None:
+    store.put("Patient/p1")
+    store.put("Patient/p2")
+    store.put(
+        "Observation/a",
+        references=[("subject", "Patient", "p1", None)],
+        tokens=[("code", "http://loinc.org", "1234-5", None)],
+    )
+    store.put(
+        "Observation/b",
+        references=[("subject", "Patient", "p2", None)],
+        tokens=[("code", "http://loinc.org", "9999-9", None)],
+    )
+
+    assert store.ids("Patient", "_has:Observation:subject:code=1234-5") == ["p1"]
+    assert store.ids("Patient", "_has:Observation:subject:code=0000-0") == []
+
+
+def test_deleted_resources_do_not_match(store: Store) -> None:
+    store.put("Patient/a", strings=[name("Jensen")])
+    store.put("Patient/b", strings=[name("Jensen")])
+    store.delete("Patient/b")
+
+    assert store.ids("Patient", "family=jensen") == ["a"]
+    assert store.ids("Patient", "_id=a,b") == ["a"]
+    assert store.ids("Patient", "family:missing=true") == []
+
+
+# sort, paging, totals
+
+
+def test_sort_by_several_keys_with_id_as_tie_break(store: Store) -> None:
+    store.put("Patient/a", strings=[name("Hansen")], dates=[("birthdate", *day("1990"))])
+    store.put("Patient/b", strings=[name("Jensen")], dates=[("birthdate", *day("1980"))])
+    store.put("Patient/c", strings=[name("Hansen")], dates=[("birthdate", *day("1970"))])
+    store.put("Patient/d", strings=[name("Hansen")], dates=[("birthdate", *day("1970"))])
+    store.put("Patient/e")
+
+    assert store.ids("Patient", "_sort=family,-birthdate") == ["a", "c", "d", "b", "e"]
+    assert store.ids("Patient", "_sort=-family,birthdate") == ["b", "c", "d", "a", "e"]
+    assert store.ids("Patient", "_sort=-_id") == ["e", "d", "c", "b", "a"]
+
+
+def test_date_sort_uses_the_range_start_ascending_and_its_end_descending(store: Store) -> None:
+    store.put("Encounter/long", dates=[("date", day("2019")[0], day("2021")[1])])
+    store.put("Encounter/mid", dates=[("date", *day("2020"))])
+
+    assert store.ids("Encounter", "_sort=date") == ["long", "mid"]
+    assert store.ids("Encounter", "_sort=-date") == ["long", "mid"]
+    store.put("Encounter/late", dates=[("date", *day("2022"))])
+    assert store.ids("Encounter", "_sort=-date") == ["late", "long", "mid"]
+
+
+@pytest.mark.parametrize(
+    "sort", ["", "_sort=family", "_sort=-family,_lastUpdated", "_sort=-birthdate"]
+)
+def test_paging_neither_repeats_nor_skips_while_others_write(store: Store, sort: str) -> None:
+    for i in range(12):
+        strings = [name(f"N{i % 4}")] if i % 5 else []
+        dates = [("birthdate", *day(f"19{50 + i % 3}"))] if i % 6 else []
+        store.put(f"Patient/p{i:02d}", strings=strings, dates=dates)
+    query = f"_count=5&{sort}"
+    first = store.page("Patient", query)
+    assert len(first.matches) == 5 and first.next_cursor
+    # New resources sorting before and after the cursor, and one that no longer matches.
+    store.put("Patient/a-new", strings=[name("A")], dates=[("birthdate", *day("1900"))])
+    store.put("Patient/z-new", strings=[name("Z")], dates=[("birthdate", *day("2000"))])
+    seen = [v.id for v in first.matches]
+    cursor: str | None = first.next_cursor
+    while cursor:
+        page = store.page("Patient", query, cursor)
+        seen.extend(v.id for v in page.matches)
+        cursor = page.next_cursor
+
+    originals = [s for s in seen if s.startswith("p")]
+    assert len(originals) == len(set(originals)) == 12
+    assert len(seen) == len(set(seen))
+
+
+def test_previous_cursor_returns_the_page_before(store: Store) -> None:
+    for i in range(7):
+        store.put(f"Patient/p{i}", strings=[name(f"N{i}")])
+    first = store.page("Patient", "_count=3&_sort=-family")
+    second = store.page("Patient", "_count=3&_sort=-family", first.next_cursor)
+    assert second.previous_cursor is not None
+    back = store.page("Patient", "_count=3&_sort=-family", second.previous_cursor)
+
+    assert [v.id for v in first.matches] == ["p6", "p5", "p4"]
+    assert [v.id for v in second.matches] == ["p3", "p2", "p1"]
+    assert [v.id for v in back.matches] == ["p6", "p5", "p4"]
+    assert back.previous_cursor is None and back.next_cursor is not None
+    assert store.all_pages("Patient", "_count=2&_sort=family") == [f"p{i}" for i in range(7)]
+
+
+def test_totals(store: Store) -> None:
+    for i in range(5):
+        store.put(f"Patient/p{i}", strings=[name("Jensen" if i < 3 else "Hansen")])
+
+    assert store.page("Patient", "family=jensen&_count=1").total == 3
+    assert store.page("Patient", "family=jensen&_count=1&_total=estimate").total == 3
+    assert store.page("Patient", "family=jensen&_total=none").total is None
+    assert store.page("Patient", "family=jensen&_count=0").total == 3
+    assert store.page("Patient", "family=jensen&_count=0").matches == []
+    assert store.page("Patient", "_summary=count&_total=none").total == 5
+
+
+def test_a_cursor_from_elsewhere_is_refused(store: Store) -> None:
+    store.put("Patient/a", strings=[name("Jensen")])
+    with pytest.raises(FhirError) as refused:
+        store.page("Patient", "", cursor="not-a-cursor")
+    assert "_cursor" in str(refused.value)
+    for i in range(3):
+        store.put(f"Patient/p{i}", strings=[name("X")])
+    cursor = store.page("Patient", "_count=1&_sort=family").next_cursor
+    with pytest.raises(FhirError):
+        store.page("Patient", "_count=1", cursor=cursor)
