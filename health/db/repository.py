@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,69 +39,11 @@ from health.db.tables import (
     resource_version,
     search_token,
 )
+from health.db.versions import SearchPage, StoredVersion, Write, stored_version
 from health.fhir.criteria import Criterion, Token
 from health.fhir.errors import conflict
 from health.fhir.search.includes import Include
-from health.fhir.search.index_rows import IndexRows
 from health.fhir.search.params import SearchRequest
-
-
-@dataclass(frozen=True)
-class StoredVersion:
-    """One version of a resource as stored (body is None for a deletion)."""
-
-    resource_type: str
-    id: str
-    version_id: int
-    last_updated: datetime
-    deleted: bool
-    body: bytes | None
-    method: str = "PUT"
-    seq: int | None = None
-
-
-@dataclass
-class Write:
-    """A new version to persist: computed by the FHIR layer, stored by `save`."""
-
-    resource_type: str
-    id: str
-    version_id: int
-    last_updated: datetime
-    method: str
-    body: bytes | None
-    patient_id: str | None = None
-    index: IndexRows = field(default_factory=IndexRows)
-
-    @property
-    def deleted(self) -> bool:
-        return self.body is None
-
-    @property
-    def is_first_version(self) -> bool:
-        return self.version_id == 1
-
-    def as_stored(self) -> StoredVersion:
-        return StoredVersion(
-            resource_type=self.resource_type,
-            id=self.id,
-            version_id=self.version_id,
-            last_updated=self.last_updated,
-            deleted=self.deleted,
-            body=self.body,
-            method=self.method,
-        )
-
-
-@dataclass
-class SearchPage:
-    """A page of search matches, the total (None when not asked for) and paging cursors."""
-
-    matches: list[StoredVersion] = field(default_factory=list)
-    total: int | None = None
-    next_cursor: str | None = None
-    previous_cursor: str | None = None
-
 
 # Where each kind of extracted value goes: IndexRows field -> (table, value columns,
 # their length limits; values longer than a column are cut to fit it).
@@ -194,7 +135,7 @@ class Repository:
         if for_update:
             statement = statement.with_for_update()
         row = self._session.execute(statement).first()
-        return _stored(row) if row else None
+        return stored_version(row) if row else None
 
     def version(
         self, resource_type: str, resource_id: str, version_id: int
@@ -208,7 +149,7 @@ class Repository:
             resource_version,
         )
         row = self._session.execute(statement).first()
-        return _stored(row) if row else None
+        return stored_version(row) if row else None
 
     def history(
         self,
@@ -232,7 +173,7 @@ class Repository:
         statement = self._visible(
             statement.order_by(resource_version.c.seq.desc()).limit(limit), resource_version
         )
-        return [_stored(row) for row in self._session.execute(statement)]
+        return [stored_version(row) for row in self._session.execute(statement)]
 
     def find(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
@@ -246,7 +187,7 @@ class Repository:
         # Ordered by the primary key, so that the database drives the query from the
         # index rows matched (ordering by lastUpdated made SQLite scan the whole type).
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
-        return [_stored(row) for row in self._session.execute(statement)]
+        return [stored_version(row) for row in self._session.execute(statement)]
 
     def match(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
@@ -287,7 +228,7 @@ class Repository:
         for criterion in rest:
             statement = statement.where(_criterion_clause(resource_type, criterion))
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
-        return [_stored(row) for row in self._session.execute(statement)]
+        return [stored_version(row) for row in self._session.execute(statement)]
 
     def count(self, resource_type: str, criteria: Sequence[Criterion]) -> int:
         statement = (
@@ -368,7 +309,9 @@ class Repository:
                 tuple_(resource.c.resource_type, resource.c.id) > tuple_(*after)
             )
         statement = statement.order_by(resource.c.resource_type, resource.c.id).limit(limit)
-        return [_stored(row) for row in self._session.execute(self._visible(statement, resource))]
+        return [
+            stored_version(row) for row in self._session.execute(self._visible(statement, resource))
+        ]
 
     def replace_index(self, entries: Sequence[Write]) -> None:
         """Rewrite the index rows and compartment of current versions (reindexing).
@@ -441,7 +384,9 @@ class Repository:
         def fetch(clause: Any, rows: int) -> list[StoredVersion]:
             statement = select(*_CURRENT_COLUMNS).where(clause)
             statement = statement.order_by(resource.c.resource_type, resource.c.id).limit(rows)
-            return [_stored(r) for r in self._session.execute(self._visible(statement, resource))]
+            return [
+                stored_version(r) for r in self._session.execute(self._visible(statement, resource))
+            ]
 
         return include_sql.collect_included(matches, includes, limit=limit, fetch=fetch)
 
@@ -472,7 +417,7 @@ class Repository:
         )
         found = {
             (v.resource_type, v.id): v
-            for v in map(_stored, self._session.execute(self._visible(statement, resource)))
+            for v in map(stored_version, self._session.execute(self._visible(statement, resource)))
         }
         return [
             (found[(k.resource_type, k.id)], bool(k.in_compartment))
@@ -503,7 +448,7 @@ class Repository:
             backwards = position is not None and position.before
             if backwards:
                 rows.reverse()
-            page.matches = [_stored(row) for row in rows]
+            page.matches = [stored_version(row) for row in rows]
             if rows and (more or backwards):
                 page.next_cursor = statements.cursor(rows[-1], before=False)
             if rows and position is not None and (more or not backwards):
@@ -563,18 +508,3 @@ def _current_row(w: Write) -> dict[str, Any]:
 
 def _version_row(w: Write) -> dict[str, Any]:
     return {**_current_row(w), "method": w.method}
-
-
-def _stored(row: Any) -> StoredVersion:
-    """A row of `resource` or of `resource_version` (which adds method and seq)."""
-    columns = row._mapping
-    return StoredVersion(
-        resource_type=columns["resource_type"],
-        id=columns["id"],
-        version_id=columns["version_id"],
-        last_updated=columns["last_updated"],
-        deleted=columns["deleted"],
-        body=columns["body"],
-        method=columns.get("method", "PUT"),
-        seq=columns.get("seq"),
-    )

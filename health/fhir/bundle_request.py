@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from health.db.repository import StoredVersion
+from health.db.versions import StoredVersion
 from health.fhir.errors import FhirError, invalid, not_supported, structure
 from health.fhir.resource_types import ResourceTypes
 from health.fhir.validation import ID_PATTERN, Checked, check

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from health.auth.request import actor_for_request
 from health.db.engine import Database
-from health.db.repository import Repository, StoredVersion
+from health.db.repository import Repository
+from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
 from health.fhir.content import (
     FHIR_JSON,

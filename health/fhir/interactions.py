@@ -15,7 +15,8 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from health.db.repository import Repository, StoredVersion, Write
+from health.db.repository import Repository
+from health.db.versions import StoredVersion, Write
 from health.fhir.config import FhirConfig
 from health.fhir.criteria import (
     criteria_hash,

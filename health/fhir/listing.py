@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from health.db.repository import StoredVersion
+from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
 from health.fhir.content import shape
 from health.fhir.errors import invalid

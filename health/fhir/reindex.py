@@ -8,7 +8,8 @@ from collections.abc import Callable
 import orjson
 
 from health.db.engine import Database
-from health.db.repository import Repository, Write
+from health.db.repository import Repository
+from health.db.versions import Write
 from health.fhir.config import FhirConfig
 
 BATCH_SIZE = 500

@@ -17,7 +17,8 @@ from sqlalchemy import event
 
 from health.db.engine import Database
 from health.db.include_sql import MAX_ITERATE_ROUNDS
-from health.db.repository import Repository, StoredVersion, Write
+from health.db.repository import Repository
+from health.db.versions import StoredVersion, Write
 from health.fhir.search.includes import Include
 from health.fhir.search.index_rows import IndexRows
 

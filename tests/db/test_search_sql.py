@@ -15,7 +15,8 @@ import pytest
 
 from health import PROJECT_ROOT
 from health.db.engine import Database
-from health.db.repository import Repository, SearchPage, Write
+from health.db.repository import Repository
+from health.db.versions import SearchPage, Write
 from health.fhir.errors import FhirError
 from health.fhir.search.dates import FAR_FUTURE, FAR_PAST, date_range
 from health.fhir.search.definitions import SearchDefinitions

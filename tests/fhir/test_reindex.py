@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from health.db.engine import Database
-from health.db.repository import Repository, StoredVersion, Write
+from health.db.repository import Repository
+from health.db.versions import StoredVersion, Write
 from health.fhir.config import FhirConfig
 from health.fhir.criteria import Criterion, Token
 from health.fhir.reindex import reindex
