@@ -242,3 +242,64 @@ def test_fhirclient_sends_a_transaction_whose_references_resolve(
     encounter_path = response.entry[1].response.location.split("/_history/")[0]
     encounter = server.request_json(encounter_path)
     assert encounter["subject"] == {"reference": f"Patient/{found[0].id}"}
+
+
+# Searches as the clients send them, following next links
+
+
+def _observations(patient_id: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "effectiveDateTime": f"2020-01-{day + 1:02d}",
+            "valueQuantity": {"value": 40 + day, "unit": "mmol/mol"},
+        }
+        for day in range(count)
+    ]
+
+
+def test_fhirpy_searches_and_pages_through_next_links(live_server: LiveServer) -> None:
+    fhir = SyncFHIRClient(live_server.fhir_url)
+    patient = fhir.resource("Patient", name=[{"family": "Holm"}])
+    patient.save()
+    for observation in _observations(patient.id, 7):
+        fhir.resource("Observation", **observation).save()
+
+    search = (
+        fhir.resources("Observation")
+        .search(subject=f"Patient/{patient.id}", code="http://loinc.org|4548-4")
+        .search(date__ge="2020-01-02")
+        .sort("date")
+        .limit(3)
+    )
+    # fetch_all() follows the server's next links page by page.
+    found = search.fetch_all()
+
+    assert [o["effectiveDateTime"] for o in found] == [f"2020-01-{d:02d}" for d in range(2, 8)]
+    # fhirpy's count() adds `_totalMethod`, an Aidbox parameter: unknown, so refused
+    # unless the client asks for lenient handling (https://hl7.org/fhir/R4/search.html#errors).
+    lenient = SyncFHIRClient(live_server.fhir_url, extra_headers={"Prefer": "handling=lenient"})
+    assert lenient.resources("Observation").search(subject=f"Patient/{patient.id}").count() == 7
+
+
+def test_fhirclient_searches_and_follows_next_links(live_server: LiveServer) -> None:
+    from fhirclient.models.observation import Observation as SmartObservation
+
+    server = _smart_server(live_server)
+    patient = SmartPatient({"name": [{"family": "Lund"}]})
+    patient_id = patient.create(server)["id"]
+    for observation in _observations(patient_id, 5):
+        SmartObservation(observation).create(server)
+
+    search = SmartObservation.where(
+        struct={"subject": f"Patient/{patient_id}", "_count": "2", "_sort": "date"}
+    )
+    # perform_resources_iter() fetches the next pages through Bundle.link "next".
+    found = list(search.perform_resources_iter(server))
+
+    assert [o.as_json()["effectiveDateTime"] for o in found] == [
+        f"2020-01-{d:02d}" for d in range(1, 6)
+    ]
