@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from health import __version__
 from health.db.engine import Database
 from health.db.migrate import upgrade_to_head
+from health.eid import mount_development_eid
 from health.fhir.config import FhirConfig
 from health.fhir.http import install_error_handlers
 from health.fhir.routes import router as fhir_router
@@ -23,6 +24,13 @@ class NotReadyForProduction(RuntimeError):
 def check_production_readiness(settings: Settings) -> None:
     if settings.env is not Environment.production:
         return
+    if settings.dev_eid:
+        # Anyone can log in to the development eID as anyone: it must never sit in front
+        # of real health data.
+        raise NotReadyForProduction(
+            "HEALTH_ENV=production is refused with the development eID on: set "
+            "HEALTH_DEV_EID=false and configure the national eID"
+        )
     # Tokens are not verified yet (the eID and tokens issue), so every /fhir caller
     # would act as the system: refuse rather than serve health data to anyone.
     raise NotReadyForProduction(
@@ -52,4 +60,6 @@ def create_app(
     app.state.fhir_config = FhirConfig.load(settings)
     install_error_handlers(app)
     app.include_router(fhir_router)
+    if settings.dev_eid:
+        mount_development_eid(app, settings)
     return app

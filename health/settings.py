@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from health import PROJECT_ROOT
 
@@ -19,6 +20,20 @@ class Environment(StrEnum):
 def default_database_url() -> str:
     """The embedded default: a SQLite file in the local data folder."""
     return f"sqlite:///{PROJECT_ROOT / 'data' / 'health.db'}"
+
+
+class EidClient(BaseModel):
+    """A relying party registered with the development eID (OpenID Connect client)."""
+
+    client_id: str
+    # None: a public client, which authenticates with PKCE alone (token_endpoint_auth_method
+    # "none"); otherwise client_secret_basic or client_secret_post.
+    client_secret: str | None = None
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str] = []
+
+
+PORTAL_CLIENT_ID = "health-portal"
 
 
 class Settings(BaseSettings):
@@ -41,6 +56,22 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = 1000
     sql_echo: bool = False
+    # The development eID (health/eid/), the stand-in for MitID/DigiD: an OpenID Connect
+    # provider at <base>/eid. HEALTH_ENV=production refuses to start while it is on.
+    dev_eid: bool = True
+    # The ID token and userinfo claim that carries the national person number (CPR in
+    # Denmark, BSN in the Netherlands); "dk:cpr" by default.
+    eid_national_id_claim: str = "dk:cpr"
+    # PEM private key (EC P-256 for ES256, or RSA for RS256) that signs the development
+    # eID's ID tokens. Unset: one is generated once and kept beside the SQLite file.
+    eid_signing_key_file: Path | None = None
+    # Keys the pairwise subject identifiers: `sub` = HMAC(secret, client_id + national ID).
+    eid_subject_secret: str = "development-eid-subject-secret"
+    # The portal's client (health-portal) at the development eID.
+    eid_portal_client_secret: str = "development-portal-secret"
+    # Further relying parties, as JSON in HEALTH_EID_CLIENTS (a list of EidClient); one
+    # with client_id "health-portal" replaces the portal's default registration.
+    eid_clients: list[EidClient] = []
 
     @field_validator("base_url")
     @classmethod
@@ -54,3 +85,27 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def eid_issuer(self) -> str:
+        return f"{self.base_url}/eid"
+
+    @property
+    def eid_signing_key_path(self) -> Path:
+        """The configured key file, or one in the local data folder (beside SQLite's file)."""
+        if self.eid_signing_key_file is not None:
+            return self.eid_signing_key_file
+        database = make_url(self.database_url).database if self.is_sqlite else None
+        folder = Path(database).parent if database and database != ":memory:" else None
+        return (folder or PROJECT_ROOT / "data") / "eid-signing-key.pem"
+
+    @property
+    def eid_relying_parties(self) -> dict[str, EidClient]:
+        """Every registered relying party by client_id: the portal's, then HEALTH_EID_CLIENTS."""
+        portal = EidClient(
+            client_id=PORTAL_CLIENT_ID,
+            client_secret=self.eid_portal_client_secret,
+            redirect_uris=[f"{self.base_url}/portal/callback"],
+            post_logout_redirect_uris=[f"{self.base_url}/portal/"],
+        )
+        return {client.client_id: client for client in (portal, *self.eid_clients)}

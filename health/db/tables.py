@@ -23,6 +23,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -180,4 +181,58 @@ conditional_claim = Table(
     Column("criteria_hash", String(64), nullable=False),
     Column("resource_id", String(ID_LENGTH), nullable=False),
     PrimaryKeyConstraint("resource_type", "criteria_hash"),
+)
+
+# The development eID's own state (health/eid/store.py): logins in progress, authorization
+# codes and access tokens. Not patient data: no patient_id, and the repository never
+# touches them. Codes and tokens are stored as SHA-256 hashes, never as issued.
+EID_CLIENT_ID_LENGTH = 128
+
+
+def _eid_person_columns() -> tuple[Column[Any], ...]:
+    """Who logged in, how and when: what the ID token and userinfo will say."""
+    return (
+        Column("client_id", String(EID_CLIENT_ID_LENGTH), nullable=False),
+        Column("scope", String(512), nullable=False),
+        Column("national_id", String(32), nullable=False),
+        Column("name", String(256), nullable=False),
+        Column("birth_date", String(10), nullable=True),
+        Column("acr", String(128), nullable=False),
+        Column("auth_time", UTCDateTime(), nullable=False),
+        Column("expires_at", UTCDateTime(), nullable=False),
+    )
+
+
+eid_login_request = Table(
+    "eid_login_request",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("csrf_token", String(64), nullable=False),
+    # The browser that started the login (a cookie): the form must come back from it.
+    Column("browser_id", String(64), nullable=False),
+    # The validated authorization request's parameters, as JSON.
+    Column("parameters", Text, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_eid_login_request_expires_at", "expires_at"),
+)
+
+eid_authorization_code = Table(
+    "eid_authorization_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("redirect_uri", String(1024), nullable=False),
+    Column("nonce", String(512), nullable=True),
+    Column("code_challenge", String(128), nullable=False),
+    Column("code_challenge_method", String(8), nullable=False),
+    *_eid_person_columns(),
+    Index("ix_eid_authorization_code_expires_at", "expires_at"),
+)
+
+eid_access_token = Table(
+    "eid_access_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    *_eid_person_columns(),
+    Index("ix_eid_access_token_expires_at", "expires_at"),
+    Index("ix_eid_access_token_client", "client_id", "national_id"),
 )

@@ -33,6 +33,7 @@ from health.fhir.content import (
 from health.fhir.errors import FhirError, Issue, operation_outcome, too_large
 from health.fhir.interactions import Interactions, Result
 from health.fhir.versions import etag, http_date, parse_if_match
+from health.pages import error_page
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = f"{FHIR_JSON}; charset=utf-8"
@@ -228,6 +229,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if not _under_fhir(request):
+            # Pages outside the FHIR API (/eid, the portal) answer browsers in HTML.
+            return error_page(
+                request, error.status_code, _html_detail(request, error), error.headers
+            )
         code = {404: "not-found", 405: "not-supported"}.get(error.status_code, "processing")
         detail = str(error.detail)
         if error.status_code == 404:
@@ -241,6 +247,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        if not _under_fhir(request):
+            return error_page(request, 500, "The server failed to process the request.")
         return outcome_response(
             request, [Issue("exception", "The server failed to process the request")], 500
         )
+
+
+def _under_fhir(request: Request) -> bool:
+    path = request.url.path
+    return path == "/fhir" or path.startswith("/fhir/")
+
+
+def _html_detail(request: Request, error: StarletteHTTPException) -> str:
+    if error.status_code == 404:
+        return f"There is no page at {request.url.path}."
+    if error.status_code == 405:
+        return f"{request.method} is not supported on {request.url.path}."
+    return str(error.detail)

@@ -1,0 +1,346 @@
+"""The development eID's OpenID Connect provider, built on Authlib's authorization server.
+
+Authlib ships server integrations for Flask and Django only; this module is the thin
+Starlette one: requests in (EidRequest), responses out (handle_response). The grant
+logic (code flow, PKCE, client authentication, ID tokens, RP-initiated logout) is
+Authlib's. https://openid.net/specs/openid-connect-core-1_0.html
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import orjson
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    InvalidRequestError,
+    OAuth2Payload,
+    OAuth2Request,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode
+from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
+from fastapi.responses import Response
+from joserfc.jwk import KeySet
+
+from health.eid.keys import SigningKey
+from health.eid.store import (
+    ACCESS_TOKEN_LIFETIME,
+    Authentication,
+    EidStore,
+    IssuedCode,
+    IssuedToken,
+)
+from health.settings import EidClient, Settings
+
+# eIDAS levels of assurance as `acr` values: the URIs of the eIDAS SAML attribute
+# profile (http://eidas.europa.eu/LoA/...), which MitID and DigiD also use.
+ACR_VALUES = {
+    "low": "http://eidas.europa.eu/LoA/low",
+    "substantial": "http://eidas.europa.eu/LoA/substantial",
+    "high": "http://eidas.europa.eu/LoA/high",
+}
+SCOPES = ("openid", "profile")
+ID_TOKEN_LIFETIME_SECONDS = 600
+
+
+class EidPayload(OAuth2Payload):
+    """Request parameters (query and form together), first value and every value."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in items:
+            self._datalist[key].append(value)
+        self._data = {key: values[0] for key, values in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class EidRequest(OAuth2Request):
+    """One request to the eID, carrying the store of its database transaction."""
+
+    def __init__(
+        self,
+        method: str,
+        headers: Any,
+        items: list[tuple[str, str]],
+        store: EidStore,
+        form: dict[str, str] | None = None,
+    ) -> None:
+        # Authlib refuses request URLs that are not https or loopback (RFC 6749 section
+        # 3.1). The development eID runs over plain HTTP in development and tests
+        # (http://testserver) and production refuses to start with it, so no real URL
+        # is passed: Authlib uses `uri` for that check only.
+        super().__init__(method, "https://eid.invalid/", headers=headers)
+        self.payload = EidPayload(items)
+        self.store = store
+        self._form = form or {}
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+class RelyingParty(ClientMixin):  # type: ignore[misc]
+    """A registered client of the eID, from the settings."""
+
+    def __init__(self, registration: EidClient) -> None:
+        self.registration = registration
+        self.client_id = registration.client_id
+        self.client_metadata = {
+            "post_logout_redirect_uris": registration.post_logout_redirect_uris,
+            "token_endpoint_auth_method": self.auth_methods[0],
+        }
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        if self.registration.client_secret is None:
+            return ("none",)
+        return ("client_secret_basic", "client_secret_post")
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        # OpenID Connect requires redirect_uri in every authentication request.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        return " ".join(s for s in (scope or "").split() if s in SCOPES)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string comparison: https://openid.net/specs/openid-connect-core-1_0.html#AuthRequest
+        return redirect_uri in self.registration.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        expected = self.registration.client_secret
+        return expected is not None and hmac.compare_digest(
+            expected.encode(), client_secret.encode()
+        )
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.auth_methods
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "authorization_code"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The logged-in person as one relying party sees them: a pairwise `sub`."""
+
+    sub: str
+    authentication: Authentication
+
+
+class StoredCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    def __init__(self, issued: IssuedCode) -> None:
+        self.issued = issued
+        self.code_challenge = issued.code_challenge
+        self.code_challenge_method = issued.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.issued.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.issued.scope
+
+    def get_nonce(self) -> str | None:
+        return self.issued.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.issued.authentication.auth_time.timestamp())
+
+    def get_acr(self) -> str:
+        return self.issued.authentication.acr
+
+
+class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+
+    def save_authorization_code(self, code: str, request: EidRequest) -> None:
+        data = request.payload.data
+        request.store.save_code(
+            code,
+            IssuedCode(
+                client_id=request.client.get_client_id(),
+                redirect_uri=data["redirect_uri"],
+                scope=request.scope,
+                nonce=data.get("nonce"),
+                code_challenge=data["code_challenge"],
+                code_challenge_method=data["code_challenge_method"],
+                authentication=request.user,
+            ),
+        )
+
+    def query_authorization_code(self, code: str, client: RelyingParty) -> StoredCode | None:
+        issued = self.request.store.claim_code(code, client.get_client_id())
+        return StoredCode(issued) if issued else None
+
+    def delete_authorization_code(self, authorization_code: StoredCode) -> None:
+        """Nothing to do: query_authorization_code consumed the code already."""
+
+    def authenticate_user(self, authorization_code: StoredCode) -> Subject:
+        issued = authorization_code.issued
+        sub = self.server.pairwise_sub(issued.client_id, issued.authentication.national_id)
+        return Subject(sub, issued.authentication)
+
+
+class RequiredS256(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 on every authorization request, public and confidential clients alike."""
+
+    def validate_code_challenge(self, grant: CodeGrant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge': PKCE (S256) is required.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class IdToken(OpenIDCode):  # type: ignore[misc]
+    """The ID token of the code flow, signed with the eID's key."""
+
+    def __init__(self, server: EidServer) -> None:
+        super().__init__(require_nonce=False)
+        self.server = server
+
+    def exists_nonce(self, nonce: str, request: EidRequest) -> bool:
+        # The relying party checks its nonce against the ID token; codes are single use.
+        return False
+
+    def resolve_client_private_key(self, client: RelyingParty) -> Any:
+        return self.server.signing_key.key
+
+    def get_client_algorithm(self, client: RelyingParty) -> str:
+        return self.server.signing_key.algorithm
+
+    def get_encode_header(self, client: RelyingParty) -> dict[str, str]:
+        return {"alg": self.server.signing_key.algorithm, "kid": self.server.signing_key.kid}
+
+    def get_client_claims(self, client: RelyingParty) -> dict[str, Any]:
+        return {
+            "iss": self.server.settings.eid_issuer,
+            "aud": client.get_client_id(),
+            "exp": int(time.time()) + ID_TOKEN_LIFETIME_SECONDS,
+        }
+
+    def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
+        return self.server.person_claims(user)
+
+
+class Logout(EndSessionEndpoint):  # type: ignore[misc]
+    """RP-initiated logout: the relying party's access tokens for that person end."""
+
+    def __init__(self, server: EidServer) -> None:
+        super().__init__(server)
+
+    def get_server_jwks(self) -> KeySet:
+        return self.server.signing_key.key_set()
+
+    def get_algorithms(self) -> list[str]:
+        return [self.server.signing_key.algorithm]
+
+    def end_session(self, end_session_request: EndSessionRequest) -> None:
+        claims = end_session_request.id_token_claims or {}
+        national_id = claims.get(self.server.settings.eid_national_id_claim)
+        if end_session_request.client is not None and national_id:
+            request: EidRequest = end_session_request.request
+            request.store.revoke_tokens(end_session_request.client.get_client_id(), national_id)
+
+
+class EidServer(AuthorizationServer):  # type: ignore[misc]
+    """The authorization server of one app: its relying parties and its signing key."""
+
+    def __init__(self, settings: Settings, signing_key: SigningKey) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self.settings = settings
+        self.signing_key = signing_key
+        self.relying_parties = {
+            client_id: RelyingParty(registration)
+            for client_id, registration in settings.eid_relying_parties.items()
+        }
+        self.register_grant(CodeGrant, [RequiredS256(required=True), IdToken(self)])
+        self.register_endpoint(Logout(self))
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                lambda **_: secrets.token_urlsafe(32),
+                expires_generator=lambda client, grant_type: int(
+                    ACCESS_TOKEN_LIFETIME.total_seconds()
+                ),
+            ),
+        )
+
+    def query_client(self, client_id: str) -> RelyingParty | None:
+        return self.relying_parties.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: EidRequest) -> None:
+        subject: Subject = request.user
+        request.store.save_token(
+            token["access_token"],
+            IssuedToken(
+                request.client.get_client_id(), token.get("scope", ""), subject.authentication
+            ),
+            token["expires_in"],
+        )
+
+    def create_oauth2_request(self, request: EidRequest) -> EidRequest:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        content = orjson.dumps(body) if isinstance(body, dict) else body
+        return Response(content, status_code=status, headers=dict(headers))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No listeners: the development eID keeps no audit of its own."""
+
+    def pairwise_sub(self, client_id: str, national_id: str) -> str:
+        """`sub` for this client: HMAC(secret, client_id, national ID), never the ID itself.
+
+        https://openid.net/specs/openid-connect-core-1_0.html#PairwiseAlg
+        """
+        message = f"{client_id}\n{national_id}".encode()
+        digest = hmac.new(
+            self.settings.eid_subject_secret.encode(), message, hashlib.sha256
+        ).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def person_claims(self, subject: Subject) -> dict[str, Any]:
+        """The claims about the person, in the ID token and from userinfo."""
+        person = subject.authentication
+        claims: dict[str, Any] = {
+            "sub": subject.sub,
+            "name": person.name,
+            self.settings.eid_national_id_claim: person.national_id,
+        }
+        if person.birth_date:
+            claims["birthdate"] = person.birth_date
+        return claims
