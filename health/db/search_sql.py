@@ -45,15 +45,27 @@ OF_TYPE_SUFFIX = ":of-type"
 class Filters:
     """Compiles conditions to WHERE clauses, each subquery through `visible`."""
 
-    def __init__(self, visible: Visible, now: datetime) -> None:
+    def __init__(
+        self, visible: Visible, now: datetime, patient: tuple[str, str] | None = None
+    ) -> None:
         self.visible = visible
         self.now = now
+        # (resource type, patient id) when every match of that type lies in the
+        # patient's compartment (SearchRequest.patient): index lookups of that type
+        # then read only that patient's rows.
+        self.patient = patient
+
+    def confined(self, resource_type: str, table: Any) -> list[Clause]:
+        if self.patient is None or self.patient[0] != resource_type:
+            return []
+        return [table.c.patient_id == self.patient[1]]
 
     def clauses(
         self, resource_type: str, conditions: tuple[Condition | Has, ...], table: Any = resource
     ) -> list[Clause]:
         """Clauses over `table` (the resource table or an alias): all must hold."""
         where: list[Clause] = [table.c.resource_type == resource_type, table.c.deleted.is_(False)]
+        where += self.confined(resource_type, table)
         for condition in conditions:
             where.append(self.condition(resource_type, condition, table))
         return where
@@ -105,7 +117,10 @@ class Filters:
         return self.visible(
             select(index.c.resource_id)
             .where(
-                index.c.resource_type == resource_type, index.c.param == param, or_(*alternatives)
+                index.c.resource_type == resource_type,
+                index.c.param == param,
+                or_(*alternatives),
+                *self.confined(resource_type, index),
             )
             .correlate(None),
             index,
@@ -322,7 +337,9 @@ class SearchStatements:
 
     def __init__(self, request: SearchRequest, visible: Visible, now: datetime) -> None:
         self.visible = visible
-        self.where = Filters(visible, now).clauses(request.resource_type, request.conditions)
+        patient = (request.resource_type, request.patient) if request.patient else None
+        self.filters = Filters(visible, now, patient)
+        self.where = self.filters.clauses(request.resource_type, request.conditions)
         self.keys: list[_Key] = []
         self.joins: list[Any] = []
         for sort in request.sort:
@@ -338,7 +355,11 @@ class SearchStatements:
         aggregate = func.max(column) if sort.descending else func.min(column)
         keys = self.visible(
             select(index.c.resource_id, aggregate.label("key"))
-            .where(index.c.resource_type == resource_type, index.c.param == sort.param)
+            .where(
+                index.c.resource_type == resource_type,
+                index.c.param == sort.param,
+                *self.filters.confined(resource_type, index),
+            )
             .group_by(index.c.resource_id),
             index,
         ).subquery()

@@ -94,6 +94,8 @@ def _index_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...] = 
         Column("param", String(64), nullable=False),
         *columns,
         Index(f"ix_{name}_owner", "resource_type", "resource_id"),
+        # Patient-scoped searches (health/fhir/search/scope.py) read one patient's rows.
+        Index(f"ix_{name}_patient", "patient_id", "resource_type", "param"),
         *indexes,
     )
 

@@ -26,6 +26,11 @@ class PatientCompartment:
     def resource_types(self) -> frozenset[str]:
         return frozenset(self._paths) | {"Patient"}
 
+    def owner_path(self, resource_type: str) -> str | None:
+        """The element whose Patient reference decides the owner, e.g. `subject`."""
+        paths = self._paths.get(resource_type)
+        return ".".join(paths[0]) if paths else None
+
     def patient_of(self, resource: dict[str, Any], resource_id: str) -> str | None:
         """The id of the Patient whose record `resource` is part of, if any."""
         resource_type = resource.get("resourceType")

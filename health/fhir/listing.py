@@ -17,6 +17,7 @@ from health.fhir.content import shape
 from health.fhir.errors import invalid
 from health.fhir.interactions import Interactions
 from health.fhir.search.params import CURSOR, SearchLimits, SearchRequest, parse_search
+from health.fhir.search.scope import confine_to_patient
 from health.fhir.versions import etag, instant, parse_instant
 
 HISTORY_PARAMETERS = frozenset({"_since", "_count", "_cursor", "_format", "_pretty", "_at"})
@@ -128,6 +129,7 @@ def searchset_bundle(
         limits=SearchLimits(settings.default_page_size, settings.max_page_size),
         lenient=lenient,
     )
+    request = confine_to_patient(request, config.search, config.compartment)
     limit = 0 if request.summary == "count" else request.count
     page = interactions.repository.search(request, limit=limit, cursor=request.cursor)
     path = f"{base}/{resource_type}"

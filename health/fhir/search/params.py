@@ -101,6 +101,9 @@ class SearchRequest:
     accepted: tuple[tuple[str, str], ...] = ()
     # Names ignored under lenient handling.
     ignored: tuple[str, ...] = field(default=())
+    # Set when a condition implies that every match lies in this patient's compartment
+    # (health/fhir/search/scope.py): the SQL can then narrow by patient first.
+    patient: str | None = None
 
 
 @dataclass(frozen=True)
