@@ -19,7 +19,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -229,16 +228,6 @@ class Repository:
             statement = statement.where(_criterion_clause(resource_type, criterion))
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
         return [stored_version(row) for row in self._session.execute(statement)]
-
-    def count(self, resource_type: str, criteria: Sequence[Criterion]) -> int:
-        statement = (
-            select(func.count())
-            .select_from(resource)
-            .where(resource.c.resource_type == resource_type, resource.c.deleted.is_(False))
-        )
-        for criterion in criteria:
-            statement = statement.where(_criterion_clause(resource_type, criterion))
-        return int(self._session.execute(self._visible(statement, resource)).scalar_one())
 
     # Writes
 

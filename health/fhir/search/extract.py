@@ -299,28 +299,27 @@ def _string_by_shape(code: str, values: list[Any], rows: IndexRows) -> None:
 # date: https://hl7.org/fhir/R4/search.html#date
 
 
-def _date_strings(code: str, values: list[Any], rows: IndexRows) -> None:
+def _dates_of(
+    code: str, values: list[Any], rows: IndexRows, kind: type, to_range: Callable[[Any], Any]
+) -> None:
+    """Index each value of JSON type `kind` as the date range `to_range` gives it."""
     for value in values:
-        if type(value) is str:
-            found = date_range(value)
+        if type(value) is kind:
+            found = to_range(value)
             if found is not None:
                 rows.dates.append((code, *found))
+
+
+def _date_strings(code: str, values: list[Any], rows: IndexRows) -> None:
+    _dates_of(code, values, rows, str, date_range)
 
 
 def _date_periods(code: str, values: list[Any], rows: IndexRows) -> None:
-    for value in values:
-        if type(value) is dict:
-            found = period_range(value)
-            if found is not None:
-                rows.dates.append((code, *found))
+    _dates_of(code, values, rows, dict, period_range)
 
 
 def _date_timings(code: str, values: list[Any], rows: IndexRows) -> None:
-    for value in values:
-        if type(value) is dict:
-            found = timing_range(value)
-            if found is not None:
-                rows.dates.append((code, *found))
+    _dates_of(code, values, rows, dict, timing_range)
 
 
 def _date_by_shape(code: str, values: list[Any], rows: IndexRows) -> None:
