@@ -8,35 +8,62 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from health import __version__
+from health.auth.clients import ClientStore
+from health.auth.keys import load_signing_key
+from health.auth.tokens import AccessTokens
 from health.db.engine import Database
 from health.db.migrate import upgrade_to_head
 from health.eid import mount_development_eid
 from health.fhir.config import FhirConfig
 from health.fhir.http import install_error_handlers
 from health.fhir.routes import router as fhir_router
-from health.settings import Environment, Settings
+from health.settings import DEVELOPMENT_SESSION_SECRET, Environment, Settings
 
 
 class NotReadyForProduction(RuntimeError):
     """Production mode was asked for, but something in the configuration is unsafe."""
 
 
-def check_production_readiness(settings: Settings) -> None:
+def production_problems(settings: Settings) -> list[str]:
+    """What in the configuration is unsafe for real health data (empty: nothing)."""
+    problems = []
+    if settings.dev_eid:
+        # Anyone can log in to the development eID as anyone.
+        problems.append("the development eID is on (set HEALTH_DEV_EID=false)")
+    if settings.eid_issuer is None:
+        problems.append("no national eID is configured (HEALTH_EID_ISSUER)")
+    elif not settings.eid_client_secret:
+        problems.append("this app's secret at the eID is not set (HEALTH_EID_CLIENT_SECRET)")
+    if not settings.base_url.startswith("https://"):
+        problems.append(f"the base URL {settings.base_url} is not https (HEALTH_BASE_URL)")
+    if settings.session_secret == DEVELOPMENT_SESSION_SECRET or len(settings.session_secret) < 32:
+        problems.append("the session secret is the default or shorter than 32 characters")
+    if settings.auth_signing_key_file is None:
+        problems.append(
+            "access tokens would be signed with a generated development key "
+            "(set HEALTH_AUTH_SIGNING_KEY_FILE)"
+        )
+    # Clinicians would see every record their scopes cover: consent is not enforced
+    # yet (the consent issue), so no real record may sit behind this server.
+    problems.append("consent is not enforced yet, so clinicians could read any record")
+    return problems
+
+
+def check_production_readiness(settings: Settings, database: Database | None = None) -> None:
+    """Refuse HEALTH_ENV=production while anything in production_problems() holds."""
     if settings.env is not Environment.production:
         return
-    if settings.dev_eid:
-        # Anyone can log in to the development eID as anyone: it must never sit in front
-        # of real health data.
-        raise NotReadyForProduction(
-            "HEALTH_ENV=production is refused with the development eID on: set "
-            "HEALTH_DEV_EID=false and configure the national eID"
+    problems = production_problems(settings)
+    if database is not None and _demo_clients_registered(database):
+        problems.insert(
+            0, "demo clients (whose private keys ship in the repository) are registered"
         )
-    # Tokens are not verified yet (the eID and tokens issue), so every /fhir caller
-    # would act as the system: refuse rather than serve health data to anyone.
-    raise NotReadyForProduction(
-        "HEALTH_ENV=production is refused: access tokens are not verified yet, so the "
-        "FHIR API would be open to anyone"
-    )
+    raise NotReadyForProduction("HEALTH_ENV=production is refused: " + "; ".join(problems))
+
+
+def _demo_clients_registered(database: Database) -> bool:
+    with database.session(write=False) as session:
+        return ClientStore(session).any_demo()
 
 
 def create_app(
@@ -46,6 +73,7 @@ def create_app(
     database = database or Database(settings.database_url, echo=settings.sql_echo)
     if migrate:
         upgrade_to_head(database.write_engine)
+    check_production_readiness(settings, database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +86,12 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.fhir_config = FhirConfig.load(settings)
+    app.state.access_tokens = AccessTokens(
+        settings,
+        load_signing_key(
+            settings.auth_signing_key_path, create=settings.auth_signing_key_file is None
+        ),
+    )
     install_error_handlers(app)
     app.include_router(fhir_router)
     if settings.dev_eid:

@@ -71,7 +71,7 @@ def demo(
             typer.echo(f"  {person.national_id}  {person.name} ({person.role})")
     typer.echo(f"Demo: FHIR API at {settings.fhir_base_url} (database {settings.database_url})")
     if settings.dev_eid:
-        typer.echo(f"Development eID (log in as a test person) at {settings.eid_issuer}")
+        typer.echo(f"Development eID (log in as a test person) at {settings.dev_eid_issuer}")
     serve(host=host, port=port, workers=1)
 
 

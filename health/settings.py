@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,9 @@ class EidClient(BaseModel):
 
 
 PORTAL_CLIENT_ID = "health-portal"
+# Defaults that only development may run with: production refuses them.
+DEVELOPMENT_SESSION_SECRET = "development-session-secret"
+AssuranceLevel = Literal["low", "substantial", "high"]
 
 
 class Settings(BaseSettings):
@@ -73,6 +77,38 @@ class Settings(BaseSettings):
     # with client_id "health-portal" replaces the portal's default registration.
     eid_clients: list[EidClient] = []
 
+    # The eID as this app's portal and authorization server see it: an OpenID Connect
+    # provider reached over HTTP through its discovery document. Unset: the development
+    # eID at <base>/eid. In production, point these at the national eID broker.
+    eid_issuer: str | None = None
+    eid_client_id: str = PORTAL_CLIENT_ID
+    eid_client_secret: str | None = None
+    # The lowest eIDAS level of assurance a login may have: low, substantial or high.
+    # Health data requires "substantial" in the EU.
+    eid_min_acr: AssuranceLevel = "substantial"
+
+    # The portal's session cookie: signed with session_secret; ended after this much
+    # inactivity, and in any case this long after login.
+    session_secret: str = DEVELOPMENT_SESSION_SECRET
+    session_idle_minutes: int = 15
+    session_absolute_hours: int = 8
+
+    # The authorization server (SMART App Launch and Backend Services) at <base>/auth.
+    # PEM private key (EC P-256 for ES256, or RSA for RS256) that signs access tokens.
+    # Unset: one is generated once and kept beside the SQLite file (development only).
+    auth_signing_key_file: Path | None = None
+    access_token_minutes: int = 5
+    # Refresh tokens (offline_access) rotate on every use; the grant behind them ends
+    # this long after the login that created it.
+    refresh_grant_days: int = 30
+    # The identifier systems that carry a national person number, on Patient and
+    # Practitioner: Danish CPR, Dutch BSN, and the US SSN of the Synthea test data.
+    national_id_systems: list[str] = [
+        "urn:oid:1.2.208.176.1.2",
+        "http://fhir.nl/fhir/NamingSystem/bsn",
+        "http://hl7.org/fhir/sid/us-ssn",
+    ]
+
     @field_validator("base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
@@ -87,17 +123,45 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     @property
-    def eid_issuer(self) -> str:
+    def dev_eid_issuer(self) -> str:
+        """The development eID's own issuer URL (it is served at <base>/eid)."""
         return f"{self.base_url}/eid"
+
+    @property
+    def eid_provider_issuer(self) -> str:
+        """The issuer the portal and the authorization server log citizens in with."""
+        return (self.eid_issuer or self.dev_eid_issuer).rstrip("/")
+
+    @property
+    def eid_portal_secret(self) -> str | None:
+        """This app's client secret at the eID (the development eID's portal secret by default)."""
+        if self.eid_client_secret is not None:
+            return self.eid_client_secret
+        return self.eid_portal_client_secret if self.eid_issuer is None else None
+
+    @property
+    def auth_issuer(self) -> str:
+        """The authorization server's issuer: the `iss` of every access token."""
+        return f"{self.base_url}/auth"
+
+    @property
+    def auth_signing_key_path(self) -> Path:
+        if self.auth_signing_key_file is not None:
+            return self.auth_signing_key_file
+        return self._local_data_folder() / "auth-signing-key.pem"
 
     @property
     def eid_signing_key_path(self) -> Path:
         """The configured key file, or one in the local data folder (beside SQLite's file)."""
         if self.eid_signing_key_file is not None:
             return self.eid_signing_key_file
+        return self._local_data_folder() / "eid-signing-key.pem"
+
+    def _local_data_folder(self) -> Path:
+        """Where generated development keys live: beside the SQLite file, or ./data."""
         database = make_url(self.database_url).database if self.is_sqlite else None
         folder = Path(database).parent if database and database != ":memory:" else None
-        return (folder or PROJECT_ROOT / "data") / "eid-signing-key.pem"
+        return folder or PROJECT_ROOT / "data"
 
     @property
     def eid_relying_parties(self) -> dict[str, EidClient]:
@@ -105,7 +169,7 @@ class Settings(BaseSettings):
         portal = EidClient(
             client_id=PORTAL_CLIENT_ID,
             client_secret=self.eid_portal_client_secret,
-            redirect_uris=[f"{self.base_url}/portal/callback"],
+            redirect_uris=[f"{self.base_url}/portal/callback", f"{self.base_url}/auth/callback"],
             post_logout_redirect_uris=[f"{self.base_url}/portal/"],
         )
         return {client.client_id: client for client in (portal, *self.eid_clients)}

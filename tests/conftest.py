@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ from sqlalchemy.engine import make_url
 
 from health import PROJECT_ROOT
 from health.app import create_app
+from health.auth.clients import ClientStore
+from health.auth.grants import GrantStore
+from health.auth.tokens import AccessTokens, TokenContext
 from health.db.engine import Database
 from health.db.migrate import upgrade_to_head
 from health.settings import Settings
@@ -124,9 +128,86 @@ def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database=database, migrate=False)
 
 
+# The backend client that the FHIR tests act as: a hospital system with every scope.
+TEST_CLIENT_ID = "test-hospital"
+TEST_ORGANIZATION_ID = "test-hospital-organization"
+
+
+def issue_access_token(
+    app: FastAPI,
+    database: Database,
+    *,
+    scope: str = "system/*.cruds",
+    actor_kind: str = "client",
+    client_id: str = TEST_CLIENT_ID,
+    patient_id: str | None = None,
+    fhir_user: str | None = None,
+    national_id: str | None = None,
+) -> str:
+    """A real access token, signed by the app's key, under a grant stored in `database`.
+
+    The flows that lead to tokens (SMART launch, backend services) have tests of their
+    own; the rest of the suite starts from a token as a client would hold one.
+    """
+    with database.session(write=True) as session:
+        clients = ClientStore(session)
+        if clients.get(client_id) is None:
+            clients.register_backend(
+                client_id=client_id,
+                name="Test hospital",
+                scope="system/*.cruds",
+                jwks={"keys": []},
+                organization_id=TEST_ORGANIZATION_ID,
+                organization_identifier="urn:test|hospital",
+            )
+        grant = GrantStore(session).create(
+            client_id=client_id,
+            scope=scope,
+            actor_kind=actor_kind,
+            lifetime=timedelta(hours=1),
+            national_id=national_id,
+            fhir_user=fhir_user,
+            patient_id=patient_id,
+        )
+    tokens: AccessTokens = app.state.access_tokens
+    context = TokenContext(
+        client_id=client_id,
+        actor_kind=actor_kind,
+        scope=scope,
+        grant_id=grant.id,
+        patient_id=patient_id,
+        fhir_user=fhir_user,
+        organization_id=TEST_ORGANIZATION_ID if actor_kind == "client" else None,
+    )
+    return tokens.issue(context).token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
+def anonymous_client(app: FastAPI) -> Iterator[TestClient]:
+    """The app over HTTP without credentials."""
     with TestClient(app, base_url=TEST_BASE_URL, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth_headers(app: FastAPI, database: Database) -> dict[str, str]:
+    """The Authorization header of a hospital system holding system/*.cruds.
+
+    Any app made from these settings accepts it: they share the signing key file.
+    """
+    return bearer(issue_access_token(app, database))
+
+
+@pytest.fixture
+def client(app: FastAPI, auth_headers: dict[str, str]) -> Iterator[TestClient]:
+    """The app over HTTP as a hospital system holding system/*.cruds."""
+    with TestClient(
+        app, base_url=TEST_BASE_URL, raise_server_exceptions=False, headers=auth_headers
+    ) as test_client:
         yield test_client
 
 
@@ -140,8 +221,11 @@ class LiveServer:
     """The app served by uvicorn on a real port, in a background thread."""
 
     def __init__(self, app: FastAPI, port: int) -> None:
+        self.app = app
         self.base_url = f"http://127.0.0.1:{port}"
         self.fhir_url = f"{self.base_url}/fhir"
+        # Headers of a hospital system holding system/*.cruds (set by the fixture).
+        self.headers: dict[str, str] = {}
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
         )
@@ -166,6 +250,7 @@ def live_server(database: Database) -> Iterator[LiveServer]:
     port = _free_port()
     settings = make_settings(database.url, base_url=f"http://127.0.0.1:{port}")
     server = LiveServer(create_app(settings, database=database, migrate=False), port)
+    server.headers = bearer(issue_access_token(server.app, database))
     server.start()
     try:
         yield server

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
+from health.access.policy import SHARED_DIRECTORY_TYPES
 from health.db import include_sql, search_sql
 from health.db.tables import (
     INDEX_TABLES,
@@ -40,7 +41,7 @@ from health.db.tables import (
 )
 from health.db.versions import SearchPage, StoredVersion, Write, stored_version
 from health.fhir.criteria import Criterion, Token
-from health.fhir.errors import conflict
+from health.fhir.errors import conflict, forbidden
 from health.fhir.search.includes import Include
 from health.fhir.search.params import SearchRequest
 
@@ -93,9 +94,13 @@ class Repository:
     def __init__(self, session: Session, actor: Actor) -> None:
         self._session = session
         self.actor = actor
-        # Every actor kind so far sees everything; consent-scoped kinds add their
-        # filter in _visible (see DESIGN.md, "one door for patient data").
-        self._sees_everything = actor.kind is ActorKind.system
+        # The caller's scope, computed once (DESIGN.md, "one door for patient data"):
+        # the types their token may read, and for a citizen, their own compartment
+        # plus the shared directory. Clinicians and clients see every record their
+        # scopes cover until consent is enforced (the consent issue).
+        self._readable_types = actor.scopes.readable_types() if actor.scopes else None
+        self._own_patient = actor.patient_id if actor.kind is ActorKind.citizen else None
+        self._sees_everything = self._readable_types is None and self._own_patient is None
 
     @staticmethod
     def schema() -> MetaData:
@@ -111,7 +116,30 @@ class Repository:
         """The caller's scope, applied to every query this repository builds."""
         if self._sees_everything:
             return statement
-        raise PermissionError(f"No access scope is defined for {self.actor.kind}")
+        if self._readable_types is not None:
+            statement = statement.where(table.c.resource_type.in_(sorted(self._readable_types)))
+        if self._own_patient is not None:
+            statement = statement.where(
+                or_(
+                    table.c.patient_id == self._own_patient,
+                    and_(
+                        table.c.patient_id.is_(None),
+                        table.c.resource_type.in_(sorted(SHARED_DIRECTORY_TYPES)),
+                    ),
+                )
+            )
+        return statement
+
+    def _check_writable(self, writes: Sequence[Write]) -> None:
+        """A citizen writes only into their own record (their Consent, their own notes)."""
+        if self._own_patient is None:
+            return
+        for w in writes:
+            if w.patient_id != self._own_patient:
+                raise forbidden(
+                    f"{w.resource_type}/{w.id} would not belong to your own record "
+                    f"(Patient/{self._own_patient}); a patient token writes only there"
+                )
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -235,6 +263,7 @@ class Repository:
         """Persist new versions: current rows, history rows and index rows, in bulk."""
         if not writes:
             return
+        self._check_writable(writes)
         firsts = [w for w in writes if w.is_first_version]
         laters = [w for w in writes if not w.is_first_version]
         try:

@@ -238,3 +238,138 @@ eid_access_token = Table(
     Index("ix_eid_access_token_expires_at", "expires_at"),
     Index("ix_eid_access_token_client", "client_id", "national_id"),
 )
+
+
+# The authorization server (health/auth/): registered clients, the grants users gave
+# them, and the short-lived state of logins in progress. Secrets are stored as SHA-256
+# hashes, never in the clear.
+AUTH_CLIENT_ID_LENGTH = 64
+
+auth_client = Table(
+    "auth_client",
+    metadata,
+    Column("client_id", String(AUTH_CLIENT_ID_LENGTH), primary_key=True),
+    # "backend" (SMART Backend Services: a hospital or GP system) or "app" (SMART App
+    # Launch: an app a clinician or citizen logs in to).
+    Column("kind", String(16), nullable=False),
+    Column("name", String(256), nullable=False),
+    # The scopes the client may be granted, space-separated.
+    Column("scope", Text, nullable=False),
+    # Backend clients: the Organization they act for, and their public keys (a JWKS).
+    Column("organization_id", String(ID_LENGTH), nullable=True),
+    Column("organization_identifier", String(512), nullable=True),
+    Column("jwks", Text, nullable=True),
+    # Apps: where the authorization response may go (a JSON list), and the hash of the
+    # secret of a confidential app (None: a public app, PKCE alone).
+    Column("redirect_uris", Text, nullable=True),
+    Column("secret_hash", String(64), nullable=True),
+    # Registered by the demo world with a key that ships in the repository: production
+    # refuses to start while one exists.
+    Column("demo", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+auth_grant = Table(
+    "auth_grant",
+    metadata,
+    # One user's authorization of one app (or one backend client's token), which every
+    # access and refresh token issued under it names; revoking it ends them all.
+    Column("id", String(64), primary_key=True),
+    Column("client_id", String(AUTH_CLIENT_ID_LENGTH), nullable=False),
+    Column("scope", Text, nullable=False),
+    # "citizen" or "clinician" (apps), "client" (backend services).
+    Column("actor_kind", String(16), nullable=False),
+    Column("national_id", String(32), nullable=True),
+    Column("fhir_user", String(160), nullable=True),
+    Column("patient_id", String(ID_LENGTH), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_auth_grant_client_id", "client_id"),
+    Index("ix_auth_grant_expires_at", "expires_at"),
+)
+
+auth_refresh_token = Table(
+    "auth_refresh_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # Set when it is exchanged: refresh tokens rotate, and a used one presented again
+    # means it was stolen, so the whole grant is revoked.
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index("ix_auth_refresh_token_grant_id", "grant_id"),
+)
+
+auth_authorization_code = Table(
+    "auth_authorization_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("redirect_uri", String(1024), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("code_challenge_method", String(8), nullable=False),
+    Column("nonce", String(512), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_auth_authorization_code_expires_at", "expires_at"),
+)
+
+auth_authorization_request = Table(
+    "auth_authorization_request",
+    metadata,
+    # A SMART authorize request between its arrival and the user's approval: the
+    # validated parameters, and after the eID login, who the user is.
+    Column("id", String(64), primary_key=True),
+    Column("browser_id", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("identity", Text, nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_auth_authorization_request_expires_at", "expires_at"),
+)
+
+auth_client_assertion = Table(
+    "auth_client_assertion",
+    metadata,
+    # The `jti` of every client assertion accepted, until it expires: the primary key
+    # refuses a replay even from two processes at once (RFC 7523 section 3).
+    Column("client_id", String(AUTH_CLIENT_ID_LENGTH), nullable=False),
+    Column("jti", String(256), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("client_id", "jti"),
+    Index("ix_auth_client_assertion_expires_at", "expires_at"),
+)
+
+oidc_login = Table(
+    "oidc_login",
+    metadata,
+    # A login at the eID in progress (this app as OpenID Connect client): what the
+    # callback must check (state, nonce, PKCE verifier) and what it continues.
+    Column("state", String(64), primary_key=True),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("browser_id", String(64), nullable=False),
+    # "portal" or "smart", and where to continue: a portal path or an authorize request.
+    Column("purpose", String(16), nullable=False),
+    Column("continue_to", String(1024), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_oidc_login_expires_at", "expires_at"),
+)
+
+portal_session = Table(
+    "portal_session",
+    metadata,
+    # A citizen logged in to the portal; the cookie holds the id, the table its hash.
+    Column("id_hash", String(64), primary_key=True),
+    Column("national_id", String(32), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("birth_date", String(10), nullable=True),
+    Column("acr", String(128), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    # The eID's ID token, sent back as id_token_hint when the citizen logs out.
+    Column("id_token", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_portal_session_expires_at", "expires_at"),
+)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from health.eid.keys import load_signing_key
+from health.auth.keys import load_signing_key
 from health.eid.routes import router
 from health.eid.server import EidServer
 from health.settings import Settings

@@ -53,7 +53,7 @@ def _store(request: Request, *, write: bool) -> Iterator[EidStore]:
 @router.get("/.well-known/openid-configuration")
 def discovery(request: Request) -> JSONResponse:
     server = _server(request)
-    issuer = server.settings.eid_issuer
+    issuer = server.settings.dev_eid_issuer
     return JSONResponse(
         {
             "issuer": issuer,

@@ -33,7 +33,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 from fastapi.responses import Response
 from joserfc.jwk import KeySet
 
-from health.eid.keys import SigningKey
+from health.auth.keys import SigningKey
 from health.eid.store import (
     ACCESS_TOKEN_LIFETIME,
     Authentication,
@@ -247,7 +247,7 @@ class IdToken(OpenIDCode):  # type: ignore[misc]
 
     def get_client_claims(self, client: RelyingParty) -> dict[str, Any]:
         return {
-            "iss": self.server.settings.eid_issuer,
+            "iss": self.server.settings.dev_eid_issuer,
             "aud": client.get_client_id(),
             "exp": int(time.time()) + ID_TOKEN_LIFETIME_SECONDS,
         }

@@ -87,6 +87,27 @@ def not_found(diagnostics: str) -> FhirError:
     return _make(404, "not-found", diagnostics)
 
 
+def unauthorized(diagnostics: str, *, realm: str, error: str | None = None) -> FhirError:
+    """401 with the RFC 6750 challenge: no token (error None), or an invalid one."""
+    challenge = f'Bearer realm="{realm}"'
+    if error is not None:
+        description = diagnostics.replace('"', "'").replace("\\", "/")
+        challenge += f', error="{error}", error_description="{description}"'
+    failure = _make(401, "login", diagnostics)
+    failure.headers["WWW-Authenticate"] = challenge
+    return failure
+
+
+def forbidden(diagnostics: str, *, scope: str | None = None) -> FhirError:
+    """403: the token is valid but does not permit this (RFC 6750 insufficient_scope)."""
+    failure = _make(403, "forbidden", diagnostics)
+    challenge = 'Bearer error="insufficient_scope"'
+    if scope:
+        challenge += f', scope="{scope}"'
+    failure.headers["WWW-Authenticate"] = challenge
+    return failure
+
+
 def gone(diagnostics: str) -> FhirError:
     return _make(410, "deleted", diagnostics)
 

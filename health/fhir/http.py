@@ -68,7 +68,7 @@ def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
     database: Database = request.app.state.database
     with database.session(write=write) as session:
         interactions = Interactions(
-            Repository(session, actor_for_request(request)), config_of(request)
+            Repository(session, actor_for_request(request, session)), config_of(request)
         )
         yield interactions
         interactions.flush()

@@ -15,6 +15,7 @@ from typing import Any
 import jsonpatch
 import orjson
 
+from health.auth.scopes import Permission
 from health.db.repository import Repository
 from health.db.versions import StoredVersion, Write
 from health.fhir.config import FhirConfig
@@ -26,6 +27,7 @@ from health.fhir.criteria import (
 )
 from health.fhir.errors import (
     conflict,
+    forbidden,
     gone,
     invalid,
     not_found,
@@ -38,6 +40,13 @@ from health.fhir.versions import next_timestamp, stamp
 
 # Conditional matching never needs more than two rows: 0, 1 or "more than one".
 _MATCH_LIMIT = 2
+_VERBS = {
+    Permission.create: "creating",
+    Permission.read: "reading",
+    Permission.update: "updating",
+    Permission.delete: "deleting",
+    Permission.search: "searching",
+}
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,22 @@ class Interactions:
     def check_type(self, resource_type: str) -> None:
         check_known_type(resource_type, self.config.types)
 
+    def permit(self, permission: Permission, resource_type: str) -> None:
+        """403 unless the caller's token allows `permission` on `resource_type`.
+
+        Which rows the caller may see is the repository's business (its scope is in
+        every query); this is the coarser question of what the token was granted.
+        """
+        if not self.repository.actor.may(permission, resource_type):
+            verb = _VERBS[permission]
+            raise forbidden(
+                f"The access token does not permit {verb} {resource_type} resources",
+                scope=f"{resource_type}.{permission.value}",
+            )
+
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         self.check_type(resource_type)
+        self.permit(Permission.read, resource_type)
         current = self.repository.current(resource_type, resource_id)
         if current is None:
             raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -84,11 +107,13 @@ class Interactions:
     def require_known(self, resource_type: str, resource_id: str) -> None:
         """404 unless the resource was ever written (a deleted one still has history)."""
         self.check_type(resource_type)
+        self.permit(Permission.read, resource_type)
         if self.repository.current(resource_type, resource_id) is None:
             raise not_found(f"{resource_type}/{resource_id} is not known")
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
         self.check_type(resource_type)
+        self.permit(Permission.read, resource_type)
         if not version_id.isdigit():
             raise not_found(f"{resource_type}/{resource_id} has no version '{version_id}'")
         version = self.repository.version(resource_type, resource_id, int(version_id))
@@ -127,6 +152,7 @@ class Interactions:
         (a transaction planning its ids), so the first search is skipped.
         """
         resource_type, resource = checked.resource_type, checked.resource
+        self.permit(Permission.create, resource_type)
         if not if_none_exist:
             return self._store_new(resource_type, resource, resource_id or new_id(), "POST")
         criteria = self._criteria(resource_type, if_none_exist, where or "If-None-Exist")
@@ -173,6 +199,7 @@ class Interactions:
     ) -> Result:
         """update (PUT), including create-on-update with the client's id."""
         resource_type, resource = checked.resource_type, checked.resource
+        self.permit(Permission.update, resource_type)
         if not ID_PATTERN.fullmatch(resource_id):
             raise invalid(f"'{resource_id}' is not a valid FHIR id", where or "id")
         body_id = resource.get("id")
@@ -241,6 +268,8 @@ class Interactions:
         where: str = "",
     ) -> Result:
         """patch with JSON Patch: https://hl7.org/fhir/R4/http.html#patch"""
+        self.check_type(resource_type)
+        self.permit(Permission.update, resource_type)
         current = self._current_for_write(resource_type, resource_id)
         if current is None or current.deleted or current.body is None:
             raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -267,6 +296,7 @@ class Interactions:
     ) -> Result:
         """delete: a versioned tombstone; deleting what is gone or unknown succeeds."""
         self.check_type(resource_type)
+        self.permit(Permission.delete, resource_type)
         current = self._current_for_write(resource_type, resource_id)
         self._check_if_match(current, if_match, resource_type, resource_id)
         if current is None or current.deleted:
@@ -309,6 +339,7 @@ class Interactions:
         )
 
     def _criteria(self, resource_type: str, query: str, where: str) -> SearchRequest:
+        self.permit(Permission.search, resource_type)
         criteria = parse_condition(
             resource_type,
             query,
@@ -345,6 +376,8 @@ class Interactions:
     def _store_new(
         self, resource_type: str, resource: dict[str, Any], resource_id: str, method: str
     ) -> Result:
+        # Creating, also through an update with the client's id (PUT) or a condition.
+        self.permit(Permission.create, resource_type)
         write = self._write(resource_type, resource_id, resource, 1, None, method)
         self._queue(write)
         return Result(201, write.as_stored(), resource=None)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from health.auth.scopes import Permission
 from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
 from health.fhir.content import shape
@@ -48,6 +49,8 @@ def history_bundle(
         raise invalid("_at is not supported on _history; use _since", "_at")
     if resource_type is not None:
         interactions.check_type(resource_type)
+        if resource_id is None:
+            interactions.permit(Permission.search, resource_type)
     since: datetime | None = None
     if params.get("_since"):
         since = parse_instant(params["_since"], "_since")
@@ -119,6 +122,7 @@ def searchset_bundle(
     parameters), `next` and `previous` carry a keyset cursor (`_cursor`).
     """
     interactions.check_type(resource_type)
+    interactions.permit(Permission.search, resource_type)
     config = interactions.config
     settings = config.settings
     request = parse_search(

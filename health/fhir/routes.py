@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from health.auth.request import authenticate
 from health.fhir.bundle_request import parse_bundle
 from health.fhir.capability import capability_statement
 from health.fhir.errors import invalid, not_supported
@@ -33,7 +34,9 @@ from health.fhir.listing import history_bundle, searchset_bundle
 from health.fhir.transaction import process_bundle
 from health.fhir.validation import Checked, check
 
-router = APIRouter(prefix="/fhir", tags=["FHIR"], dependencies=[Depends(negotiate)])
+router = APIRouter(
+    prefix="/fhir", tags=["FHIR"], dependencies=[Depends(authenticate), Depends(negotiate)]
+)
 
 
 def _params(request: Request) -> dict[str, str]:

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from health.app import NotReadyForProduction, check_production_readiness, create_app
+from health.auth.keys import load_signing_key
 from health.db.engine import Database
-from health.eid.keys import load_signing_key
 from health.settings import Environment, Settings
 
 

@@ -41,11 +41,15 @@ def assert_client_error(fhir: Any, response: Any, status: int | tuple[int, ...] 
 
 
 @pytest.fixture
-def small_client(settings: Settings, database: Database) -> Iterator[TestClient]:
+def small_client(
+    settings: Settings, database: Database, auth_headers: dict[str, str]
+) -> Iterator[TestClient]:
     """The app with a small body limit."""
     small = settings.model_copy(update={"max_body_bytes": SMALL_BODY_LIMIT})
     app = create_app(small, database=database, migrate=False)
-    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as client:
+    with TestClient(
+        app, base_url="http://testserver", raise_server_exceptions=False, headers=auth_headers
+    ) as client:
         yield client
 
 
@@ -564,12 +568,14 @@ def test_something_other_than_a_bundle_posted_to_the_base_is_400(
 
 
 def test_a_bundle_with_too_many_entries_is_refused(
-    settings: Settings, database: Database, fhir: Any
+    settings: Settings, database: Database, fhir: Any, auth_headers: dict[str, str]
 ) -> None:
     limited = settings.model_copy(update={"max_bundle_entries": 3})
     app = create_app(limited, database=database, migrate=False)
     entries = [post_entry({"resourceType": "Patient"}) for _ in range(4)]
-    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as small:
+    with TestClient(
+        app, base_url="http://testserver", raise_server_exceptions=False, headers=auth_headers
+    ) as small:
         response = small.post("/fhir", json=transaction(*entries), headers=FHIR_JSON)
 
     assert_client_error(fhir, response)

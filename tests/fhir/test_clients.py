@@ -71,7 +71,7 @@ def _transaction(cpr: str, family: str) -> dict[str, Any]:
 
 
 def test_fhirpy_creates_reads_and_updates_with_if_match(live_server: LiveServer) -> None:
-    fhir = SyncFHIRClient(live_server.fhir_url)
+    fhir = SyncFHIRClient(live_server.fhir_url, extra_headers=live_server.headers)
     patient = fhir.resource(
         "Patient", identifier=[{"system": CPR, "value": "0101701234"}], name=[{"family": "Hansen"}]
     )
@@ -85,7 +85,9 @@ def test_fhirpy_creates_reads_and_updates_with_if_match(live_server: LiveServer)
 
     # fhirpy's save() sends no If-Match of its own; extra_headers, a constructor
     # argument of its public API, puts one on every request of that client.
-    as_of_version_1 = SyncFHIRClient(live_server.fhir_url, extra_headers={"If-Match": 'W/"1"'})
+    as_of_version_1 = SyncFHIRClient(
+        live_server.fhir_url, extra_headers={**live_server.headers, "If-Match": 'W/"1"'}
+    )
     edit = as_of_version_1.resource("Patient", **read)
     edit["birthDate"] = "1970-01-01"
     edit.save()
@@ -104,7 +106,7 @@ def test_fhirpy_creates_reads_and_updates_with_if_match(live_server: LiveServer)
 
 
 def test_fhirpy_reads_the_history_of_a_resource(live_server: LiveServer) -> None:
-    fhir = SyncFHIRClient(live_server.fhir_url)
+    fhir = SyncFHIRClient(live_server.fhir_url, extra_headers=live_server.headers)
     patient = fhir.resource("Patient", name=[{"family": "Berg"}])
     patient.save()
     patient["name"] = [{"family": "Berg-Olsen"}]
@@ -123,7 +125,7 @@ def test_fhirpy_reads_the_history_of_a_resource(live_server: LiveServer) -> None
 
 
 def test_fhirpy_sends_a_transaction_whose_references_resolve(live_server: LiveServer) -> None:
-    fhir = SyncFHIRClient(live_server.fhir_url)
+    fhir = SyncFHIRClient(live_server.fhir_url, extra_headers=live_server.headers)
 
     # A transaction is a POST to the base URL; fhirpy's execute() with an empty path.
     response = fhir.execute("", method="post", data=_transaction("0202801234", "Nielsen"))
@@ -146,6 +148,8 @@ def _smart_server(live_server: LiveServer) -> FHIRServer:
         settings={"app_id": "health-tests", "api_base": live_server.fhir_url}
     )
     assert smart.prepare(), "fhirclient did not accept the server as an open server"
+    # The token a SMART flow would have given it (tests/auth/ runs those flows).
+    smart.server.session.headers.update(live_server.headers)
     return smart.server
 
 
@@ -262,7 +266,7 @@ def _observations(patient_id: str, count: int) -> list[dict[str, Any]]:
 
 
 def test_fhirpy_searches_and_pages_through_next_links(live_server: LiveServer) -> None:
-    fhir = SyncFHIRClient(live_server.fhir_url)
+    fhir = SyncFHIRClient(live_server.fhir_url, extra_headers=live_server.headers)
     patient = fhir.resource("Patient", name=[{"family": "Holm"}])
     patient.save()
     for observation in _observations(patient.id, 7):
@@ -281,7 +285,9 @@ def test_fhirpy_searches_and_pages_through_next_links(live_server: LiveServer) -
     assert [o["effectiveDateTime"] for o in found] == [f"2020-01-{d:02d}" for d in range(2, 8)]
     # fhirpy's count() adds `_totalMethod`, an Aidbox parameter: unknown, so refused
     # unless the client asks for lenient handling (https://hl7.org/fhir/R4/search.html#errors).
-    lenient = SyncFHIRClient(live_server.fhir_url, extra_headers={"Prefer": "handling=lenient"})
+    lenient = SyncFHIRClient(
+        live_server.fhir_url, extra_headers={**live_server.headers, "Prefer": "handling=lenient"}
+    )
     assert lenient.resources("Observation").search(subject=f"Patient/{patient.id}").count() == 7
 
 

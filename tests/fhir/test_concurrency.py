@@ -41,7 +41,9 @@ def _all_at_once(request: Callable[[httpx.Client], httpx.Response]) -> list[http
 
 def _patients_with(live_server: LiveServer, identifier: str) -> list[str]:
     found = httpx.get(
-        f"{live_server.fhir_url}/Patient", params={"identifier": identifier}, headers=FHIR_JSON
+        f"{live_server.fhir_url}/Patient",
+        params={"identifier": identifier},
+        headers={**FHIR_JSON, **live_server.headers},
     )
     assert found.status_code == 200, found.text
     bundle = found.json()
@@ -61,7 +63,11 @@ def test_simultaneous_conditional_creates_store_one_patient(live_server: LiveSer
         lambda http: http.post(
             f"{live_server.fhir_url}/Patient",
             json=patient,
-            headers={**FHIR_JSON, "If-None-Exist": f"identifier={identifier}"},
+            headers={
+                **FHIR_JSON,
+                **live_server.headers,
+                "If-None-Exist": f"identifier={identifier}",
+            },
         )
     )
 
@@ -100,7 +106,9 @@ def test_simultaneous_conditional_create_transactions_store_one_patient(
     }
 
     responses = _all_at_once(
-        lambda http: http.post(live_server.fhir_url, json=transaction, headers=FHIR_JSON)
+        lambda http: http.post(
+            live_server.fhir_url, json=transaction, headers={**FHIR_JSON, **live_server.headers}
+        )
     )
 
     refused = [(r.status_code, r.text) for r in responses if r.status_code != 200]
@@ -152,7 +160,9 @@ def test_simultaneous_transactions_referencing_one_conditional_patient_share_it(
                 },
             ],
         }
-        return http.post(live_server.fhir_url, json=transaction, headers=FHIR_JSON)
+        return http.post(
+            live_server.fhir_url, json=transaction, headers={**FHIR_JSON, **live_server.headers}
+        )
 
     responses = _all_at_once(push)
 
@@ -163,5 +173,7 @@ def test_simultaneous_transactions_referencing_one_conditional_patient_share_it(
     observations = [r.json()["entry"][1]["response"]["location"] for r in responses]
     assert len(set(observations)) == CLIENTS
     for location in observations:
-        observation = httpx.get(f"{live_server.fhir_url}/{location}", headers=FHIR_JSON).json()
+        observation = httpx.get(
+            f"{live_server.fhir_url}/{location}", headers={**FHIR_JSON, **live_server.headers}
+        ).json()
         assert observation["subject"] == {"reference": f"Patient/{stored[0]}"}

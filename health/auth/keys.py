@@ -1,4 +1,4 @@
-"""The development eID's signing key: loaded from a PEM file, made once if it is missing."""
+"""Signing keys (the development eID's and the authorization server's), from PEM files."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def load_signing_key(path: Path, *, create: bool) -> SigningKey:
     elif isinstance(private, rsa.RSAPrivateKey) and private.key_size >= 2048:
         key, algorithm = RSAKey.import_key(pem), "RS256"
     else:
-        raise ValueError(f"{path}: the eID signing key must be EC P-256 or RSA of 2048+ bits")
+        raise ValueError(f"{path}: a signing key must be EC P-256 or RSA of 2048+ bits")
     return SigningKey(key=key, algorithm=algorithm, kid=key.thumbprint())
 
 
@@ -50,7 +50,7 @@ def _write_new_key(path: Path) -> None:
     """Write a fresh key so that concurrent workers agree on one: the first link wins."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = ECKey.generate_key("P-256").as_pem(private=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".eid-key-")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".signing-key-")
     try:
         os.fchmod(descriptor, 0o600)
         os.write(descriptor, pem)

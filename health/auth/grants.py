@@ -1,0 +1,105 @@
+"""Grants: one user's authorization of one app, or one backend client's token issuance.
+
+Every access token names its grant; /fhir accepts a token only while its grant is
+active (not revoked, not expired, its client still registered), so revoking a grant
+or removing a client ends every token issued under it at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from health.db.tables import auth_client, auth_grant
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: str
+    client_id: str
+    scope: str
+    actor_kind: str
+    national_id: str | None
+    fhir_user: str | None
+    patient_id: str | None
+    expires_at: datetime
+
+
+class GrantStore:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def create(
+        self,
+        *,
+        client_id: str,
+        scope: str,
+        actor_kind: str,
+        lifetime: timedelta,
+        national_id: str | None = None,
+        fhir_user: str | None = None,
+        patient_id: str | None = None,
+    ) -> Grant:
+        now = datetime.now(UTC)
+        grant = Grant(
+            id=secrets.token_urlsafe(18),
+            client_id=client_id,
+            scope=scope,
+            actor_kind=actor_kind,
+            national_id=national_id,
+            fhir_user=fhir_user,
+            patient_id=patient_id,
+            expires_at=now + lifetime,
+        )
+        self._session.execute(
+            insert(auth_grant).values(
+                id=grant.id,
+                client_id=client_id,
+                scope=scope,
+                actor_kind=actor_kind,
+                national_id=national_id,
+                fhir_user=fhir_user,
+                patient_id=patient_id,
+                created_at=now,
+                expires_at=grant.expires_at,
+                revoked_at=None,
+            )
+        )
+        return grant
+
+    def active(self, grant_id: str, client_id: str) -> Grant | None:
+        """The grant if it is still in force for that client (and the client registered)."""
+        row = self._session.execute(
+            select(auth_grant)
+            .join(auth_client, auth_client.c.client_id == auth_grant.c.client_id)
+            .where(
+                auth_grant.c.id == grant_id,
+                auth_grant.c.client_id == client_id,
+                auth_grant.c.revoked_at.is_(None),
+                auth_grant.c.expires_at > datetime.now(UTC),
+            )
+        ).first()
+        if row is None:
+            return None
+        values = row._mapping
+        return Grant(
+            id=values["id"],
+            client_id=values["client_id"],
+            scope=values["scope"],
+            actor_kind=values["actor_kind"],
+            national_id=values["national_id"],
+            fhir_user=values["fhir_user"],
+            patient_id=values["patient_id"],
+            expires_at=values["expires_at"],
+        )
+
+    def revoke(self, grant_id: str) -> None:
+        self._session.execute(
+            update(auth_grant)
+            .where(auth_grant.c.id == grant_id, auth_grant.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
