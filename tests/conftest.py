@@ -8,12 +8,13 @@ test starts from empty tables.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -191,6 +192,12 @@ def anonymous_client(app: FastAPI) -> Iterator[TestClient]:
     """The app over HTTP without credentials."""
     with TestClient(app, base_url=TEST_BASE_URL, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def issue_token(app: FastAPI, database: Database) -> Callable[..., str]:
+    """issue_access_token for this test's app and database (keyword arguments as there)."""
+    return functools.partial(issue_access_token, app, database)
 
 
 @pytest.fixture
