@@ -129,7 +129,11 @@ def app(settings: Settings, database: Database) -> FastAPI:
     return create_app(settings, database=database, migrate=False)
 
 
-# The backend client that the FHIR tests act as: a hospital system with every scope.
+# The FHIR protocol tests act as a clinician's app holding user/*.cruds: plain FHIR
+# semantics. A hospital's pushes (person matching, provenance) are tested as the
+# backend client test-hospital, in tests/ingest/.
+TEST_APP_ID = "test-app"
+TEST_PRACTITIONER = "Practitioner/test-clinician"
 TEST_CLIENT_ID = "test-hospital"
 TEST_ORGANIZATION_ID = "test-hospital-organization"
 
@@ -138,21 +142,24 @@ def issue_access_token(
     app: FastAPI,
     database: Database,
     *,
-    scope: str = "system/*.cruds",
-    actor_kind: str = "client",
-    client_id: str = TEST_CLIENT_ID,
+    scope: str = "user/*.cruds",
+    actor_kind: str = "clinician",
     patient_id: str | None = None,
-    fhir_user: str | None = None,
+    fhir_user: str | None = TEST_PRACTITIONER,
     national_id: str | None = None,
 ) -> str:
     """A real access token, signed by the app's key, under a grant stored in `database`.
 
     The flows that lead to tokens (SMART launch, backend services) have tests of their
-    own; the rest of the suite starts from a token as a client would hold one.
+    own; the rest of the suite starts from a token as a client would hold one. Citizen
+    and clinician tokens are issued to the app test-app; client tokens to the backend
+    client test-hospital, which acts for the Organization test-hospital-organization.
     """
+    backend = actor_kind == "client"
+    client_id = TEST_CLIENT_ID if backend else TEST_APP_ID
     with database.session(write=True) as session:
         clients = ClientStore(session)
-        if clients.get(client_id) is None:
+        if clients.get(client_id) is None and backend:
             clients.register_backend(
                 client_id=client_id,
                 name="Test hospital",
@@ -161,13 +168,21 @@ def issue_access_token(
                 organization_id=TEST_ORGANIZATION_ID,
                 organization_identifier="urn:test|hospital",
             )
+        elif clients.get(client_id) is None:
+            clients.register_app(
+                client_id=client_id,
+                name="Test app",
+                scope="user/*.cruds patient/*.cruds openid fhirUser launch/patient",
+                redirect_uris=["http://127.0.0.1/callback"],
+                confidential=False,
+            )
         grant = GrantStore(session).create(
             client_id=client_id,
             scope=scope,
             actor_kind=actor_kind,
             lifetime=timedelta(hours=1),
             national_id=national_id,
-            fhir_user=fhir_user,
+            fhir_user=None if backend else fhir_user,
             patient_id=patient_id,
         )
     tokens: AccessTokens = app.state.access_tokens
@@ -177,8 +192,8 @@ def issue_access_token(
         scope=scope,
         grant_id=grant.id,
         patient_id=patient_id,
-        fhir_user=fhir_user,
-        organization_id=TEST_ORGANIZATION_ID if actor_kind == "client" else None,
+        fhir_user=None if backend else fhir_user,
+        organization_id=TEST_ORGANIZATION_ID if backend else None,
     )
     return tokens.issue(context).token
 
@@ -202,7 +217,7 @@ def issue_token(app: FastAPI, database: Database) -> Callable[..., str]:
 
 @pytest.fixture
 def auth_headers(app: FastAPI, database: Database) -> dict[str, str]:
-    """The Authorization header of a hospital system holding system/*.cruds.
+    """The Authorization header of a clinician's app holding user/*.cruds.
 
     Any app made from these settings accepts it: they share the signing key file.
     """
@@ -211,7 +226,7 @@ def auth_headers(app: FastAPI, database: Database) -> dict[str, str]:
 
 @pytest.fixture
 def client(app: FastAPI, auth_headers: dict[str, str]) -> Iterator[TestClient]:
-    """The app over HTTP as a hospital system holding system/*.cruds."""
+    """The app over HTTP as a clinician's app holding user/*.cruds."""
     with TestClient(
         app, base_url=TEST_BASE_URL, raise_server_exceptions=False, headers=auth_headers
     ) as test_client:
@@ -231,7 +246,7 @@ class LiveServer:
         self.app = app
         self.base_url = f"http://127.0.0.1:{port}"
         self.fhir_url = f"{self.base_url}/fhir"
-        # Headers of a hospital system holding system/*.cruds (set by the fixture).
+        # Headers of a clinician's app holding user/*.cruds (set by the fixture).
         self.headers: dict[str, str] = {}
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"

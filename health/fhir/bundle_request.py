@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,9 @@ class Entry:
     existing: StoredVersion | None = None
     # An earlier entry of the same Bundle with the same conditional create.
     same_as: Entry | None = None
+    # For a conditional update that should merge into what it matches rather than
+    # replace it (a pushed Patient into the citizen's): (current, sent) -> merged.
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def where(self) -> str:

@@ -9,6 +9,7 @@ hands them to the repository.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,8 @@ class Interactions:
         self._pending: list[Write] = []
         self._pending_by_key: dict[tuple[str, str], Write] = {}
         self._claims: dict[tuple[str, str], StoredVersion] = {}
+        # Every version this unit of work has stored, in order (Provenance names them).
+        self.written: list[Write] = []
 
     # Reads
 
@@ -226,8 +229,12 @@ class Interactions:
         *,
         if_match: int | None = None,
         where: str = "",
+        merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Result:
-        """PUT Type?criteria: https://hl7.org/fhir/R4/http.html#cond-update"""
+        """PUT Type?criteria: https://hl7.org/fhir/R4/http.html#cond-update
+
+        `merge` (current, sent) -> stored: combine with the match instead of replacing it.
+        """
         resource_type, resource = checked.resource_type, checked.resource
         matches = self.match(resource_type, query, where)
         if len(matches) > 1:
@@ -256,6 +263,9 @@ class Interactions:
                 f"condition matched ('{match.id}')",
                 f"{where or resource_type}.id",
             )
+        if merge is not None and match.body is not None:
+            # Both sides passed validation; a merge of them adds no new element kinds.
+            checked = Checked(resource_type, merge(orjson.loads(match.body), checked.resource))
         return self.update(match.id, checked.with_id(match.id), if_match=if_match, where=where)
 
     def patch(
@@ -321,7 +331,12 @@ class Interactions:
 
     def flush(self) -> None:
         self.repository.save(self._pending)
+        self.written.extend(self._pending)
         self.discard()
+
+    def forget_written_after(self, mark: int) -> None:
+        """Rolled back to a savepoint: writes flushed after `mark` did not happen."""
+        del self.written[mark:]
 
     def discard(self) -> None:
         """Forget queued writes (a failed batch entry whose savepoint rolled back)."""

@@ -54,12 +54,14 @@ def _transaction_settled(
     """
     # Rewriting references changes the resources in place: keep them as they came.
     pristine = orjson.dumps([entry.resource for entry in entries])
+    mark = len(interactions.written)
     for _retry in range(_TRANSACTION_RETRIES):
         try:
             with interactions.repository.savepoint():
                 return _transaction(interactions, entries, base, prefer)
         except _CreatedConcurrently:
             interactions.discard()
+            interactions.forget_written_after(mark)
             _restore(entries, orjson.loads(pristine))
     return _transaction(interactions, entries, base, prefer)
 
@@ -241,15 +243,19 @@ def _run_write(interactions: Interactions, entry: Entry, *, planned: bool = Fals
             )
         if not planned:
             return interactions.conditional_update(
-                entry.query, checked, if_match=entry.if_match, where=where
+                entry.query, checked, if_match=entry.if_match, where=where, merge=entry.merge
             )
         assert entry.target_id is not None
         if checked.resource.get("id") is None:
             checked = checked.with_id(entry.target_id)
-        if interactions.repository.current(entry.resource_type, entry.target_id) is None:
+        current = interactions.repository.current(entry.resource_type, entry.target_id)
+        if current is None:
             return interactions.create(
                 checked, where=where, if_none_exist=entry.query, resource_id=entry.target_id
             )
+        if entry.merge is not None and current.body is not None and not current.deleted:
+            merged = entry.merge(orjson.loads(current.body), checked.resource)
+            checked = Checked(entry.resource_type, merged).with_id(entry.target_id)
         return interactions.update(entry.target_id, checked, if_match=entry.if_match, where=where)
     except FhirError as error:
         raise error.located(entry.where) if not _is_located(error) else error from None

@@ -139,7 +139,7 @@ def test_a_token_of_a_removed_client_is_refused(
 ) -> None:
     token = issue_token()
     with database.session(write=True) as session:
-        assert ClientStore(session).remove("test-hospital")
+        assert ClientStore(session).remove("test-app")
 
     assert anonymous_client.get("/fhir/Patient", headers=_headers(token)).status_code == 401
 
@@ -201,7 +201,7 @@ def test_includes_of_types_beyond_the_scopes_are_dropped(
 def test_a_transaction_entry_beyond_the_scopes_fails_the_transaction(
     anonymous_client: TestClient, issue_token: Callable[..., str]
 ) -> None:
-    token = issue_token(scope="system/Observation.c", actor_kind="client")
+    token = issue_token(scope="user/Observation.c")
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",

@@ -1,0 +1,1 @@
+"""What happens to pushed records: person matching, provenance, deduplication."""
