@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -147,6 +148,8 @@ def issue_access_token(
     patient_id: str | None = None,
     fhir_user: str | None = TEST_PRACTITIONER,
     national_id: str | None = None,
+    client_id: str | None = None,
+    organization_id: str = TEST_ORGANIZATION_ID,
 ) -> str:
     """A real access token, signed by the app's key, under a grant stored in `database`.
 
@@ -156,7 +159,7 @@ def issue_access_token(
     client test-hospital, which acts for the Organization test-hospital-organization.
     """
     backend = actor_kind == "client"
-    client_id = TEST_CLIENT_ID if backend else TEST_APP_ID
+    client_id = client_id or (TEST_CLIENT_ID if backend else TEST_APP_ID)
     with database.session(write=True) as session:
         clients = ClientStore(session)
         if clients.get(client_id) is None and backend:
@@ -165,8 +168,8 @@ def issue_access_token(
                 name="Test hospital",
                 scope="system/*.cruds",
                 jwks={"keys": []},
-                organization_id=TEST_ORGANIZATION_ID,
-                organization_identifier="urn:test|hospital",
+                organization_id=organization_id,
+                organization_identifier=f"urn:test|{organization_id}",
             )
         elif clients.get(client_id) is None:
             clients.register_app(
@@ -193,7 +196,7 @@ def issue_access_token(
         grant_id=grant.id,
         patient_id=patient_id,
         fhir_user=None if backend else fhir_user,
-        organization_id=TEST_ORGANIZATION_ID if backend else None,
+        organization_id=organization_id if backend else None,
     )
     return tokens.issue(context).token
 
@@ -242,8 +245,9 @@ def _free_port() -> int:
 class LiveServer:
     """The app served by uvicorn on a real port, in a background thread."""
 
-    def __init__(self, app: FastAPI, port: int) -> None:
+    def __init__(self, app: FastAPI, port: int, database: Database) -> None:
         self.app = app
+        self.database = database
         self.base_url = f"http://127.0.0.1:{port}"
         self.fhir_url = f"{self.base_url}/fhir"
         # Headers of a clinician's app holding user/*.cruds (set by the fixture).
@@ -253,6 +257,10 @@ class LiveServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def token(self, **claims: Any) -> str:
+        """An access token for this server (keyword arguments as issue_access_token)."""
+        return issue_access_token(self.app, self.database, **claims)
 
     def start(self) -> None:
         self._thread.start()
@@ -271,8 +279,8 @@ class LiveServer:
 def live_server(database: Database) -> Iterator[LiveServer]:
     port = _free_port()
     settings = make_settings(database.url, base_url=f"http://127.0.0.1:{port}")
-    server = LiveServer(create_app(settings, database=database, migrate=False), port)
-    server.headers = bearer(issue_access_token(server.app, database))
+    server = LiveServer(create_app(settings, database=database, migrate=False), port, database)
+    server.headers = bearer(server.token())
     server.start()
     try:
         yield server

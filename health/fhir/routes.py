@@ -31,8 +31,8 @@ from health.fhir.http import (
     write_response,
 )
 from health.fhir.listing import history_bundle, searchset_bundle
-from health.fhir.transaction import process_bundle
 from health.fhir.validation import Checked, check
+from health.ingest.pipeline import push_bundle
 
 router = APIRouter(
     prefix="/fhir", tags=["FHIR"], dependencies=[Depends(authenticate), Depends(negotiate)]
@@ -68,7 +68,7 @@ def batch_or_transaction(request: Request, raw: bytes = Depends(read_body)) -> R
         max_entries=config.settings.max_bundle_entries,
     )
     with unit_of_work(request, write=True) as fx:
-        response = process_bundle(fx, bundle, base=base_of(request), prefer=prefer_return(request))
+        response = push_bundle(fx, bundle, base=base_of(request), prefer=prefer_return(request))
     return json_response(request, response)
 
 

@@ -35,7 +35,13 @@ def push_bundle(
     prepare_push(bundle, source, settings.national_id_systems)
     mark = len(interactions.written)
     response = process_bundle(interactions, bundle, base=base, prefer=prefer)
-    for provenance in provenance_for_push(interactions.written[mark:], source):
+    confirmed = [
+        entry["response"]["location"]
+        for entry in response["entry"]
+        if entry.get("response", {}).get("location")
+    ]
+    written = interactions.written[mark:]
+    for provenance in provenance_for_push(written, source, confirmed=confirmed):
         interactions.create(check(provenance, "Provenance", interactions.config.types))
     interactions.flush()
     return response

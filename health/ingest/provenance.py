@@ -31,23 +31,36 @@ _ACTIVITY = {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DE
 
 
 def provenance_for_push(
-    writes: Sequence[Write], source: Source, recorded: datetime | None = None
+    writes: Sequence[Write],
+    source: Source,
+    *,
+    confirmed: Sequence[str] = (),
+    recorded: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The Provenance resources recording `writes` (empty when nothing was written)."""
+    """The Provenance resources recording a push.
+
+    `writes` are the versions it stored; `confirmed` the version references of what it
+    sent that was there already (a directory entry another source created first). A
+    push that wrote nothing still gets a Provenance naming what it confirmed.
+    """
     by_patient: dict[str | None, list[Write]] = {}
     for write in writes:
         by_patient.setdefault(write.patient_id, []).append(write)
+    written = {_version_reference(w) for w in writes}
+    unwritten = [reference for reference in confirmed if reference not in written]
+    if unwritten:
+        by_patient.setdefault(None, [])
     moment = instant(recorded or datetime.now(UTC))
     provenances = []
     for patient_id, group in by_patient.items():
-        targets = [
-            {"reference": f"{w.resource_type}/{w.id}/_history/{w.version_id}"} for w in group
-        ]
+        targets = [{"reference": _version_reference(w)} for w in group]
+        if patient_id is None:
+            targets += [{"reference": reference} for reference in dict.fromkeys(unwritten)]
         if patient_id is not None and not any(w.resource_type == "Patient" for w in group):
             # The citizen's Patient was not written, but this Provenance is about them:
             # naming them puts it in their record (the compartment follows `target`).
             targets.append({"reference": f"Patient/{patient_id}"})
-        activities = {_ACTIVITY.get(w.method, "UPDATE") for w in group}
+        activities = {_ACTIVITY.get(w.method, "UPDATE") for w in group} or {"UPDATE"}
         provenance: dict[str, Any] = {
             "resourceType": "Provenance",
             "target": targets,
@@ -68,3 +81,7 @@ def provenance_for_push(
             }
         provenances.append(provenance)
     return provenances
+
+
+def _version_reference(write: Write) -> str:
+    return f"{write.resource_type}/{write.id}/_history/{write.version_id}"

@@ -1,0 +1,248 @@
+"""A push from a hospital or GP: one record per citizen, sources kept, provenance written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+CPR = "urn:oid:1.2.208.176.1.2"
+BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
+LOINC = "http://loinc.org"
+
+
+def _bundle(*entries: dict[str, Any], kind: str = "transaction") -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+def _post(resource: dict[str, Any], full_url: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"]},
+    }
+    if full_url:
+        entry["fullUrl"] = full_url
+    return entry
+
+
+def _patient(cpr: str | None = "0101801234", **extra: Any) -> dict[str, Any]:
+    identifiers = [{"system": CPR, "value": cpr}] if cpr else []
+    identifiers += extra.pop("identifier", [])
+    patient = {"resourceType": "Patient", "name": [{"family": "Jensen", "given": ["Karen"]}]}
+    if identifiers:  # FHIR JSON has no empty arrays
+        patient["identifier"] = identifiers
+    return {**patient, **extra}
+
+
+def _hemoglobin(subject: str, value: float, when: str = "2026-03-01T08:30:00Z") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "718-7"}]},
+        "subject": {"reference": subject},
+        "effectiveDateTime": when,
+        "valueQuantity": {
+            "value": value,
+            "unit": "g/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "g/dL",
+        },
+    }
+
+
+def _push_of_karen(
+    source_ids: str = "a", hemoglobin: float = 13.2, **patient: Any
+) -> dict[str, Any]:
+    """A hospital's transaction: Karen, with one lab result, in Synthea's urn:uuid style."""
+    patient_url = f"urn:uuid:00000000-0000-0000-0000-00000000000{source_ids}"
+    return _bundle(
+        _post({**_patient(**patient), "id": f"p-{source_ids}"}, patient_url),
+        _post(
+            {**_hemoglobin(patient_url, hemoglobin), "id": f"obs-{source_ids}"},
+            f"urn:uuid:10000000-0000-0000-0000-00000000000{source_ids}",
+        ),
+    )
+
+
+def _search(client: TestClient, headers: dict[str, str], query: str) -> dict[str, Any]:
+    response = client.get(f"/fhir/{query}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        e["resource"]
+        for e in bundle.get("entry", [])
+        if e.get("search", {}).get("mode") != "include"
+    ]
+
+
+def test_two_sources_make_one_patient_with_both_records(sources: dict[str, Any]) -> None:
+    hospital, gp = sources["hospital"], sources["gp"]
+    hospital.pushed(_push_of_karen("a", identifier=[{"system": "urn:rh:mrn", "value": "RH-1"}]))
+    gp.pushed(_push_of_karen("b", identifier=[{"system": "urn:gp:id", "value": "GP-7"}]))
+
+    patients = _resources(
+        _search(hospital.client, hospital.headers, f"Patient?identifier={CPR}|0101801234")
+    )
+    assert len(patients) == 1
+    karen = patients[0]
+    values = {(i["system"], i["value"]) for i in karen["identifier"]}
+    assert {(CPR, "0101801234"), ("urn:rh:mrn", "RH-1"), ("urn:gp:id", "GP-7")} <= values
+    # Each source's own id for Karen is kept, under that source.
+    assert (f"{hospital.uri}/patient-id", "p-a") in values
+    assert (f"{gp.uri}/patient-id", "p-b") in values
+
+    observations = _resources(
+        _search(hospital.client, hospital.headers, f"Observation?subject=Patient/{karen['id']}")
+    )
+    assert len(observations) == 2
+    assert {o["meta"]["source"] for o in observations} == {hospital.uri, gp.uri}
+
+
+def test_the_same_result_from_two_sources_is_kept_twice_and_linked(sources: dict[str, Any]) -> None:
+    hospital, gp = sources["hospital"], sources["gp"]
+    hospital.pushed(_push_of_karen("a", hemoglobin=13.2))
+    gp.pushed(_push_of_karen("b", hemoglobin=13.2))
+    gp.pushed(
+        _bundle(
+            _post(_patient(), "urn:uuid:20000000-0000-0000-0000-000000000001"),
+            _post(
+                {
+                    **_hemoglobin("urn:uuid:20000000-0000-0000-0000-000000000001", 9.1),
+                    "id": "other",
+                },
+                "urn:uuid:20000000-0000-0000-0000-000000000002",
+            ),
+        )
+    )
+
+    observations = _resources(_search(gp.client, gp.headers, "Observation"))
+    tags: dict[str, list[str]] = {}
+    for observation in observations:
+        fact = [t["code"] for t in observation["meta"]["tag"] if t["system"] == "urn:health:fact"]
+        tags.setdefault(fact[0], []).append(observation["meta"]["source"])
+    assert sorted(len(sources_of_fact) for sources_of_fact in tags.values()) == [1, 2]
+    linked = next(code for code, found in tags.items() if len(found) == 2)
+    same = _resources(_search(gp.client, gp.headers, f"Observation?_tag=urn:health:fact|{linked}"))
+    assert len(same) == 2
+
+
+def test_pushing_the_same_thing_again_makes_new_versions_not_copies(
+    sources: dict[str, Any],
+) -> None:
+    hospital = sources["hospital"]
+    hospital.pushed(_push_of_karen("a", hemoglobin=13.2))
+    again = hospital.pushed(_push_of_karen("a", hemoglobin=13.4))
+
+    assert [e["response"]["status"] for e in again["entry"]] == ["200 OK", "200 OK"]
+    observations = _resources(_search(hospital.client, hospital.headers, "Observation"))
+    assert len(observations) == 1
+    assert observations[0]["meta"]["versionId"] == "2"
+    assert observations[0]["valueQuantity"]["value"] == 13.4
+    assert len(_resources(_search(hospital.client, hospital.headers, "Patient"))) == 1
+
+
+def test_a_push_names_its_source_and_records_provenance(sources: dict[str, Any]) -> None:
+    hospital = sources["hospital"]
+    response = hospital.pushed(_push_of_karen("a"))
+    written = {e["response"]["location"] for e in response["entry"]}
+
+    provenances = _resources(_search(hospital.client, hospital.headers, "Provenance"))
+    assert len(provenances) == 1
+    provenance = provenances[0]
+    assert {t["reference"] for t in provenance["target"]} == written
+    assert provenance["agent"][0]["who"] == {
+        "reference": f"Organization/{hospital.organization_id}"
+    }
+    patient = _resources(_search(hospital.client, hospital.headers, "Patient"))[0]
+    # The Provenance is part of Karen's record.
+    everything = hospital.client.get(
+        f"/fhir/Patient/{patient['id']}/$everything", headers=hospital.headers
+    ).json()
+    assert "Provenance" in {e["resource"]["resourceType"] for e in everything["entry"]}
+
+
+def test_the_source_is_the_token_not_what_the_bundle_claims(sources: dict[str, Any]) -> None:
+    hospital = sources["hospital"]
+    claimed = _push_of_karen("a")
+    claimed["entry"][1]["resource"]["meta"] = {"source": "http://elsewhere.example/fhir"}
+    hospital.pushed(claimed)
+
+    observation = _resources(_search(hospital.client, hospital.headers, "Observation"))[0]
+    assert observation["meta"]["source"] == hospital.uri
+
+
+def test_shared_directory_resources_are_kept_once(sources: dict[str, Any]) -> None:
+    organization = {
+        "resourceType": "Organization",
+        "identifier": [{"system": "urn:oid:1.2.208.176.1.1", "value": "123456789"}],
+        "name": "Rigshospitalet",
+    }
+    for name, source in sources.items():
+        source.pushed(_bundle(_post({**organization, "id": f"org-{name}"})))
+        source.pushed(_bundle(_post({**organization, "id": f"org-{name}"})))
+
+    found = _resources(
+        _search(
+            sources["gp"].client,
+            sources["gp"].headers,
+            "Organization?identifier=urn:oid:1.2.208.176.1.1|123456789",
+        )
+    )
+    assert len(found) == 1
+
+
+def test_a_patient_without_a_national_id_is_refused_and_nothing_is_written(
+    sources: dict[str, Any],
+) -> None:
+    hospital = sources["hospital"]
+    response = hospital.push(_push_of_karen("a", cpr=None))
+
+    assert response.status_code == 422
+    issue = response.json()["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[0].resource.identifier"]
+    assert "national ID" in issue["diagnostics"]
+    assert _search(hospital.client, hospital.headers, "Observation")["total"] == 0
+    assert _search(hospital.client, hospital.headers, "Provenance")["total"] == 0
+
+
+def test_a_patient_with_two_national_ids_is_refused(sources: dict[str, Any]) -> None:
+    hospital = sources["hospital"]
+    response = hospital.push(
+        _push_of_karen("a", identifier=[{"system": BSN, "value": "123456782"}])
+    )
+
+    assert response.status_code == 422
+    assert "more than one national ID" in response.json()["issue"][0]["diagnostics"]
+    assert _search(hospital.client, hospital.headers, "Patient")["total"] == 0
+
+
+def test_a_refused_batch_writes_nothing_either(sources: dict[str, Any]) -> None:
+    hospital = sources["hospital"]
+    bundle = _push_of_karen("a", cpr=None)
+    bundle["type"] = "batch"
+    assert hospital.push(bundle).status_code == 422
+    assert _search(hospital.client, hospital.headers, "Observation")["total"] == 0
+
+
+def test_a_later_push_without_an_address_keeps_the_known_one(sources: dict[str, Any]) -> None:
+    hospital, gp = sources["hospital"], sources["gp"]
+    hospital.pushed(_push_of_karen("a", address=[{"city": "København"}]))
+    gp.pushed(_push_of_karen("b", telecom=[{"system": "phone", "value": "+45 12345678"}]))
+
+    karen = _resources(_search(gp.client, gp.headers, "Patient"))[0]
+    assert karen["address"] == [{"city": "København"}]
+    assert karen["telecom"] == [{"system": "phone", "value": "+45 12345678"}]
+    assert karen["meta"]["source"] == gp.uri
+
+
+def test_a_clinicians_app_writes_without_the_push_rules(client: TestClient) -> None:
+    # Person matching is for sources; a clinician's app writes plain FHIR.
+    response = client.post(
+        "/fhir",
+        json=_bundle(_post({"resourceType": "Patient"})),
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    assert response.status_code == 200
