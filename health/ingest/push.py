@@ -18,7 +18,9 @@ Applied to the parsed Bundle before it runs (health.fhir.transaction), with no d
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -32,6 +34,8 @@ from health.ingest.merge import merge_patient
 # Shared by every source; deduplicated by identifier.
 DIRECTORY_TYPES = frozenset({"Organization", "Practitioner", "Location"})
 _SOURCE_IDS = uuid.UUID("5b3c1f4e-93a0-4c55-9f0b-6d1f2a7c8e11")
+# A relative literal reference, `Type/id`: https://hl7.org/fhir/R4/references.html#literal
+_LITERAL = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ def prepare_push(request: BundleRequest, source: Source, national_id_systems: li
         _stamp_source(entry, source)
     if problems:
         raise FhirError(problems, status=422)
+    _map_source_references(request, source)
 
 
 def _national_ids(resource: dict[str, Any], systems: list[str]) -> set[tuple[str, str]]:
@@ -91,11 +96,15 @@ def _people_by_reference(request: BundleRequest, systems: list[str]) -> dict[str
     """The national ID ("system|value") of each pushed Patient, by its fullUrl."""
     people = {}
     for entry in request.parsed:
-        if entry.resource_type == "Patient" and entry.resource and entry.full_url:
+        if entry.resource_type == "Patient" and entry.resource:
             found = _national_ids(entry.resource, systems)
-            if len(found) == 1:
-                system, value = next(iter(found))
-                people[entry.full_url] = f"{system}|{value}"
+            if len(found) != 1:
+                continue
+            system, value = next(iter(found))
+            source_id = _source_id(entry)
+            for reference in (entry.full_url, source_id and f"Patient/{source_id}"):
+                if reference:
+                    people[reference] = f"{system}|{value}"
     return people
 
 
@@ -207,6 +216,66 @@ def _map_instance(entry: Entry, source: Source) -> None:
     assert entry.resource_id is not None
     if entry.resource_type not in DIRECTORY_TYPES and entry.resource_type != "Patient":
         entry.resource_id = source.derived_id(entry.resource_type, entry.resource_id)
+
+
+def _map_source_references(request: BundleRequest, source: Source) -> None:
+    """Rewrite `Type/<source id>` references into our ids (bulk data refers this way).
+
+    Another clinical resource: the id derived from the source's id, as it was stored.
+    A Patient: the pushed Patient entry with that source id if the Bundle has one, else
+    the citizen whose Patient carries that source id (kept since their first push).
+    Directory resources are shared across sources and found by identifier instead:
+    their literal references are left as they are.
+    """
+    patients: dict[str, str] = {}
+    # A batch resolves no reference between its entries (each is written on its own,
+    # in order): there the Patient is found by its source id once it is written.
+    for entry in request.parsed if request.kind == "transaction" else ():
+        if entry.resource_type == "Patient" and entry.merge is not None:
+            source_id = _source_id_of_patient(entry, source)
+            if source_id is not None:
+                if not entry.full_url:
+                    entry.full_url = f"urn:uuid:{uuid.uuid4()}"
+                patients[source_id] = entry.full_url
+
+    def mapped(reference: str) -> str:
+        match = _LITERAL.match(reference)
+        if match is None:
+            return reference
+        resource_type, source_id = match.groups()
+        if resource_type == "Patient":
+            if source_id in patients:
+                return patients[source_id]
+            system = quote(source.patient_id_system, safe=":/")
+            return f"Patient?identifier={system}|{quote(source_id, safe='')}"
+        if resource_type in DIRECTORY_TYPES:
+            return reference
+        return f"{resource_type}/{source.derived_id(resource_type, source_id)}"
+
+    for entry in request.parsed:
+        if entry.resource is not None:
+            _rewrite_references(entry.resource, mapped)
+
+
+def _source_id_of_patient(entry: Entry, source: Source) -> str | None:
+    """The source's own id of a pushed Patient, as _match_citizen kept it."""
+    for identifier in (entry.resource or {}).get("identifier", []):
+        if identifier.get("system") == source.patient_id_system:
+            return str(identifier.get("value"))
+    return None
+
+
+def _rewrite_references(node: Any, mapped: Callable[[str], str]) -> None:
+    if type(node) is dict:
+        for key, value in node.items():
+            if key == "reference" and type(value) is str:
+                node[key] = mapped(value)
+            elif type(value) is dict or type(value) is list:
+                _rewrite_references(value, mapped)
+    elif type(node) is list:
+        for item in node:
+            if type(item) is dict or type(item) is list:
+                _rewrite_references(item, mapped)
 
 
 def _stamp_source(entry: Entry, source: Source) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 CPR = "urn:oid:1.2.208.176.1.2"
@@ -246,3 +247,31 @@ def test_a_clinicians_app_writes_without_the_push_rules(client: TestClient) -> N
         headers={"Content-Type": "application/fhir+json"},
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["batch", "transaction"])
+def test_literal_references_to_the_sources_own_ids_find_what_it_pushed(
+    sources: dict[str, Any], kind: str
+) -> None:
+    """Bulk data refers by `Type/id` in the source's id space, across pushes."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "subject": {"reference": "Patient/p1"},
+    }
+    hospital.pushed(_bundle(_post({**_patient(), "id": "p1"}), _post(encounter), kind=kind))
+    # The GP uses the same ids for its own, different resources.
+    gp.pushed(_bundle(_post({**_patient(), "id": "e1"}), kind="batch"))
+    later = {**_hemoglobin("Patient/p1", 12.0), "encounter": {"reference": "Encounter/e1"}}
+    hospital.pushed(_bundle(_post(later), kind="batch"))
+
+    karen = _resources(_search(hospital.client, hospital.headers, "Patient"))
+    assert len(karen) == 1
+    observation = _resources(_search(hospital.client, hospital.headers, "Observation"))[0]
+    assert observation["subject"] == {"reference": f"Patient/{karen[0]['id']}"}
+    stored_encounter = _resources(_search(hospital.client, hospital.headers, "Encounter"))[0]
+    assert observation["encounter"] == {"reference": f"Encounter/{stored_encounter['id']}"}
+    assert stored_encounter["subject"] == {"reference": f"Patient/{karen[0]['id']}"}
