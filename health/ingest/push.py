@@ -57,10 +57,16 @@ class Source:
 
 
 def prepare_push(request: BundleRequest, source: Source, national_id_systems: list[str]) -> None:
-    """Rewrite the Bundle's entries in place; 422 naming the entries that cannot be matched."""
+    """Rewrite the Bundle's entries in place.
+
+    An entry that cannot be matched (a Patient without exactly one national ID) fails a
+    transaction whole (422 naming it); in a batch it becomes that entry's 422 answer.
+    """
     problems: list[Issue] = []
     people = _people_by_reference(request, national_id_systems)
-    for entry in request.parsed:
+    for position, entry in enumerate(request.entries):
+        if not isinstance(entry, Entry):
+            continue
         if entry.checked is None or entry.method not in ("POST", "PUT"):
             if entry.method in ("DELETE", "PATCH") and entry.resource_id:
                 _map_instance(entry, source)
@@ -77,9 +83,11 @@ def prepare_push(request: BundleRequest, source: Source, national_id_systems: li
                     tag_fact(entry.resource or {}, person)
         except FhirError as error:
             problems.extend(error.issues)
+            if request.kind == "batch":
+                request.entries[position] = FhirError(error.issues, status=422)
             continue
         _stamp_source(entry, source)
-    if problems:
+    if problems and request.kind == "transaction":
         raise FhirError(problems, status=422)
     _map_source_references(request, source)
 

@@ -220,12 +220,17 @@ def test_a_patient_with_two_national_ids_is_refused(sources: dict[str, Any]) -> 
     assert _search(hospital.client, hospital.headers, "Patient")["total"] == 0
 
 
-def test_a_refused_batch_writes_nothing_either(sources: dict[str, Any]) -> None:
+def test_a_batch_answers_the_refused_patient_on_its_own(sources: dict[str, Any]) -> None:
     hospital = sources["hospital"]
     bundle = _push_of_karen("a", cpr=None)
     bundle["type"] = "batch"
-    assert hospital.push(bundle).status_code == 422
+    response = hospital.pushed(bundle)
+
+    statuses = [e["response"]["status"] for e in response["entry"]]
+    assert statuses[0].startswith("422")
+    assert statuses[1].startswith("4")  # its urn:uuid reference leads nowhere in a batch
     assert _search(hospital.client, hospital.headers, "Observation")["total"] == 0
+    assert _search(hospital.client, hospital.headers, "Patient")["total"] == 0
 
 
 def test_a_later_push_without_an_address_keeps_the_known_one(sources: dict[str, Any]) -> None:
