@@ -263,9 +263,13 @@ class Interactions:
                 f"condition matched ('{match.id}')",
                 f"{where or resource_type}.id",
             )
-        if merge is not None and match.body is not None:
+        if merge is not None:
+            # Merged from the latest version, locked: a concurrent merge is not lost.
             # Both sides passed validation; a merge of them adds no new element kinds.
-            checked = Checked(resource_type, merge(orjson.loads(match.body), checked.resource))
+            latest = self._current_for_write(resource_type, match.id)
+            if latest is not None and latest.body is not None and not latest.deleted:
+                merged = merge(orjson.loads(latest.body), checked.resource)
+                checked = Checked(resource_type, merged)
         return self.update(match.id, checked.with_id(match.id), if_match=if_match, where=where)
 
     def patch(

@@ -248,7 +248,11 @@ def _run_write(interactions: Interactions, entry: Entry, *, planned: bool = Fals
         assert entry.target_id is not None
         if checked.resource.get("id") is None:
             checked = checked.with_id(entry.target_id)
-        current = interactions.repository.current(entry.resource_type, entry.target_id)
+        # A merge must start from the latest version: lock it (another push for the same
+        # citizen may be merging too; on PostgreSQL it would otherwise be lost).
+        current = interactions.repository.current(
+            entry.resource_type, entry.target_id, for_update=entry.merge is not None
+        )
         if current is None:
             return interactions.create(
                 checked, where=where, if_none_exist=entry.query, resource_id=entry.target_id
