@@ -1,0 +1,161 @@
+"""HTTP edges of the citizen portal at /portal: the front page, eID login and logout.
+
+Errors raise HTTPException, which the app's one handler for pages outside /fhir turns
+into the HTML error page (health/fhir/http.py, health/pages.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from health.auth.eid_login import EidLoginError, EidRelyingParty, callback_error
+from health.db.engine import Database
+from health.pages import render
+from health.portal.record import record_summary_as_system
+from health.portal.sessions import (
+    SESSION_COOKIE,
+    PortalSessionStore,
+    clear_portal_cookie,
+    set_portal_cookie,
+)
+from health.settings import Settings
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+
+# Binds a login at the eID to the browser that started it (login CSRF protection).
+BROWSER_COOKIE = "health_portal_browser"
+_BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
+PURPOSE = "portal"
+HOME = "/portal/"
+# Pages that show who is logged in (and the logout form's CSRF token) are not cached
+# and not framed.
+_PRIVATE = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _database(request: Request) -> Database:
+    return request.app.state.database  # type: ignore[no-any-return]
+
+
+def _relying_party(request: Request) -> EidRelyingParty:
+    return request.app.state.eid_relying_party  # type: ignore[no-any-return]
+
+
+def _redirect_uri(settings: Settings) -> str:
+    return f"{settings.base_url}/portal/callback"
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    """Logged out: the way in. Logged in: who, and their record."""
+    settings = _settings(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    with _database(request).session(write=cookie is not None) as session:
+        citizen = PortalSessionStore(session, settings).load(cookie) if cookie else None
+        record = (
+            record_summary_as_system(session, citizen.national_id, settings.national_id_systems)
+            if citizen
+            else None
+        )
+    response = render(
+        request,
+        "portal/home.html",
+        {"citizen": citizen, "record": record, "dev_eid": settings.dev_eid},
+        headers=_PRIVATE,
+    )
+    if cookie and citizen is None:
+        clear_portal_cookie(response, settings, SESSION_COOKIE)
+    return response
+
+
+@router.get("/login")
+def login(request: Request) -> Response:
+    """Send the browser to the eID, with a login bound to this browser."""
+    settings = _settings(request)
+    browser_id = request.cookies.get(BROWSER_COOKIE, "")
+    if not _BROWSER_ID.fullmatch(browser_id):
+        browser_id = secrets.token_urlsafe(32)
+    try:
+        with _database(request).session(write=True) as session:
+            authorize_url = _relying_party(request).start_login(
+                session,
+                purpose=PURPOSE,
+                continue_to=HOME,
+                browser_id=browser_id,
+                redirect_uri=_redirect_uri(settings),
+            )
+    except EidLoginError as error:
+        raise HTTPException(error.status, str(error)) from None
+    response = RedirectResponse(authorize_url, status_code=302)
+    set_portal_cookie(response, settings, BROWSER_COOKIE, browser_id)
+    return response
+
+
+@router.get("/callback")
+def callback(request: Request) -> Response:
+    """The eID's answer: verify the login, start a new portal session, go on."""
+    settings = _settings(request)
+    query = request.query_params
+    if query.get("error"):
+        raise HTTPException(400, str(callback_error(query["error"])))
+    state, code = query.get("state", ""), query.get("code", "")
+    if not state or not code:
+        raise HTTPException(
+            400, "The answer from the eID lacks its state or code. Log in again from the portal."
+        )
+    with _database(request).session(write=True) as session:
+        try:
+            identity, purpose, continue_to = _relying_party(request).finish_login(
+                session,
+                state=state,
+                code=code,
+                browser_id=request.cookies.get(BROWSER_COOKIE, ""),
+                redirect_uri=_redirect_uri(settings),
+            )
+        except EidLoginError as error:
+            raise HTTPException(error.status, str(error)) from None
+        if purpose != PURPOSE:
+            raise HTTPException(400, "This login was not started by the portal. Log in again.")
+        sessions = PortalSessionStore(session, settings)
+        # A session from before the login ends, and the login gets a new id: whoever
+        # planted a cookie in this browser does not share the citizen's session.
+        sessions.end(request.cookies.get(SESSION_COOKIE))
+        cookie = sessions.create(identity)
+    response = RedirectResponse(continue_to if continue_to.startswith(HOME) else HOME, 303)
+    set_portal_cookie(response, settings, SESSION_COOKIE, cookie)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """End the portal session, then the eID session (RP-initiated logout) when offered."""
+    settings = _settings(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    with _database(request).session(write=True) as session:
+        sessions = PortalSessionStore(session, settings)
+        citizen = sessions.load(cookie)
+        if citizen is not None:
+            if not hmac.compare_digest(citizen.csrf_token.encode(), csrf_token.encode()):
+                raise HTTPException(
+                    403,
+                    "The logout could not be verified (the form's token is missing or wrong). "
+                    "Go back to the portal and use its Log out button.",
+                )
+            sessions.end(cookie)
+    end_session = None
+    if citizen is not None and citizen.id_token:
+        end_session = _relying_party(request).end_session_url(
+            id_token_hint=citizen.id_token, post_logout_redirect_uri=f"{settings.base_url}{HOME}"
+        )
+    response = RedirectResponse(end_session or HOME, status_code=303)
+    clear_portal_cookie(response, settings, SESSION_COOKIE)
+    return response
