@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from health import __version__
 from health.auth.clients import ClientStore
+from health.auth.eid_login import EidRelyingParty
 from health.auth.keys import load_signing_key
+from health.auth.routes import mount_authorization_server
 from health.auth.tokens import AccessTokens
 from health.db.engine import Database
 from health.db.migrate import upgrade_to_head
@@ -17,7 +20,10 @@ from health.eid import mount_development_eid
 from health.fhir.config import FhirConfig
 from health.fhir.http import install_error_handlers
 from health.fhir.routes import router as fhir_router
+from health.portal.routes import router as portal_router
 from health.settings import DEVELOPMENT_SESSION_SECRET, Environment, Settings
+
+EID_HTTP_TIMEOUT_SECONDS = 10.0
 
 
 class NotReadyForProduction(RuntimeError):
@@ -86,14 +92,21 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.fhir_config = FhirConfig.load(settings)
-    app.state.access_tokens = AccessTokens(
-        settings,
-        load_signing_key(
-            settings.auth_signing_key_path, create=settings.auth_signing_key_file is None
-        ),
+    auth_signing_key = load_signing_key(
+        settings.auth_signing_key_path, create=settings.auth_signing_key_file is None
+    )
+    app.state.access_tokens = AccessTokens(settings, auth_signing_key)
+    # The portal and the authorization server reach the eID over HTTP, as they would the
+    # national eID broker (tests may put in a relying party whose client serves this app
+    # in-process). The client is not closed at shutdown: a later lifespan of the same
+    # app (tests run several) would find it closed.
+    app.state.eid_relying_party = EidRelyingParty(
+        settings, httpx.Client(timeout=EID_HTTP_TIMEOUT_SECONDS)
     )
     install_error_handlers(app)
     app.include_router(fhir_router)
+    app.include_router(portal_router)
+    mount_authorization_server(app, settings, auth_signing_key)
     if settings.dev_eid:
         mount_development_eid(app, settings)
     return app

@@ -13,26 +13,23 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import orjson
-from authlib.oauth2.rfc6749 import (
-    AuthorizationServer,
-    ClientMixin,
-    InvalidRequestError,
-    OAuth2Payload,
-    OAuth2Request,
-)
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 from fastapi.responses import Response
 from joserfc.jwk import KeySet
 
+from health.auth.authlib_starlette import (
+    REQUEST_URI,
+    RequestParameters,
+    RequiredS256,
+    oauth_response,
+)
 from health.auth.keys import SigningKey
 from health.eid.store import (
     ACCESS_TOKEN_LIFETIME,
@@ -54,24 +51,6 @@ SCOPES = ("openid", "profile")
 ID_TOKEN_LIFETIME_SECONDS = 600
 
 
-class EidPayload(OAuth2Payload):
-    """Request parameters (query and form together), first value and every value."""
-
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
-        for key, value in items:
-            self._datalist[key].append(value)
-        self._data = {key: values[0] for key, values in self._datalist.items()}
-
-    @property
-    def data(self) -> dict[str, str]:
-        return self._data
-
-    @property
-    def datalist(self) -> defaultdict[str, list[str]]:
-        return self._datalist
-
-
 class EidRequest(OAuth2Request):
     """One request to the eID, carrying the store of its database transaction."""
 
@@ -83,12 +62,9 @@ class EidRequest(OAuth2Request):
         store: EidStore,
         form: dict[str, str] | None = None,
     ) -> None:
-        # Authlib refuses request URLs that are not https or loopback (RFC 6749 section
-        # 3.1). The development eID runs over plain HTTP in development and tests
-        # (http://testserver) and production refuses to start with it, so no real URL
-        # is passed: Authlib uses `uri` for that check only.
-        super().__init__(method, "https://eid.invalid/", headers=headers)
-        self.payload = EidPayload(items)
+        # No real URL: see REQUEST_URI (the development eID never runs in production).
+        super().__init__(method, REQUEST_URI, headers=headers)
+        self.payload = RequestParameters(items)
         self.store = store
         self._form = form or {}
 
@@ -213,18 +189,6 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         return Subject(sub, issued.authentication)
 
 
-class RequiredS256(CodeChallenge):  # type: ignore[misc]
-    """PKCE with S256 on every authorization request, public and confidential clients alike."""
-
-    def validate_code_challenge(self, grant: CodeGrant, redirect_uri: str) -> None:
-        data = grant.request.payload.data
-        if not data.get("code_challenge"):
-            raise InvalidRequestError("Missing 'code_challenge': PKCE (S256) is required.")
-        if data.get("code_challenge_method") != "S256":
-            raise InvalidRequestError("'code_challenge_method' must be S256.")
-        super().validate_code_challenge(grant, redirect_uri)
-
-
 class IdToken(OpenIDCode):  # type: ignore[misc]
     """The ID token of the code flow, signed with the eID's key."""
 
@@ -316,8 +280,7 @@ class EidServer(AuthorizationServer):  # type: ignore[misc]
         return request
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
-        content = orjson.dumps(body) if isinstance(body, dict) else body
-        return Response(content, status_code=status, headers=dict(headers))
+        return oauth_response(status, body, headers)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No listeners: the development eID keeps no audit of its own."""

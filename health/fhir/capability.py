@@ -1,7 +1,8 @@
 """The CapabilityStatement, generated from the routes the app actually serves.
 
 https://hl7.org/fhir/R4/capabilitystatement.html. Interactions come from the mounted
-FHIR routes (a route that is not mounted is not claimed), resource types from
+FHIR routes (a route that is not mounted is not claimed; the SMART security block
+likewise needs the authorization server's routes), resource types from
 fhir/resource-types.json, search parameters from what the search parser accepts
 (health.fhir.search.params, over the definitions in fhir/search-parameters.json).
 """
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from health import __version__
+from health.auth.discovery import capability_security
 from health.fhir.config import FhirConfig
 from health.fhir.search.params import supported_parameters
 
@@ -43,6 +45,8 @@ _CONDITIONAL = {
 # https://hl7.org/fhir/R4/patient-operation-everything.html
 _EVERYTHING_ROUTE = ("GET", "/fhir/Patient/{patient_id}/$everything")
 _EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+# Served when the SMART authorization server is mounted (health/auth/routes.py).
+_AUTHORIZE_ROUTE = ("GET", "/auth/authorize")
 
 
 def _served(app: FastAPI) -> set[tuple[str, str]]:
@@ -102,6 +106,13 @@ def capability_statement(app: FastAPI, config: FhirConfig) -> dict[str, Any]:
         if name == "Patient" and _EVERYTHING_ROUTE in served:
             entry["operation"] = [{"name": "everything", "definition": _EVERYTHING_DEFINITION}]
         resources.append(entry)
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "resource": resources,
+        "interaction": [{"code": code} for code in system],
+    }
+    if _AUTHORIZE_ROUTE in served:
+        rest["security"] = capability_security(config.settings)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -115,11 +126,5 @@ def capability_statement(app: FastAPI, config: FhirConfig) -> dict[str, Any]:
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [
-            {
-                "mode": "server",
-                "resource": resources,
-                "interaction": [{"code": code} for code in system],
-            }
-        ],
+        "rest": [rest],
     }

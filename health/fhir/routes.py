@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
+from health.auth.discovery import smart_configuration
 from health.auth.request import authenticate
 from health.fhir.bundle_request import parse_bundle
 from health.fhir.capability import capability_statement
@@ -55,6 +56,12 @@ def _checked_body(request: Request, raw: bytes, resource_type: str) -> Checked:
 @router.get("/metadata")
 def metadata(request: Request) -> Response:
     return json_response(request, capability_statement(request.app, config_of(request)))
+
+
+@router.get("/.well-known/smart-configuration")
+def smart_configuration_document(request: Request) -> Response:
+    """https://hl7.org/fhir/smart-app-launch/conformance.html#using-well-known"""
+    return JSONResponse(smart_configuration(config_of(request).settings))
 
 
 @router.post("")

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pytest
 import requests
 from fhirclient import client as smart_client
+from fhirclient.auth import FHIROAuth2Auth
 from fhirclient.models.bundle import Bundle as SmartBundle
 from fhirclient.models.capabilitystatement import CapabilityStatement as SmartCapability
 from fhirclient.models.fhirdate import FHIRDate
@@ -143,13 +144,21 @@ def test_fhirpy_sends_a_transaction_whose_references_resolve(live_server: LiveSe
 
 
 def _smart_server(live_server: LiveServer) -> FHIRServer:
-    """A fhirclient connection, prepared the library's way: it reads /metadata first."""
+    """A fhirclient connection, prepared the library's way: it reads /metadata first,
+    finds the SMART endpoints there, and is not ready until it holds a token."""
     smart = smart_client.FHIRClient(
         settings={"app_id": "health-tests", "api_base": live_server.fhir_url}
     )
-    assert smart.prepare(), "fhirclient did not accept the server as an open server"
-    # The token a SMART flow would have given it (tests/auth/ runs those flows).
-    smart.server.session.headers.update(live_server.headers)
+    assert not smart.prepare(), "fhirclient took the server for an open one"
+    auth = smart.server.auth
+    assert isinstance(auth, FHIROAuth2Auth)
+    base = live_server.fhir_url.removesuffix("/fhir")
+    assert auth._authorize_uri == f"{base}/auth/authorize"
+    assert auth._token_uri == f"{base}/auth/token"
+    # The token a SMART flow would have given it (tests/auth/ runs those flows); from
+    # here fhirclient signs its requests itself.
+    auth.access_token = live_server.headers["Authorization"].removeprefix("Bearer ")
+    assert smart.prepare()
     return smart.server
 
 

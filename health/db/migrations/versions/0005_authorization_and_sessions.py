@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("code_challenge_method", sa.String(length=8), nullable=False),
         sa.Column("nonce", sa.String(length=512), nullable=True),
         sa.Column("expires_at", health.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", health.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("code_hash", name=op.f("pk_auth_authorization_code")),
     )
     with op.batch_alter_table("auth_authorization_code", schema=None) as batch_op:

@@ -1,0 +1,68 @@
+"""Authlib's OAuth 2 server side, adapted to Starlette: parameters in, responses out, PKCE.
+
+Authlib ships server integrations for Flask and Django only. The two authorization
+servers of this app, the development eID (health/eid/server.py) and the SMART
+authorization server (health/auth/server.py), build on these pieces.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Payload
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc7636 import CodeChallenge
+from fastapi.responses import Response
+
+# Authlib refuses request URLs that are not https or loopback (RFC 6749 section 3.1), and
+# uses the URL for nothing else. Transport security is decided once for the whole app:
+# production refuses a base URL that is not https (health.app.production_problems), and
+# development and tests run over plain HTTP (http://testserver). So no real URL is passed.
+REQUEST_URI = "https://authorization.invalid/"
+
+
+class RequestParameters(OAuth2Payload):
+    """Request parameters (query and form together), first value and every value."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in items:
+            self._datalist[key].append(value)
+        self._data = {key: values[0] for key, values in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class RequiredS256(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 on every authorization request, public and confidential clients alike."""
+
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge': PKCE (S256) is required.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+def oauth_text(text: str) -> str:
+    """`text` as an OAuth error_description may carry it: printable ASCII, no `"` or `\\`.
+
+    https://datatracker.ietf.org/doc/html/rfc6749#section-4.1.2.1 (Authlib raises on
+    anything else).
+    """
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+
+
+def oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+    """An Authlib (status, body, headers) triple as a Starlette response."""
+    content = orjson.dumps(body) if isinstance(body, dict) else body
+    return Response(content, status_code=status, headers=dict(headers))
