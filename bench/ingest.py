@@ -5,7 +5,8 @@ count, this starts `health serve` on a new database (a temporary SQLite file, or
 PostgreSQL database that is dropped afterwards), loads the 2021 provider directory
 (batch Bundles with conditional creates), then POSTs every patient Bundle from C
 concurrent clients and measures resources/s, per-Bundle latency and the server's
-memory. All traffic goes to 127.0.0.1.
+memory. The clients act as one registered backend client with bearer tokens from the
+server's token endpoint (bench/auth.py). All traffic goes to 127.0.0.1.
 
     .venv/bin/python bench/ingest.py --database both --workers 1 2 --clients 1 4 \\
         --generated 0 60
@@ -212,7 +213,9 @@ def _asks_for_retry(response: httpx.Response) -> bool:
     return response.status_code == 409 or (response.status_code == 412 and "retry" in response.text)
 
 
-def post_all(base_url: str, bundles: list[BundleFile], clients: int, result: RunResult) -> None:
+def post_all(
+    base_url: str, auth: httpx.Auth, bundles: list[BundleFile], clients: int, result: RunResult
+) -> None:
     """POST every Bundle once from `clients` threads, each with its own connection."""
     work: queue.Queue[BundleFile] = queue.Queue()
     for bundle in bundles:
@@ -220,7 +223,7 @@ def post_all(base_url: str, bundles: list[BundleFile], clients: int, result: Run
     lock = threading.Lock()
 
     def client_loop() -> None:
-        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT, auth=auth) as client:
             while True:
                 try:
                     bundle = work.get_nowait()
@@ -246,7 +249,11 @@ def post_all(base_url: str, bundles: list[BundleFile], clients: int, result: Run
 
 
 def load_providers(
-    base_url: str, providers: list[BundleFile], result: RunResult, analyze_url: str | None
+    base_url: str,
+    auth: httpx.Auth,
+    providers: list[BundleFile],
+    result: RunResult,
+    analyze_url: str | None,
 ) -> None:
     """POST the provider directory in order; on PostgreSQL, ANALYZE after each chunk.
 
@@ -258,7 +265,7 @@ def load_providers(
     analyzer = create_engine(analyze_url, isolation_level="AUTOCOMMIT") if analyze_url else None
     started = time.perf_counter()
     try:
-        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT, auth=auth) as client:
             for bundle in providers:
                 posted = post_bundle(client, bundle)
                 result.provider_resources += posted.accepted
@@ -303,10 +310,10 @@ def run(
         stack.enter_context(server.running())
         sampler = stack.enter_context(MemorySampler(server.pid))
         analyze = database_url if plan.database == "postgresql" and pg_analyze else None
-        load_providers(server.base_url, providers, result, analyze)
+        load_providers(server.base_url, server.auth, providers, result, analyze)
         cpu_before = cpu_seconds(process_tree(server.pid))
         started = time.perf_counter()
-        post_all(server.base_url, patients, plan.clients, result)
+        post_all(server.base_url, server.auth, patients, plan.clients, result)
         result.wall_s = time.perf_counter() - started
         cpu_after = cpu_seconds(process_tree(server.pid))
         result.server_cpu_s = sum(

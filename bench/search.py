@@ -6,7 +6,8 @@ every worker count starts `health serve` on it and, for every client count, send
 query mix (`queries.py`) from C concurrent clients for a fixed time, after a short
 warm-up. Reported per query kind and overall: p50/p95 latency of the searches answered
 2xx, searches/s, errors (non-2xx or no answer, with the first error body), the CPU
-used, the load time and the database size. All traffic goes to 127.0.0.1.
+used, the load time and the database size. The clients hold bearer tokens of a backend
+client registered on the database (bench/auth.py). All traffic goes to 127.0.0.1.
 
     .venv/bin/python bench/search.py --database both --patients 100 1000 \\
         --clients 1 4 --workers 1 2 --duration 20
@@ -157,7 +158,7 @@ def execute(client: httpx.Client, base_url: str, kind: str, url: str) -> tuple[O
 
 
 def send_mix(
-    base_url: str, mix: QueryMix, clients: int, duration_s: float, seed: int
+    base_url: str, auth: httpx.Auth, mix: QueryMix, clients: int, duration_s: float, seed: int
 ) -> tuple[list[Outcome], float]:
     """Every client sends its stream until the deadline; the outcomes and the wall time."""
     outcomes: list[list[Outcome]] = [[] for _ in range(clients)]
@@ -169,7 +170,7 @@ def send_mix(
         stream = mix.stream(number, seed)
         # The mix's URLs are relative to the FHIR base: httpx appends them to its path.
         fhir_base = f"{base_url}/fhir/"
-        with httpx.Client(base_url=fhir_base, timeout=REQUEST_TIMEOUT) as client:
+        with httpx.Client(base_url=fhir_base, timeout=REQUEST_TIMEOUT, auth=auth) as client:
             while time.perf_counter() < deadline:
                 planned = next(stream)
                 outcome, next_url = execute(client, base_url, planned.kind.name, planned.url)
@@ -204,14 +205,16 @@ def measure(
 ) -> SearchRun:
     """Warm up, then send the mix for the measured duration and sum up what happened."""
     if arguments.warmup > 0:
-        send_mix(server.base_url, mix, plan.clients, arguments.warmup, arguments.seed + 1)
+        send_mix(
+            server.base_url, server.auth, mix, plan.clients, arguments.warmup, arguments.seed + 1
+        )
     run = SearchRun(plan, load, mix.kinds)
     run.kinds = {name: KindStats(name) for name in kind_names(mix.kinds)}
     with MemorySampler(server.pid) as sampler:
         cpu_before = cpu_seconds(process_tree(server.pid))
         machine_before, client_before = machine_busy_s(), time.process_time()
         outcomes, run.wall_s = send_mix(
-            server.base_url, mix, plan.clients, arguments.duration, arguments.seed
+            server.base_url, server.auth, mix, plan.clients, arguments.duration, arguments.seed
         )
         run.client_cpu_s = time.process_time() - client_before
         run.machine_cpu_s = machine_busy_s() - machine_before

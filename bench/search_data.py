@@ -290,7 +290,7 @@ def _load(loaded: LoadedDatabase, patients: int, options: LoadOptions, console: 
         server = Server(executable, loaded.url, options.workers, Path(log_folder) / "load.log")
         with server.running():
             recorder = RunResult(RunPlan(loaded.database, options.workers, 1, 0))
-            load_providers(server.base_url, providers, recorder, None)
+            load_providers(server.base_url, server.auth, providers, recorder, None)
             report = loaded.report
             report.provider_resources = recorder.provider_resources
             report.provider_s = recorder.provider_s
@@ -299,6 +299,7 @@ def _load(loaded: LoadedDatabase, patients: int, options: LoadOptions, console: 
             started = time.perf_counter()
             _post_patients(
                 server.base_url,
+                server.auth,
                 real,
                 templates,
                 patients - real_patients,
@@ -344,6 +345,7 @@ class _BundleSource:
 
 def _post_patients(
     base_url: str,
+    auth: httpx.Auth,
     real: list[BundleFile],
     templates: list[BundleFile],
     clones: int,
@@ -354,7 +356,7 @@ def _post_patients(
     lock = threading.Lock()
 
     def client_loop() -> None:
-        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT, auth=auth) as client:
             while (bundle := source.next()) is not None:
                 facts, accepted, error = _post_transaction(client, bundle)
                 with lock:

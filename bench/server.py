@@ -1,7 +1,9 @@
 """The server under test: `health serve` as a subprocess, and what it costs in memory and CPU.
 
 Memory and CPU are read from /proc for the whole process tree (the uvicorn supervisor
-and its worker children), so no psutil dependency is needed. Linux only.
+and its worker children), so no psutil dependency is needed. Linux only. Once it
+answers, a backend client is registered on its database, and `Server.auth` holds the
+bearer tokens its requests need (bench/auth.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from auth import BearerTokens, register_client
 
 _PAGE_FIELDS = ("VmRSS:", "VmHWM:")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -144,6 +148,10 @@ class Server:
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self._executable = executable
+        self._database_url = database_url
+        # Set once the server answers: the tokens of a client registered on its database.
+        self._auth: BearerTokens | None = None
         # Under py-spy the server is py-spy's child: it is stopped first, and py-spy
         # then writes its samples and exits by itself.
         self._profiled = py_spy_output is not None
@@ -187,6 +195,12 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
+    @property
+    def auth(self) -> BearerTokens:
+        """Bearer tokens for the server's /fhir (only while it is running)."""
+        assert self._auth is not None, "the server is not running"
+        return self._auth
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -195,7 +209,8 @@ class Server:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Server]:
-        """Start, wait until GET /fhir/metadata answers, yield, and stop whatever happens."""
+        """Start, wait until GET /fhir/metadata answers, register a client and get its
+        first token, yield, and stop whatever happens."""
         with open(self._log_path, "wb") as log:
             # A session of its own, so that the whole tree can be killed if it hangs.
             self.process = subprocess.Popen(
@@ -208,9 +223,19 @@ class Server:
             )
         try:
             self._wait_ready()
+            self._auth = self._authenticate()
             yield self
         finally:
+            self._auth = None
             self._stop()
+
+    def _authenticate(self) -> BearerTokens:
+        # The key is kept in memory; its file is needed only to register it.
+        with tempfile.TemporaryDirectory(prefix="health-bench-client-") as folder:
+            credentials = register_client(self._executable, self._database_url, Path(folder))
+        tokens = BearerTokens(self.base_url, credentials)
+        tokens.token()
+        return tokens
 
     def _wait_ready(self) -> None:
         assert self.process is not None

@@ -63,7 +63,9 @@ def _digest(secret: str) -> str:
 
 
 def new_client_id() -> str:
-    return secrets.token_urlsafe(18)
+    # Hex, not base64url: an id that starts with "-" reads as an option on a command line
+    # (`health clients remove -x...`).
+    return secrets.token_hex(16)
 
 
 class ClientStore:

@@ -15,6 +15,7 @@ from health.fhir.bundle_request import parse_bundle
 from health.fhir.config import FhirConfig
 from health.fhir.interactions import Interactions
 from health.fhir.transaction import process_bundle
+from health.seed.clients import register_demo_clients
 from health.seed.records import SeedBundle, world_bundles
 from health.seed.world import World, load_world
 
@@ -28,6 +29,8 @@ class SeedSummary:
     bundles_skipped: int
     # Resources created, by resource type.
     created: dict[str, int] = field(default_factory=dict)
+    # Demo backend clients registered by this load (health.seed.clients).
+    clients_registered: int = 0
 
     @property
     def total(self) -> int:
@@ -45,6 +48,7 @@ def seed_demo_world(
 
     A Bundle counts as loaded when the resource named by its marker exists, so a second
     call creates nothing, and a load that was interrupted resumes where it stopped.
+    The demo organisations' backend clients are registered last, those missing only.
     """
     world = world or load_world()
     created: Counter[str] = Counter()
@@ -68,11 +72,13 @@ def seed_demo_world(
             interactions.flush()
         created.update(_created_types(response))
         loaded += 1
+    clients = register_demo_clients(database, config, world)
     return SeedSummary(
         citizens=len(world.citizens),
         bundles_loaded=loaded,
         bundles_skipped=skipped,
         created=dict(sorted(created.items())),
+        clients_registered=len(clients),
     )
 
 

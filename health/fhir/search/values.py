@@ -102,6 +102,15 @@ def split_escaped(text: str, separator: str) -> list[str]:
     return parts
 
 
+# https://hl7.org/fhir/R4/search.html#escaping
+_ESCAPED = frozenset(",|$\\")
+
+
+def escape(text: str) -> str:
+    """A literal as a search parameter value: `,` `|` `$` `\\` escaped (unescape's inverse)."""
+    return "".join(f"\\{char}" if char in _ESCAPED else char for char in text)
+
+
 def unescape(text: str) -> str:
     """`\\,` `\\|` `\\$` `\\\\` to the characters they stand for."""
     out: list[str] = []
