@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from health.db.repository import Repository
-from health.fhir.criteria import Criterion, Token
+from health.auth.identity import with_national_id
 
-# More than one Patient per national ID happens until person matching merges the
-# records that several sources sent; a handful is plenty to say so.
+# Pushes keep one Patient per national ID (health/ingest); records written another way
+# may still hold more, and a handful is plenty to say so.
 _MAX_PATIENTS = 10
 
 
@@ -29,15 +28,11 @@ def record_summary_as_system(
 ) -> RecordSummary:
     """The Patients carrying `national_id` under any of the systems, read as the system.
 
-    Repository.system because the portal has no actor of its own yet: a citizen actor
-    is confined to one Patient, and this lookup is what finds that Patient. The consent
-    issue brings the portal's citizen actor; then this becomes a search as that actor.
-    Only Patient ids leave this function.
+    As the system because the portal has no actor of its own yet: a citizen actor is
+    confined to one Patient, and this lookup is what finds that Patient. The consent
+    issue brings the portal's citizen actor. Only Patient ids leave this function.
     """
-    repository = Repository.system(session)
-    criterion = Criterion(
-        "identifier",
-        tuple(Token(system, national_id, system_given=True) for system in national_id_systems),
+    patients = with_national_id(
+        session, "Patient", national_id, national_id_systems, limit=_MAX_PATIENTS
     )
-    patients = repository.match("Patient", [criterion], limit=_MAX_PATIENTS)
     return RecordSummary(patient_ids=tuple(patient.id for patient in patients))
