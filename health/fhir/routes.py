@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from health.auth.discovery import smart_configuration
 from health.auth.request import authenticate
-from health.fhir.bundle_request import parse_bundle
+from health.fhir.bundle_request import Entry, parse_bundle
 from health.fhir.capability import capability_statement
 from health.fhir.errors import invalid, not_supported
 from health.fhir.everything import everything_bundle, own_record_unavailable
@@ -33,7 +33,7 @@ from health.fhir.http import (
 )
 from health.fhir.listing import history_bundle, searchset_bundle
 from health.fhir.validation import Checked, check
-from health.ingest.pipeline import push_bundle
+from health.ingest.pipeline import our_id, push_bundle, push_one
 
 router = APIRouter(
     prefix="/fhir", tags=["FHIR"], dependencies=[Depends(authenticate), Depends(negotiate)]
@@ -159,8 +159,12 @@ def search_type_post(
 @router.post("/{resource_type}")
 def create(resource_type: str, request: Request, raw: bytes = Depends(read_body)) -> Response:
     checked = _checked_body(request, raw, resource_type)
+    if_none_exist = request.headers.get("if-none-exist")
+    entry = Entry(0, "POST", resource_type, checked=checked, if_none_exist=if_none_exist)
     with unit_of_work(request, write=True) as fx:
-        result = fx.create(checked, if_none_exist=request.headers.get("if-none-exist"))
+        result = push_one(fx, entry, base=base_of(request)) or fx.create(
+            checked, if_none_exist=if_none_exist
+        )
     return write_response(request, result)
 
 
@@ -172,8 +176,12 @@ def conditional_update(
     if not query:
         raise invalid("PUT needs an id in the URL (Type/id) or search criteria (Type?...)")
     checked = _checked_body(request, raw, resource_type)
+    entry = Entry(0, "PUT", resource_type, query=query, checked=checked)
+    entry.if_match = if_match(request)
     with unit_of_work(request, write=True) as fx:
-        result = fx.conditional_update(query, checked, if_match=if_match(request))
+        result = push_one(fx, entry, base=base_of(request)) or fx.conditional_update(
+            query, checked, if_match=entry.if_match
+        )
     return write_response(request, result)
 
 
@@ -199,8 +207,12 @@ def update(
     resource_type: str, resource_id: str, request: Request, raw: bytes = Depends(read_body)
 ) -> Response:
     checked = _checked_body(request, raw, resource_type)
+    entry = Entry(0, "PUT", resource_type, resource_id=resource_id, checked=checked)
+    entry.if_match = if_match(request)
     with unit_of_work(request, write=True) as fx:
-        result = fx.update(resource_id, checked, if_match=if_match(request))
+        result = push_one(fx, entry, base=base_of(request)) or fx.update(
+            resource_id, checked, if_match=entry.if_match
+        )
     return write_response(request, result)
 
 
@@ -210,14 +222,16 @@ def patch(
 ) -> Response:
     operations: Any = parse_body(request, raw, allow_patch=True)
     with unit_of_work(request, write=True) as fx:
-        result = fx.patch(resource_type, resource_id, operations, if_match=if_match(request))
+        stored_id = our_id(fx, resource_type, resource_id)
+        result = fx.patch(resource_type, stored_id, operations, if_match=if_match(request))
     return write_response(request, result)
 
 
 @router.delete("/{resource_type}/{resource_id}")
 def delete(resource_type: str, resource_id: str, request: Request) -> Response:
     with unit_of_work(request, write=True) as fx:
-        result = fx.delete(resource_type, resource_id, if_match=if_match(request))
+        stored_id = our_id(fx, resource_type, resource_id)
+        result = fx.delete(resource_type, stored_id, if_match=if_match(request))
     headers = {}
     if result.version is not None and result.status == 200:
         headers["ETag"] = f'W/"{result.version.version_id}"'

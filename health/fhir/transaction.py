@@ -205,6 +205,11 @@ def _conditional_update_target(interactions: Interactions, entry: Entry) -> str:
     return str(body_id)
 
 
+def write_entry(interactions: Interactions, entry: Entry) -> Result:
+    """One write entry on its own (the push path's single-resource writes)."""
+    return _run_write(interactions, entry)
+
+
 def _run_write(interactions: Interactions, entry: Entry, *, planned: bool = False) -> Result:
     """One written entry. `planned`: a transaction decided its id and matched it already."""
     where = f"{entry.where}.resource"

@@ -1,16 +1,19 @@
-"""The push path: a backend client's Bundle, matched, run, and recorded with provenance."""
+"""The push path: what a backend client writes, matched, run, and recorded with provenance."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from health.access.actor import Actor, ActorKind
-from health.fhir.bundle_request import BundleRequest
-from health.fhir.interactions import Interactions
-from health.fhir.transaction import process_bundle
+from health.db.versions import Write
+from health.fhir.bundle_request import BundleRequest, Entry
+from health.fhir.errors import FhirError, Issue
+from health.fhir.interactions import Interactions, Result
+from health.fhir.references import ReferenceResolver
+from health.fhir.transaction import process_bundle, write_entry
 from health.fhir.validation import check
 from health.ingest.provenance import provenance_for_push
-from health.ingest.push import Source, prepare_push
+from health.ingest.push import DIRECTORY_TYPES, Source, prepare_push
 
 
 def source_of(actor: Actor, fhir_base_url: str) -> Source | None:
@@ -40,8 +43,69 @@ def push_bundle(
         for entry in response["entry"]
         if entry.get("response", {}).get("location")
     ]
-    written = interactions.written[mark:]
-    for provenance in provenance_for_push(written, source, confirmed=confirmed):
+    _record(interactions, source, interactions.written[mark:], confirmed)
+    return response
+
+
+def push_one(interactions: Interactions, entry: Entry, *, base: str) -> Result | None:
+    """A create or update of one resource (POST Type, PUT Type/id, PUT Type?criteria)
+    by a hospital or GP: the push rules as for a Bundle of that one entry. None when
+    the caller is no source: the caller then writes it as plain FHIR."""
+    settings = interactions.config.settings
+    source = source_of(interactions.repository.actor, settings.fhir_base_url)
+    if source is None:
+        return None
+    try:
+        prepare_push(BundleRequest("transaction", [entry]), source, settings.national_id_systems)
+        if entry.resource is not None:
+            ReferenceResolver(interactions, {}, base).rewrite(entry.resource, entry.where)
+        mark = len(interactions.written)
+        result = write_entry(interactions, entry)
+        interactions.flush()
+    except FhirError as error:
+        raise _single(error, entry) from None
+    _record(interactions, source, interactions.written[mark:], [result.location or ""])
+    return result
+
+
+def our_id(interactions: Interactions, resource_type: str, resource_id: str) -> str:
+    """The id here of what a source calls `resource_type/resource_id`.
+
+    For PATCH and DELETE by a hospital or GP: what it pushed is stored under the id
+    derived from its own id (health.ingest.push), which it may use; or it may use our
+    id, as our responses' Location gave it. Other callers use our ids as they are.
+    """
+    settings = interactions.config.settings
+    source = source_of(interactions.repository.actor, settings.fhir_base_url)
+    if source is None or resource_type == "Patient" or resource_type in DIRECTORY_TYPES:
+        return resource_id
+    derived = source.derived_id(resource_type, resource_id)
+    known = interactions.repository.current(resource_type, derived) is not None
+    return derived if known else resource_id
+
+
+def _record(
+    interactions: Interactions, source: Source, written: list[Write], confirmed: list[str]
+) -> None:
+    """Store the push's Provenance (health.ingest.provenance)."""
+    references = [reference for reference in confirmed if reference]
+    for provenance in provenance_for_push(written, source, confirmed=references):
         interactions.create(check(provenance, "Provenance", interactions.config.types))
     interactions.flush()
-    return response
+
+
+def _single(error: FhirError, entry: Entry) -> FhirError:
+    """An error located in the one-entry Bundle, located in the resource instead."""
+    prefix = f"{entry.where}.resource"
+
+    def moved(expression: str) -> str:
+        for old in (prefix, entry.where):
+            if expression.startswith(old):
+                return entry.resource_type + expression[len(old) :]
+        return expression
+
+    issues = [
+        Issue(i.code, i.diagnostics, tuple(moved(e) for e in i.expression), i.severity)
+        for i in error.issues
+    ]
+    return FhirError(issues, status=error.status, headers=error.headers)

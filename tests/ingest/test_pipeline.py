@@ -280,3 +280,65 @@ def test_literal_references_to_the_sources_own_ids_find_what_it_pushed(
     stored_encounter = _resources(_search(hospital.client, hospital.headers, "Encounter"))[0]
     assert observation["encounter"] == {"reference": f"Encounter/{stored_encounter['id']}"}
     assert stored_encounter["subject"] == {"reference": f"Patient/{karen[0]['id']}"}
+
+
+# One resource at a time: the same rules as a Bundle of one entry
+
+
+def test_a_single_patient_create_by_a_source_is_matched_to_the_citizen(
+    sources: dict[str, Any],
+) -> None:
+    hospital, gp = sources["hospital"], sources["gp"]
+    first = hospital.client.post("/fhir/Patient", json=_patient(), headers=hospital.headers)
+    second = gp.client.post(
+        "/fhir/Patient",
+        json=_patient(identifier=[{"system": "urn:gp:id", "value": "9"}]),
+        headers=gp.headers,
+    )
+
+    assert first.status_code == 201
+    assert second.status_code == 200  # the citizen's Patient, updated
+    assert second.json()["id"] == first.json()["id"]
+    assert second.json()["meta"]["source"] == gp.uri
+    assert _search(gp.client, gp.headers, "Provenance")["total"] == 2
+
+
+def test_a_single_patient_without_a_national_id_is_refused_naming_the_element(
+    sources: dict[str, Any],
+) -> None:
+    hospital = sources["hospital"]
+    response = hospital.client.post(
+        "/fhir/Patient", json=_patient(cpr=None), headers=hospital.headers
+    )
+
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == ["Patient.identifier"]
+    assert _search(hospital.client, hospital.headers, "Patient")["total"] == 0
+
+
+def test_a_source_updates_and_deletes_by_its_own_ids(sources: dict[str, Any]) -> None:
+    hospital = sources["hospital"]
+    hospital.pushed(_push_of_karen("a", hemoglobin=13.2))
+    karen = _resources(_search(hospital.client, hospital.headers, "Patient"))[0]
+
+    updated = hospital.client.put(
+        "/fhir/Observation/obs-a",
+        json={**_hemoglobin("Patient/p-a", 13.9), "id": "obs-a"},
+        headers=hospital.headers,
+    )
+    assert updated.status_code == 200, updated.text
+    observation = updated.json()
+    assert observation["meta"]["versionId"] == "2"
+    assert observation["subject"] == {"reference": f"Patient/{karen['id']}"}
+
+    # By its own id, or by ours (the Location it was given): the same resource.
+    assert (
+        hospital.client.delete("/fhir/Observation/obs-a", headers=hospital.headers).status_code
+        == 204
+    )
+    assert _search(hospital.client, hospital.headers, "Observation")["total"] == 0
+    hospital.pushed(_push_of_karen("a", hemoglobin=13.2))
+    ours = _resources(_search(hospital.client, hospital.headers, "Observation"))[0]["id"]
+    deleted = hospital.client.delete(f"/fhir/Observation/{ours}", headers=hospital.headers)
+    assert deleted.status_code == 204
+    assert _search(hospital.client, hospital.headers, "Observation")["total"] == 0
