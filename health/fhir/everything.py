@@ -97,8 +97,8 @@ def own_record_unavailable() -> FhirError:
             Issue(
                 "forbidden",
                 "Patient/$everything without a patient id returns the caller's own "
-                "record, which needs a patient-context token; this server does not issue "
-                "those yet. Name the patient: GET Patient/{id}/$everything",
+                "record, which needs a token with a patient context (a citizen's app "
+                "launched with launch/patient). Name the patient: GET Patient/{id}/$everything",
             )
         ],
         status=403,

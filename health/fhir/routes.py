@@ -110,7 +110,14 @@ def type_history(resource_type: str, request: Request) -> Response:
 
 @router.get("/Patient/$everything")
 def own_everything(request: Request) -> Response:
-    raise own_record_unavailable()
+    with unit_of_work(request, write=False) as fx:
+        patient_id = fx.repository.actor.patient_id
+        if patient_id is None:
+            raise own_record_unavailable()
+        bundle = everything_bundle(
+            fx, base=base_of(request), patient_id=patient_id, params=_params(request)
+        )
+    return json_response(request, bundle)
 
 
 @router.get("/Patient/{patient_id}/$everything")

@@ -345,3 +345,16 @@ def test_a_patient_writes_only_into_their_own_record(
     )
     # B's observation is invisible to A: the update cannot see it, and the id is taken.
     assert overwrite.status_code in (403, 404, 409)
+
+
+def test_a_patient_token_gets_its_own_record_from_patient_everything(
+    anonymous_client: TestClient, patient_a: dict[str, str], two_patients: dict[str, str]
+) -> None:
+    response = anonymous_client.get("/fhir/Patient/$everything", headers=patient_a)
+
+    assert response.status_code == 200
+    assert _ids(response.json()) == {
+        f"Patient/{two_patients['A']}",
+        f"Observation/{two_patients['obsA']}",
+        f"Organization/{two_patients['org']}",
+    }

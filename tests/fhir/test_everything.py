@@ -236,7 +236,7 @@ def test_my_own_record_needs_a_patient_context_token(client: TestClient, fhir: A
     response = client.get("/fhir/Patient/$everything")
     assert response.status_code == 403
     assert fhir.codes(response) == ["forbidden"]
-    assert "patient-context token" in fhir.diagnostics(response)
+    assert "patient context" in fhir.diagnostics(response)
 
 
 @pytest.mark.parametrize(
