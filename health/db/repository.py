@@ -285,6 +285,10 @@ class Repository:
         self._write_index(writes)
 
     def _write_index(self, writes: Sequence[Write]) -> None:
+        # A deletion has no index rows, whatever its Write carries: searches rely on
+        # every index row being a current match (search_sql: a code's page is read
+        # from the index alone).
+        writes = [w for w in writes if not w.deleted]
         for field_name, (table, columns, limits) in _INDEX_LAYOUT.items():
             rows = [
                 {

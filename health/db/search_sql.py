@@ -9,7 +9,8 @@ Each condition is an `id IN (subquery on one index table)` (or NOT IN for `:not`
 `:missing=true`): both SQLite and PostgreSQL then drive the query from the index and
 fetch the resources by primary key, with or without table statistics (a correlated
 EXISTS was planned as a loop over the whole type on an unanalysed PostgreSQL: see
-docs/BENCHMARKS.md, "PostgreSQL and unanalysed tables").
+docs/BENCHMARKS.md, "PostgreSQL and unanalysed tables"). A search by one code takes
+its page inside that subquery, from the index in id order (`_ordered_in_the_index`).
 """
 
 from __future__ import annotations
@@ -177,10 +178,11 @@ def _value_clause(index: Any, condition: Condition, value: Any, now: datetime) -
     if kind == "string":
         if condition.modifier == "exact":
             return index.c.exact == value  # type: ignore[no-any-return]
-        pattern = _escape_like(value) + "%"
         if condition.modifier == "contains":
-            pattern = "%" + pattern
-        return index.c.value.like(pattern, escape="\\")  # type: ignore[no-any-return]
+            return index.c.value.like(  # type: ignore[no-any-return]
+                "%" + _escape_like(value) + "%", escape="\\"
+            )
+        return _prefix_clause(index.c.value, value)
     if kind == "date":
         return _date_clause(index.c.low, index.c.high, value, now)
     if kind == "number":
@@ -201,6 +203,38 @@ def _token_clause(index: Any, token: Token) -> Clause:
             index.c.system.is_(None) if token.system is None else index.c.system == token.system
         )
     return and_(*conditions)
+
+
+def _prefix_clause(column: Any, prefix: str) -> Clause:
+    """Values that start with `prefix`, as a range the lookup index can seek.
+
+    `LIKE 'cum%'` could not use the index: SQLite's LIKE ignores ASCII case, and
+    PostgreSQL only serves LIKE from a btree in the "C" collation (docs/BENCHMARKS.md,
+    "Search", finding 4). A range is the same test under code point order, which is
+    SQLite's BINARY collation and the "C" collation of `search_string.value` on
+    PostgreSQL (UTF-8 bytes sort in code point order).
+    """
+    end = _prefix_end(prefix)
+    if end is None:
+        return column >= prefix  # type: ignore[no-any-return]
+    return and_(column >= prefix, column < end)
+
+
+# The highest code point, and the UTF-16 surrogates (no stored text holds one).
+_LAST_CODE_POINT = chr(0x10FFFF)
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string after every string that starts with `prefix`, in code point
+    order; None if there is none (an empty prefix, or one of only U+10FFFF)."""
+    stem = prefix.rstrip(_LAST_CODE_POINT)
+    if not stem:
+        return None
+    following = ord(stem[-1]) + 1
+    if following in _SURROGATES:
+        following = _SURROGATES.stop
+    return stem[:-1] + chr(following)
 
 
 def _escape_like(value: str) -> str:
@@ -296,6 +330,35 @@ def _reference_clause(
 
 # Sorting and paging: https://hl7.org/fhir/R4/search.html#sort and #paging
 
+
+def _ordered_in_the_index(request: SearchRequest) -> Condition | None:
+    """The condition whose index rows give a page in id order; None if there is none.
+
+    That is the only condition of a search without `_sort`, one `system|code` token:
+    ix_search_token_lookup (resource_type, param, code, system, resource_id) holds its
+    matches in id order, so a page is the next entries after the cursor, however
+    common the code (`Observation?code=http://loinc.org|x` read all 4,643 matches at
+    1,000 patients for a page of 50: docs/BENCHMARKS.md, "Search", finding 5). No
+    index gives other searches that order; with ORDER BY id LIMIT inside their lookup,
+    SQLite would walk the owner index through every token row of the type instead.
+    """
+    if request.sort or len(request.conditions) != 1:
+        return None
+    condition = request.conditions[0]
+    if (
+        not isinstance(condition, Condition)
+        or condition.type != "token"
+        or condition.chain is not None
+        or condition.modifier not in (None, "of-type")
+        or len(condition.values) != 1
+    ):
+        return None
+    token = condition.values[0]
+    if token.system is None or token.code is None:
+        return None
+    return condition
+
+
 # The index column a parameter type sorts by; dates sort by the start of their range
 # ascending and by its end descending (the latest-reaching value first).
 _SORT_COLUMNS = {
@@ -339,10 +402,12 @@ class SearchStatements:
         self.visible = visible
         patient = (request.resource_type, request.patient) if request.patient else None
         self.filters = Filters(visible, now, patient)
+        self.resource_type = request.resource_type
         self.where = self.filters.clauses(request.resource_type, request.conditions)
         self.keys: list[_Key] = []
         for sort in request.sort:
             self.keys.append(self._key(request.resource_type, sort))
+        self.ordered_condition = _ordered_in_the_index(request)
 
     def _key(self, resource_type: str, sort: SortKey) -> _Key:
         if sort.type == "id":
@@ -372,10 +437,15 @@ class SearchStatements:
     def page(self, columns: tuple[Any, ...], position: Position | None, limit: int) -> Select[Any]:
         """Up to `limit` rows after `position` (before it, in reverse, if `before`)."""
         labelled = [key.expression.label(f"sort_{i}") for i, key in enumerate(self.keys)]
-        statement = select(*columns, *labelled).select_from(resource).where(*self.where)
         backwards = position is not None and position.before
-        if position is not None:
-            statement = statement.where(self._beyond(position, backwards))
+        if self.ordered_condition is not None:
+            ids = self._page_from_the_index(self.ordered_condition, position, backwards, limit)
+            where = [*self.filters.clauses(self.resource_type, ()), resource.c.id.in_(ids)]
+            statement = select(*columns, *labelled).select_from(resource).where(*where)
+        else:
+            statement = select(*columns, *labelled).select_from(resource).where(*self.where)
+            if position is not None:
+                statement = statement.where(self._beyond(position, backwards))
         order: list[Any] = []
         for key in self.keys:
             descending = key.descending != backwards
@@ -385,6 +455,26 @@ class SearchStatements:
             order.append(key.expression.desc() if descending else key.expression.asc())
         order.append(resource.c.id.desc() if backwards else resource.c.id.asc())
         return statement.order_by(*order).limit(limit)
+
+    def _page_from_the_index(
+        self, condition: Condition, position: Position | None, backwards: bool, limit: int
+    ) -> Select[Any]:
+        """The ids of the page itself, read in id order from the condition's index rows.
+
+        Exact because every id read here is a match: the condition is the search's
+        only one (`_ordered_in_the_index`), a deleted resource has no index rows
+        (Repository.save), and the caller's scope filters index rows as it filters
+        their resources (both carry the type and the patient id). The keyset is stated
+        here only: on the resource table as well, SQLite would read every resource of
+        the type after the cursor instead.
+        """
+        rows = self.filters.rows(self.resource_type, condition)
+        resource_id = rows.selected_columns.resource_id
+        if position is not None:
+            rows = rows.where(resource_id < position.id if backwards else resource_id > position.id)
+        order = resource_id.desc() if backwards else resource_id.asc()
+        # DISTINCT: a resource may have the same code twice (two codings).
+        return rows.distinct().order_by(order).limit(limit)
 
     def _beyond(self, position: Position, backwards: bool) -> Clause:
         """Rows after the position in the (possibly reversed) order: a keyset predicate."""

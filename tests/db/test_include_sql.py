@@ -360,3 +360,46 @@ def test_everything_pages_by_type_and_id(store: Store, encounter: StoredVersion)
     assert first == [("Encounter/e1", True), ("Location/loc1", False)]
     rest = store.everything("p1", after=("Location", "loc1"), limit=10)
     assert [key for key, _ in rest] == ["Organization/org1", "Patient/p1", "Practitioner/dr1"]
+
+
+def test_everything_pages_through_the_whole_record_at_any_page_size(store: Store) -> None:
+    # Types that are prefixes of one another, directory types between compartment ones,
+    # one directory resource referred to twice and one referred to by another patient.
+    store.put("Patient/p1", patient="p1")
+    store.put("Medication/m1")
+    store.put("Medication/m2")
+    store.put("Organization/org1")
+    store.put("Organization/org2")
+    for i in range(3):
+        store.put(
+            f"MedicationRequest/mr{i}",
+            ("subject", "Patient", "p1"),
+            ("medication", "Medication", f"m{i % 2 + 1}"),
+            patient="p1",
+        )
+    store.put("Encounter/e1", ("service-provider", "Organization", "org1"), patient="p1")
+    store.put("Encounter/e2", ("service-provider", "Organization", "org2"), patient="p2")
+    whole = store.everything("p1")
+    assert [key for key, _ in whole] == [
+        "Encounter/e1",
+        "Medication/m1",
+        "Medication/m2",
+        "MedicationRequest/mr0",
+        "MedicationRequest/mr1",
+        "MedicationRequest/mr2",
+        "Organization/org1",
+        "Patient/p1",
+    ]
+
+    for size in (1, 2, 3):
+        pages: list[list[tuple[str, bool]]] = []
+        after: tuple[str, str] | None = None
+        while True:
+            page = store.everything("p1", after=after, limit=size)
+            if not page:
+                break
+            pages.append(page)
+            last_type, last_id = page[-1][0].split("/")
+            after = (last_type, last_id)
+        assert [entry for page in pages for entry in page] == whole
+        assert all(len(page) == size for page in pages[:-1])

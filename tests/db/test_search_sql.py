@@ -136,6 +136,46 @@ def test_like_wildcards_in_the_value_are_literal(store: Store) -> None:
     assert store.ids("Patient", "family:contains=_") == ["c"]
 
 
+def test_a_prefix_matches_exactly_the_values_that_start_with_it(store: Store) -> None:
+    # ø keeps no accent to strip and sorts after every ASCII letter; the apostrophe
+    # and the hyphen sort before letters, and a linguistic collation would ignore them.
+    store.put("Patient/a", strings=[name("Østergaard")])
+    store.put("Patient/b", strings=[name("Øst")])
+    store.put("Patient/c", strings=[name("Öster")])
+    store.put("Patient/d", strings=[name("Øtker")])
+    store.put("Patient/e", strings=[name("O'Brien")])
+    store.put("Patient/f", strings=[name("Obrien")])
+    store.put("Patient/g", strings=[name("O-Bri")])
+    store.put("Patient/h", strings=[name("Hansz")])
+    store.put("Patient/i", strings=[name("Hans{")])
+
+    assert store.ids("Patient", "family=ØST") == ["a", "b"]
+    assert store.ids("Patient", "family=öst") == ["c"]
+    assert store.ids("Patient", "family=ø") == ["a", "b", "d"]
+    assert store.ids("Patient", "family=o'b") == ["e"]
+    assert store.ids("Patient", "family=ob") == ["f"]
+    assert store.ids("Patient", "family=o") == ["c", "e", "f", "g"]
+    assert store.ids("Patient", "family=hansz") == ["h"]
+
+
+def test_a_prefix_ending_in_the_highest_code_points(store: Store) -> None:
+    last = "\U0010ffff"
+    store.put("Patient/a", strings=[name(f"ab{last}")])
+    store.put("Patient/b", strings=[name(f"ab{last}{last}z")])
+    store.put("Patient/c", strings=[name("ac")])
+    store.put("Patient/d", strings=[name("ab")])
+    store.put("Patient/e", strings=[name(f"{last}{last}")])
+    # The code point after U+D7FF is a surrogate, which no stored string holds.
+    store.put("Patient/f", strings=[name("x\ud7ffy")])
+    store.put("Patient/g", strings=[name("x\ue000")])
+
+    assert store.ids("Patient", f"family=ab{last}") == ["a", "b"]
+    assert store.ids("Patient", f"family=ab{last}{last}") == ["b"]
+    assert store.ids("Patient", f"family={last}") == ["e"]
+    assert store.ids("Patient", "family=x\ud7ff") == ["f"]
+    assert store.ids("Patient", "family=x\ue000") == ["g"]
+
+
 def test_comma_is_or_repeat_is_and_and_escaped_comma_is_a_value(store: Store) -> None:
     store.put("Patient/a", strings=[name("Jensen"), ("given", "anna", "Anna")])
     store.put("Patient/b", strings=[name("Hansen"), ("given", "anna", "Anna")])
@@ -159,6 +199,84 @@ def test_token_system_and_code_forms(store: Store) -> None:
     assert store.ids("Observation", "code=http://loinc.org|1234-5") == ["a"]
     assert store.ids("Observation", "code=|1234-5") == ["c"]
     assert store.ids("Observation", "code=http://other|") == ["b"]
+
+
+LOINC = "http://loinc.org"
+
+
+@pytest.fixture
+def heights(store: Store) -> list[str]:
+    """17 Observations with or without body height (8302-2): the ids that have it."""
+    matching = []
+    for i in range(17):
+        key = f"o{i:02d}"
+        if i % 4 == 0:  # the code under another system
+            tokens = [("code", "http://other", "8302-2", None)]
+        elif i % 5 == 0:  # another code
+            tokens = [("code", LOINC, "29463-7", None)]
+        else:
+            tokens = [("code", LOINC, "8302-2", None)]
+            matching.append(key)
+        if i % 3 == 0:  # the code twice, as two codings
+            tokens.append((*tokens[0][:3], "body height"))
+        store.put(f"Observation/{key}", tokens=tokens)
+    return matching
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"code={LOINC}|8302-2",
+        "code=8302-2&code:not=http://other|8302-2",
+        f"code={LOINC}|8302-2,{LOINC}|0000-0",
+        f"code:not=http://other|8302-2&code:not={LOINC}|29463-7",
+    ],
+)
+def test_a_code_pages_in_id_order_without_repeats_or_gaps(
+    store: Store, heights: list[str], query: str
+) -> None:
+    store.delete("Observation/o01")
+    expected = [key for key in heights if key != "o01"]
+
+    pages = []
+    cursor = None
+    while True:
+        page = store.page("Observation", f"{query}&_count=3", cursor)
+        pages.append([v.id for v in page.matches])
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    assert [key for page in pages for key in page] == expected
+    assert [len(page) for page in pages[:-1]] == [3] * (len(pages) - 1)
+    assert store.page("Observation", f"{query}&_count=3").total == len(expected)
+
+
+def test_a_code_pages_back_and_forth_while_others_write(store: Store, heights: list[str]) -> None:
+    query = f"code={LOINC}|8302-2&_count=4&_total=none"
+    first = store.page("Observation", query)
+    second = store.page("Observation", query, first.next_cursor)
+    # One before the cursor, one after it, and one leaving the matches.
+    store.put("Observation/a-new", tokens=[("code", LOINC, "8302-2", None)])
+    store.put("Observation/z-new", tokens=[("code", LOINC, "8302-2", None)])
+    store.put("Observation/o07", tokens=[("code", LOINC, "29463-7", None)])
+    assert second.previous_cursor is not None
+    back = store.page("Observation", query, second.previous_cursor)
+    third = store.page("Observation", query, second.next_cursor)
+
+    assert [v.id for v in first.matches] == heights[:4]
+    assert [v.id for v in second.matches] == heights[4:8]
+    assert [v.id for v in back.matches] == heights[:4]
+    assert back.previous_cursor is not None
+    assert [v.id for v in store.page("Observation", query, back.previous_cursor).matches] == [
+        "a-new"
+    ]
+    assert [v.id for v in third.matches] == [*heights[8:], "z-new"]
+    assert store.all_pages("Observation", query) == [
+        "a-new",
+        *(key for key in heights if key != "o07"),
+        "z-new",
+    ]
 
 
 def test_token_not_includes_resources_without_the_element(store: Store) -> None:
