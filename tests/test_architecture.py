@@ -18,9 +18,9 @@ ALLOWED = {
 }
 # Tables that hold no patient data: the development eID's state (eid_*), the
 # authorization server's clients, grants and codes (auth_*), logins in progress at the
-# eID (oidc_*) and portal sessions (portal_*). Their stores may import these by name,
-# and nothing else from the table module.
-STATE_TABLE_PREFIXES = ("eid_", "auth_", "oidc_", "portal_")
+# eID (oidc_*), portal sessions (portal_*) and the import ledger (import_*). Their
+# stores may import these by name, and nothing else from the table module.
+STATE_TABLE_PREFIXES = ("eid_", "auth_", "oidc_", "portal_", "import_")
 
 
 def _python_files() -> list[Path]:

@@ -84,7 +84,12 @@ resource_version = Table(
 # and carries the patient id of its compartment, like every row.
 
 
-def _index_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...] = ()) -> Table:
+def _index_table(
+    name: str,
+    *columns: Column[Any],
+    indexes: tuple[Index, ...] = (),
+    patient_values: tuple[str, ...] = (),
+) -> Table:
     return Table(
         name,
         metadata,
@@ -95,7 +100,7 @@ def _index_table(name: str, *columns: Column[Any], indexes: tuple[Index, ...] = 
         *columns,
         Index(f"ix_{name}_owner", "resource_type", "resource_id"),
         # Patient-scoped searches (health/fhir/search/scope.py) read one patient's rows.
-        Index(f"ix_{name}_patient", "patient_id", "resource_type", "param"),
+        Index(f"ix_{name}_patient", "patient_id", "resource_type", "param", *patient_values),
         *indexes,
     )
 
@@ -108,14 +113,25 @@ search_token = _index_table(
     Column("system", String(512), nullable=True),
     Column("code", String(512), nullable=True),
     Column("text", String(512), nullable=True),
-    indexes=(Index("ix_search_token_lookup", "resource_type", "param", "code", "system"),),
+    # resource_id last: the matches of one `system|code` come in id order, so a page of
+    # them is read from the index alone (health/db/search_sql.py). The patient index
+    # then needs the code and system too, or SQLite would prefer this one for a
+    # patient's codes and read the code's rows of every patient.
+    indexes=(
+        Index("ix_search_token_lookup", "resource_type", "param", "code", "system", "resource_id"),
+    ),
+    patient_values=("code", "system"),
 )
 
 # string: `value` normalised (case-folded, accents removed) for the default and
 # :contains matches, `exact` as written for :exact.
 search_string = _index_table(
     "search_string",
-    Column("value", String(512), nullable=False),
+    # Compared in code point order (PostgreSQL's "C" collation; SQLite's BINARY is
+    # that already), so that a prefix is a range of the lookup index: search_sql.py.
+    Column(
+        "value", String(512).with_variant(String(512, collation="C"), "postgresql"), nullable=False
+    ),
     Column("exact", String(512), nullable=False),
     indexes=(Index("ix_search_string_lookup", "resource_type", "param", "value"),),
 )
@@ -311,6 +327,9 @@ auth_authorization_code = Table(
     Column("code_challenge_method", String(8), nullable=False),
     Column("nonce", String(512), nullable=True),
     Column("expires_at", UTCDateTime(), nullable=False),
+    # Set when the code is exchanged; the row stays until it expires, so that a second
+    # exchange is recognised and revokes the grant (RFC 6749 section 4.1.2).
+    Column("used_at", UTCDateTime(), nullable=True),
     Index("ix_auth_authorization_code_expires_at", "expires_at"),
 )
 
@@ -372,4 +391,17 @@ portal_session = Table(
     Column("last_seen_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     Index("ix_portal_session_expires_at", "expires_at"),
+)
+
+import_file = Table(
+    "import_file",
+    metadata,
+    # A file `health import` loaded as a source, by the SHA-256 of its content:
+    # importing it again as that source skips it, so an interrupted import resumes.
+    Column("content_hash", String(64), nullable=False),
+    Column("organization_id", String(ID_LENGTH), nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("rejected_entries", Integer, nullable=False),
+    Column("imported_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("content_hash", "organization_id"),
 )

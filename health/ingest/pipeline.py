@@ -37,7 +37,8 @@ def push_bundle(
         return process_bundle(interactions, bundle, base=base, prefer=prefer)
     prepare_push(bundle, source, settings.national_id_systems)
     mark = len(interactions.written)
-    response = process_bundle(interactions, bundle, base=base, prefer=prefer)
+    with interactions.conditions_of_the_server():
+        response = process_bundle(interactions, bundle, base=base, prefer=prefer)
     confirmed = [
         entry["response"]["location"]
         for entry in response["entry"]
@@ -60,8 +61,9 @@ def push_one(interactions: Interactions, entry: Entry, *, base: str) -> Result |
         if entry.resource is not None:
             ReferenceResolver(interactions, {}, base).rewrite(entry.resource, entry.where)
         mark = len(interactions.written)
-        result = write_entry(interactions, entry)
-        interactions.flush()
+        with interactions.conditions_of_the_server():
+            result = write_entry(interactions, entry)
+            interactions.flush()
     except FhirError as error:
         raise _single(error, entry) from None
     _record(interactions, source, interactions.written[mark:], [result.location or ""])
@@ -90,7 +92,8 @@ def _record(
     """Store the push's Provenance (health.ingest.provenance)."""
     references = [reference for reference in confirmed if reference]
     for provenance in provenance_for_push(written, source, confirmed=references):
-        interactions.create(check(provenance, "Provenance", interactions.config.types))
+        checked = check(provenance, "Provenance", interactions.config.types)
+        interactions.create_record_of_request(checked)
     interactions.flush()
 
 

@@ -75,9 +75,12 @@ def test_a_hospital_gets_a_token_and_uses_it(
     assert claims["client_id"] == hospital.client_id
 
     headers = bearer(tokens["access_token"])
-    created = hospital.browser.post(
-        "/fhir/Patient", json={"resourceType": "Patient"}, headers=headers
-    )
+    # A hospital's write is a push: its Patient needs a national ID (health/ingest).
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:oid:1.2.208.176.1.2", "value": "0505051234"}],
+    }
+    created = hospital.browser.post("/fhir/Patient", json=patient, headers=headers)
     assert created.status_code == 201, created.text
     read = hospital.browser.get(f"/fhir/Patient/{created.json()['id']}", headers=headers)
     assert read.status_code == 200

@@ -342,3 +342,23 @@ def test_a_source_updates_and_deletes_by_its_own_ids(sources: dict[str, Any]) ->
     deleted = hospital.client.delete(f"/fhir/Observation/{ours}", headers=hospital.headers)
     assert deleted.status_code == 204
     assert _search(hospital.client, hospital.headers, "Observation")["total"] == 0
+
+
+def test_provenance_is_written_whatever_the_sources_scopes(
+    anonymous_client: TestClient, issue_token: Any
+) -> None:
+    # v1 write (cud): no search, no Provenance. The server matches the Patient and
+    # records the push itself; neither needs a scope of the source.
+    token = issue_token(
+        scope="system/*.write",
+        actor_kind="client",
+        client_id="narrow-client",
+        organization_id="narrow-organization",
+    )
+    headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {token}"}
+    response = anonymous_client.post("/fhir", json=_push_of_karen("a"), headers=headers)
+
+    assert response.status_code == 200, response.text
+    reader = issue_token(scope="system/Provenance.rs", actor_kind="client")
+    found = anonymous_client.get("/fhir/Provenance", headers={"Authorization": f"Bearer {reader}"})
+    assert found.json()["total"] == 1
