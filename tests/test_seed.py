@@ -1,8 +1,10 @@
-"""The demo world: it loads through the Bundle path, once, and reads back as a record."""
+"""The demo world: pushed by the organisations that recorded it, once, and read back as
+one record per citizen that mixes hospital and GP data, each entry naming its source."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -13,17 +15,46 @@ from fastapi.testclient import TestClient
 
 from health.db.engine import Database
 from health.fhir.config import FhirConfig
-from health.seed import PersonRole, SeedSummary, demo_persons, load_world, seed_demo_world
-from health.seed.records import world_bundles
+from health.seed import (
+    PersonRole,
+    SeedSummary,
+    World,
+    citizen_bundle,
+    demo_persons,
+    load_world,
+    seed_demo_world,
+    world_pushes,
+)
 from health.settings import Settings
 
 TODAY = date(2026, 11, 28)
+BASE = "http://testserver/fhir"
 CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
+FACT_SYSTEM = "urn:health:fact"
 CPR_WEIGHTS = (4, 3, 2, 7, 6, 5, 4, 3, 2, 1)
+CLINICAL_TYPES = (
+    "Encounter",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Immunization",
+    "AllergyIntolerance",
+    "Appointment",
+    "ServiceRequest",
+    "DocumentReference",
+)
 
 
-def _seed(database: Database, settings: Settings, today: date = TODAY) -> SeedSummary:
-    return seed_demo_world(database, FhirConfig.load(settings), today=today)
+def _seed(
+    database: Database, settings: Settings, today: date = TODAY, world: World | None = None
+) -> SeedSummary:
+    return seed_demo_world(database, FhirConfig.load(settings), world=world, today=today)
+
+
+def _source(organisation_key: str) -> str:
+    """meta.source of what an organisation pushed: its Organization on our base."""
+    return f"{BASE}/Organization/{organisation_key}"
 
 
 def _search(client: TestClient, query: str) -> list[dict[str, Any]]:
@@ -34,35 +65,141 @@ def _search(client: TestClient, query: str) -> list[dict[str, Any]]:
     return [entry["resource"] for entry in bundle.get("entry", [])]
 
 
+def _patient_of(client: TestClient, cpr: str) -> dict[str, Any]:
+    found = _search(client, f"Patient?identifier={CPR_SYSTEM}|{cpr}")
+    assert len(found) == 1, cpr
+    return found[0]
+
+
+def _record(client: TestClient, patient_id: str) -> list[dict[str, Any]]:
+    """The citizen's compartment (Patient/$everything, mode match), every page."""
+    url: str | None = f"/fhir/Patient/{patient_id}/$everything?_count=1000"
+    resources = []
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        resources += [
+            entry["resource"]
+            for entry in bundle.get("entry", [])
+            if entry["search"]["mode"] == "match"
+        ]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+    return resources
+
+
+def _unversioned(reference: str) -> str:
+    return reference.split("/_history/")[0]
+
+
+def _fact_tags(resource: dict[str, Any]) -> list[str]:
+    return [t["code"] for t in resource["meta"].get("tag", []) if t["system"] == FACT_SYSTEM]
+
+
 def test_the_world_loads_on_an_empty_database(database: Database, settings: Settings) -> None:
     world = load_world()
     summary = _seed(database, settings)
 
-    assert summary.bundles_skipped == 0
+    pushes = world_pushes(world)
+    assert summary.pushes_skipped == 0
+    assert summary.pushes_loaded == len(pushes) == 20
     assert summary.citizens == len(world.citizens) == 10
     assert summary.created["Organization"] == 4
+    assert summary.created["Location"] == sum(
+        len(o.locations) for o in world.organisations.values()
+    )
     assert summary.created["Practitioner"] == summary.created["PractitionerRole"] == 8
     assert summary.created["Patient"] == 10
     assert summary.created["RelatedPerson"] == len(world.relations)
-    for resource_type in (
-        "Encounter",
-        "Condition",
-        "Observation",
-        "MedicationRequest",
-        "MedicationStatement",
-        "Immunization",
-        "AllergyIntolerance",
-        "Appointment",
-        "ServiceRequest",
-        "DocumentReference",
-    ):
+    assert summary.created["Provenance"] == len(pushes)
+    for resource_type in CLINICAL_TYPES:
         assert summary.created.get(resource_type, 0) > 0, resource_type
+
+
+def test_the_world_has_what_the_demo_promises() -> None:
+    world = load_world()
+    kinds = [o.kind for o in world.organisations.values()]
+
+    assert sorted(kinds) == ["gp", "gp", "hospital", "hospital"]
+    assert {c.role for c in world.clinicians.values()} == {"doctor", "nurse"}
+    for citizen in world.citizens.values():
+        kinds_holding = {world.organisations[key].kind for key in citizen.organisations}
+        assert kinds_holding == {"gp", "hospital"}, citizen.person.key
+
+
+def test_every_citizen_has_one_patient_with_their_cpr_and_every_source_id(
+    database: Database, settings: Settings, client: TestClient
+) -> None:
+    _seed(database, settings)
+    world = load_world()
+
+    assert len(_search(client, "Patient?_count=100")) == len(world.citizens)
+    for citizen in world.citizens.values():
+        person = citizen.person
+        patient = _patient_of(client, person.cpr)
+        assert patient["name"][0]["family"] == person.family
+        assert patient["birthDate"] == person.birth_date.isoformat()
+        # Each organisation's own id of its Patient is kept on the citizen's one Patient.
+        systems = {i["system"] for i in patient["identifier"]}
+        for key in citizen.organisations:
+            assert f"{_source(key)}/patient-id" in systems, (person.key, key)
+
+
+def test_each_record_mixes_hospital_and_gp_data_each_naming_its_source(
+    database: Database, settings: Settings, client: TestClient
+) -> None:
+    _seed(database, settings)
+    world = load_world()
+    kinds = {_source(key): o.kind for key, o in world.organisations.items()}
+
+    for citizen in world.citizens.values():
+        record = _record(client, _patient_of(client, citizen.person.cpr)["id"])
+        clinical = [r for r in record if r["resourceType"] in CLINICAL_TYPES]
+        sources = {r["meta"]["source"] for r in clinical}
+        assert sources == {_source(key) for key in citizen.organisations}, citizen.person.key
+        assert {kinds[source] for source in sources} == {"gp", "hospital"}
+        for encounter in (r for r in clinical if r["resourceType"] == "Encounter"):
+            # The conditional reference in the push was resolved on the way in, to the
+            # organisation that pushed it.
+            organisation = encounter["serviceProvider"]["reference"]
+            assert (
+                _source(organisation.removeprefix("Organization/")) == encounter["meta"]["source"]
+            )
+
+
+def test_every_push_has_a_provenance_naming_what_it_wrote(
+    database: Database, settings: Settings, client: TestClient
+) -> None:
+    summary = _seed(database, settings)
+    world = load_world()
+
+    assert len(_search(client, "Provenance?_count=1000")) == summary.pushes_loaded
+    for citizen in world.citizens.values():
+        patient = _patient_of(client, citizen.person.cpr)
+        record = _record(client, patient["id"])
+        provenances = [r for r in record if r["resourceType"] == "Provenance"]
+        by_source: dict[str, set[str]] = defaultdict(set)
+        for resource in record:
+            if resource["resourceType"] not in ("Patient", "Provenance"):
+                reference = f"{resource['resourceType']}/{resource['id']}"
+                by_source[resource["meta"]["source"]].add(reference)
+
+        assert len(provenances) == len(citizen.organisations), citizen.person.key
+        for provenance in provenances:
+            (agent,) = provenance["agent"]
+            organisation = agent["who"]["reference"]
+            source = _source(organisation.removeprefix("Organization/"))
+            assert provenance["meta"]["source"] == source
+            targets = {_unversioned(t["reference"]) for t in provenance["target"]}
+            assert f"Patient/{patient['id']}" in targets
+            assert targets - {f"Patient/{patient['id']}"} == by_source[source]
 
 
 def test_loading_twice_creates_nothing_new(
     database: Database, settings: Settings, client: TestClient
 ) -> None:
     first = _seed(database, settings)
+    versions = {p["id"]: p["meta"]["versionId"] for p in _search(client, "Patient?_count=100")}
     again = _seed(database, settings)
     # Restarted weeks later, the demo still recognises its world.
     later = _seed(database, settings, today=TODAY + timedelta(weeks=6))
@@ -70,48 +207,111 @@ def test_loading_twice_creates_nothing_new(
     assert first.total > 0
     for summary in (again, later):
         assert summary.created == {}
-        assert summary.bundles_loaded == 0
-        assert summary.bundles_skipped == first.bundles_loaded
+        assert summary.clients_registered == 0
+        assert summary.pushes_loaded == 0
+        assert summary.pushes_skipped == first.pushes_loaded
+    assert {
+        p["id"]: p["meta"]["versionId"] for p in _search(client, "Patient?_count=100")
+    } == versions
+    assert len(_search(client, "Provenance?_count=1000")) == first.pushes_loaded
+    assert len(_search(client, "Organization?_count=100")) == 4
+    assert len(_search(client, "Practitioner?_count=100")) == 8
+
+
+def test_a_changed_world_is_pushed_again_as_new_versions_not_copies(
+    database: Database, settings: Settings, client: TestClient
+) -> None:
+    first = _seed(database, settings)
+    counts = {t: len(_search(client, f"{t}?_count=1000")) for t in CLINICAL_TYPES}
+    changed = dataclasses.replace(load_world(), digest="world.json was edited")
+
+    again = _seed(database, settings, world=changed)
+
+    assert again.pushes_loaded == first.pushes_loaded
+    # Only the new pushes' own Provenance is new: everything else is a new version.
+    assert again.created == {"Provenance": first.pushes_loaded}
+    assert {t: len(_search(client, f"{t}?_count=1000")) for t in CLINICAL_TYPES} == counts
     patients = _search(client, "Patient?_count=100")
     assert len(patients) == 10
-    assert {p["meta"]["versionId"] for p in patients} == {"1"}
-    assert len(_search(client, "Organization?_count=100")) == 4
+    assert all(int(p["meta"]["versionId"]) > 1 for p in patients)
 
 
-def test_every_citizen_has_a_patient_with_their_cpr(
+def test_a_vaccination_from_the_gp_and_the_hospital_is_one_linked_fact(
+    database: Database, settings: Settings, client: TestClient
+) -> None:
+    _seed(database, settings)
+    world = load_world()
+    camilla = world.citizens["camilla"]
+    patient = _patient_of(client, camilla.person.cpr)
+
+    immunizations = _search(client, f"Immunization?patient=Patient/{patient['id']}&_count=100")
+    by_fact: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for immunization in immunizations:
+        for tag in _fact_tags(immunization):
+            by_fact[tag].append(immunization)
+    linked = [copies for copies in by_fact.values() if len(copies) > 1]
+
+    assert len(linked) == 1
+    (copies,) = linked
+    assert {c["meta"]["source"] for c in copies} == {_source("fjordlys"), _source("nordhavn")}
+    given, reported = sorted(copies, key=lambda c: not c["primarySource"])
+    assert given["meta"]["source"] == _source("fjordlys") and given["performer"]
+    assert reported["reportOrigin"]["text"] == "Oplyst af egen læge"
+    assert given["vaccineCode"] == reported["vaccineCode"]
+    assert given["occurrenceDateTime"][:10] == reported["occurrenceDateTime"][:10]
+    # Found by the tag, the fact comes with both its sources.
+    tag = _fact_tags(given)[0]
+    assert len(_search(client, f"Immunization?_tag={FACT_SYSTEM}|{tag}")) == 2
+
+
+def test_a_parent_with_a_child_and_an_elderly_citizen_with_a_relative(
+    database: Database, settings: Settings, client: TestClient
+) -> None:
+    _seed(database, settings)
+    world = load_world()
+
+    def age(born: date) -> int:
+        return TODAY.year - born.year - ((TODAY.month, TODAY.day) < (born.month, born.day))
+
+    authorities = set()
+    for relation in world.relations:
+        citizen = world.citizens[relation.citizen].person
+        relative = world.person(relation.relative)
+        patient = _patient_of(client, citizen.cpr)
+        (related,) = _search(client, f"RelatedPerson?identifier={CPR_SYSTEM}|{relative.cpr}")
+        codes = {c["code"] for r in related["relationship"] for c in r["coding"]}
+
+        assert related["patient"]["reference"] == f"Patient/{patient['id']}"
+        assert relation.relationship in codes
+        authorities.add(relation.authority)
+        if relation.authority == "parental-custody":
+            assert "GUARD" in codes
+            assert age(citizen.birth_date) < 15
+            # The parent is a citizen with a record of their own.
+            assert _patient_of(client, relative.cpr)["id"] != patient["id"]
+        else:
+            assert "POWATT" in codes
+            assert age(citizen.birth_date) >= 80
+    assert authorities == {"parental-custody", "power-of-attorney"}
+
+
+def test_contacts_take_place_at_the_organisations_locations(
     database: Database, settings: Settings, client: TestClient
 ) -> None:
     _seed(database, settings)
 
-    for citizen in load_world().citizens.values():
-        person = citizen.person
-        found = _search(client, f"Patient?identifier={CPR_SYSTEM}|{person.cpr}")
-        assert len(found) == 1, person.full_name
-        patient = found[0]
-        assert patient["name"][0]["family"] == person.family
-        assert patient["birthDate"] == person.birth_date.isoformat()
-
-
-def test_each_record_holds_data_from_a_hospital_and_a_gp(
-    database: Database, settings: Settings, client: TestClient
-) -> None:
-    _seed(database, settings)
-    organisations = {
-        f"Organization/{o['id']}": o["type"][0]["text"]
-        for o in _search(client, "Organization?_count=100")
-    }
-    providers: dict[str, set[str]] = defaultdict(set)
-    sources: dict[str, set[str]] = defaultdict(set)
+    locations = {f"Location/{x['id']}": x for x in _search(client, "Location?_count=100")}
+    roles = _search(client, "PractitionerRole?_count=100")
+    assert len(roles) == 8
+    for role in roles:
+        managing = locations[role["location"][0]["reference"]]["managingOrganization"]
+        assert managing["reference"] == role["organization"]["reference"]
     for encounter in _search(client, "Encounter?_count=1000"):
-        patient = encounter["subject"]["reference"]
-        # The conditional reference in the pushed Bundle was resolved on the way in.
-        providers[patient].add(organisations[encounter["serviceProvider"]["reference"]])
-        sources[patient].add(encounter["meta"]["source"])
-
-    assert len(providers) == 10
-    for patient, kinds in providers.items():
-        assert kinds == {"Hospital", "Almen praksis"}, patient
-        assert len(sources[patient]) >= 2, patient
+        location = locations[encounter["location"][0]["location"]["reference"]]
+        assert location["managingOrganization"] == {
+            "reference": encounter["serviceProvider"]["reference"],
+            "display": encounter["serviceProvider"]["display"],
+        }
 
 
 def test_appointments_are_booked_ahead_of_the_load_date(
@@ -140,19 +340,28 @@ def test_discharge_letters_are_readable_danish_text(
         assert letter["subject"]["reference"].startswith("Patient/")
 
 
+def _bundles(today: date) -> list[dict[str, Any]]:
+    world = load_world()
+    return [citizen_bundle(world, p.citizen, p.organisation, today) for p in world_pushes(world)]
+
+
 def test_generation_is_deterministic() -> None:
-    first = world_bundles(load_world(), TODAY)
-    second = world_bundles(load_world(), TODAY)
-
-    assert [orjson.dumps(b.bundle) for b in first] == [orjson.dumps(b.bundle) for b in second]
-    assert [b.marker for b in first] == [b.marker for b in second]
+    assert [orjson.dumps(b) for b in _bundles(TODAY)] == [orjson.dumps(b) for b in _bundles(TODAY)]
 
 
-def test_history_does_not_depend_on_the_load_date() -> None:
-    earlier = world_bundles(load_world(), TODAY)
-    later = world_bundles(load_world(), TODAY + timedelta(days=400))
+def test_a_later_load_pushes_the_same_resources_and_what_happened_since() -> None:
+    def resources(today: date) -> dict[str, dict[str, Any]]:
+        return {e["fullUrl"]: e["resource"] for b in _bundles(today) for e in b["entry"]}
 
-    assert [b.marker for b in earlier] == [b.marker for b in later]
+    earlier, later = resources(TODAY), resources(TODAY + timedelta(days=400))
+
+    # The same source ids, so a re-push makes new versions of them, never copies.
+    assert earlier.keys() < later.keys()
+    for full_url, resource in earlier.items():
+        assert later[full_url]["resourceType"] == resource["resourceType"]
+        if resource["resourceType"] == "Immunization" and resource["occurrenceDateTime"] < "2025":
+            # A dose long given is the same dose, on the same day.
+            assert later[full_url] == resource
 
 
 @pytest.mark.parametrize("role", list(PersonRole))

@@ -96,9 +96,15 @@ def test_a_demo_hospital_gets_a_token_over_http_and_creates_and_reads(
     with httpx.Client(timeout=30.0) as http:
         endpoint = token_endpoint(http, live_server.fhir_url)
         issued = request_token(http, endpoint, nordhavn.client_id, nordhavn.key())
+        # A Patient the demo world does not have (a pushed Patient needs a national ID).
+        cpr = {"system": "urn:oid:1.2.208.176.1.2", "value": "0101904991"}
         created = http.post(
             f"{live_server.fhir_url}/Patient",
-            json={"resourceType": "Patient", "name": [{"family": "Demo-push"}]},
+            json={
+                "resourceType": "Patient",
+                "identifier": [cpr],
+                "name": [{"family": "Demo-push"}],
+            },
             headers=_bearer(issued.access_token),
         )
         assert created.status_code == 201, created.text

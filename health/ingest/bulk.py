@@ -117,8 +117,8 @@ def find_source(database: Database, config: FhirConfig, identifier: str) -> Acto
 
 
 def source_actor(organization_id: str, display: str) -> Actor:
-    """The source Organization as the importer acts for it: a backend client in all but
-    the token, with every scope. Only `health import`, run by an operator, makes one."""
+    """The source Organization as an operator's command acts for it (`health import`,
+    the demo world's pushes): a backend client in all but the token, every scope."""
     return Actor(
         kind=ActorKind.client,
         display=f"import as {display}",

@@ -1,4 +1,4 @@
-"""The import ledger: which files (by content hash) `health import` loaded, per source."""
+"""The import ledger: what was loaded (a file, a demo push), by content hash, per source."""
 
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ _AUTHOR = {
         }
     ]
 }
-_ACTIVITY = {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
 
 
 def provenance_for_push(
@@ -60,7 +59,7 @@ def provenance_for_push(
             # The citizen's Patient was not written, but this Provenance is about them:
             # naming them puts it in their record (the compartment follows `target`).
             targets.append({"reference": f"Patient/{patient_id}"})
-        activities = {_ACTIVITY.get(w.method, "UPDATE") for w in group} or {"UPDATE"}
+        activities = {_activity(w) for w in group} or {"UPDATE"}
         provenance: dict[str, Any] = {
             "resourceType": "Provenance",
             "target": targets,
@@ -85,3 +84,11 @@ def provenance_for_push(
 
 def _version_reference(write: Write) -> str:
     return f"{write.resource_type}/{write.id}/_history/{write.version_id}"
+
+
+def _activity(write: Write) -> str:
+    """v3-DataOperation: a first version is a create, whichever method made it (a push
+    writes what the source identifies with PUT)."""
+    if write.body is None:
+        return "DELETE"
+    return "CREATE" if write.version_id == 1 else "UPDATE"

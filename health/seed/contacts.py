@@ -102,6 +102,7 @@ def encounter(
         "subject": record.patient,
         "participant": [{"individual": record.clinician(event)}],
         "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "location": [{"location": record.location(event), "status": "completed"}],
         "reasonCode": [
             record.diagnosis(event["code"], reason) if "code" in event else {"text": reason}
         ],

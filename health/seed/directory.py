@@ -1,9 +1,14 @@
-"""The directory bundle: organisations, clinicians and their roles, loaded first.
+"""The directory: organisations, their locations, clinicians and their roles.
 
-Directory entries are PUT with fixed ids (the directory is curated, not pushed), and
-patient records refer to them the way a hospital system would: by identifier, as
-conditional references (https://hl7.org/fhir/R4/http.html#trules), resolved when the
-record is stored.
+The directory is curated (in Denmark: the SOR register of organisations and locations,
+the authorisation register of clinicians), not pushed by any one source, so the demo
+writes it as the system before any record is pushed: an organisation has to exist
+before it can act as a source (its Organization's id is the source's identity), and
+each push then finds it, its locations and its clinicians by identifier. Entries
+have fixed ids (`Organization/nordhavn`), so that demo URLs are stable, and patient
+records refer to them the way a hospital system would: by identifier, as conditional
+references (https://hl7.org/fhir/R4/http.html#trules), resolved when the record is
+stored.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from health.seed.world import (
     SOR_SYSTEM,
     Address,
     Clinician,
+    Location,
     Organisation,
     Person,
     World,
@@ -40,14 +46,15 @@ def clinician_reference(clinician: Clinician) -> dict[str, str]:
     }
 
 
-def directory_marker(world: World) -> tuple[str, str]:
-    """A resource only the directory bundle creates: its first organisation."""
-    first = next(iter(world.organisations.values()))
-    return "Organization", f"identifier={SOR_SYSTEM}|{first.sor}"
+def location_reference(location: Location) -> dict[str, str]:
+    return {
+        "reference": f"Location?identifier={SOR_SYSTEM}|{location.sor}",
+        "display": location.name,
+    }
 
 
-def directory_bundle(world: World) -> dict[str, Any]:
-    """A transaction that PUTs every organisation, clinician and clinician's role."""
+def directory_resources(world: World) -> list[dict[str, Any]]:
+    """Every organisation, location, clinician and clinician's role, with fixed ids."""
     resources: list[dict[str, Any]] = []
     for key, organisation in world.organisations.items():
         resources.append(
@@ -75,8 +82,28 @@ def directory_bundle(world: World) -> dict[str, Any]:
                 "address": [fhir_address(organisation.address, use="work")],
             }
         )
+        for location in organisation.locations:
+            resources.append(
+                {
+                    "resourceType": "Location",
+                    "id": location.key,
+                    "identifier": [
+                        {"use": "official", "system": SOR_SYSTEM, "value": location.sor}
+                    ],
+                    "status": "active",
+                    "name": location.name,
+                    "mode": "instance",
+                    "telecom": [{"system": "phone", "value": organisation.phone, "use": "work"}],
+                    "address": fhir_address(organisation.address, use="work"),
+                    "managingOrganization": {
+                        "reference": f"Organization/{key}",
+                        "display": organisation.name,
+                    },
+                }
+            )
     for key, clinician in world.clinicians.items():
         organisation = world.organisations[clinician.organisation]
+        location = world.location(clinician.location)
         resources.append(
             {
                 "resourceType": "Practitioner",
@@ -117,9 +144,17 @@ def directory_bundle(world: World) -> dict[str, Any]:
                     }
                 ],
                 "specialty": [{"text": clinician.specialty}],
+                "location": [
+                    {"reference": f"Location/{clinician.location}", "display": location.name}
+                ],
                 "telecom": [{"system": "phone", "value": organisation.phone, "use": "work"}],
             }
         )
+    return resources
+
+
+def directory_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A transaction that PUTs `resources` (directory entries) under their fixed ids."""
     return {
         "resourceType": "Bundle",
         "type": "transaction",

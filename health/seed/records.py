@@ -1,11 +1,12 @@
 """A citizen's record as one organisation holds it, as a FHIR transaction Bundle.
 
 One Bundle per (citizen, organisation), shaped like a push from that organisation's
-own record system (see `source.py`). Output is a pure function of the world and the
-load date: every random draw comes from a generator seeded with the citizen and the
-organisation, and every id is derived from where the resource comes from in world.json.
-Events whose date lies after the load date have not happened yet and are left out,
-except appointments, which are booked ahead.
+own record system (see `source.py`): the citizen's Patient with their CPR number, and
+what the organisation recorded. Output is a pure function of the world and the load
+date: every random draw comes from a generator seeded with the citizen, the
+organisation and the event, and every id is derived from where the resource comes
+from in world.json. Events whose date lies after the load date have not happened yet
+and are left out, except appointments, which are booked ahead.
 """
 
 from __future__ import annotations
@@ -16,21 +17,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from health.seed import contacts
-from health.seed.directory import (
-    directory_bundle,
-    directory_marker,
-    fhir_address,
-    human_name,
-    organisation_reference,
-)
-from health.seed.source import (
-    ATC,
-    SNOMED,
-    TERMINOLOGY,
-    SourceRecord,
-    concept,
-    patient_id,
-)
+from health.seed.directory import fhir_address, human_name, organisation_reference
+from health.seed.source import ATC, SNOMED, TERMINOLOGY, SourceRecord, concept
 from health.seed.vaccinations import vaccination_doses
 from health.seed.world import CPR_SYSTEM, Citizen, Organisation, Relation, World
 
@@ -46,37 +34,41 @@ _AUTHORITY = {
     "parental-custody": ("GUARD", "guardian", "Forældremyndighed"),
     "power-of-attorney": ("POWATT", "power of attorney", "Fuldmagt"),
 }
+# https://hl7.org/fhir/R4/codesystem-immunization-origin.html
+_IMMUNIZATION_ORIGIN = f"{TERMINOLOGY}/immunization-origin"
 
 
 @dataclass(frozen=True)
-class SeedBundle:
-    """A transaction Bundle of the demo world and how to tell that it is loaded."""
+class SeedPush:
+    """One organisation's push of what it holds about one citizen."""
 
-    name: str
-    # (resource type, search query) matching a resource only this Bundle creates.
-    marker: tuple[str, str]
-    bundle: dict[str, Any]
+    citizen: Citizen
+    organisation: Organisation
+
+    @property
+    def name(self) -> str:
+        return f"{self.citizen.person.key}@{self.organisation.key}"
 
 
-def world_bundles(world: World, today: date) -> list[SeedBundle]:
-    """The directory Bundle, then every citizen's Bundles (their GP's first)."""
-    bundles = [SeedBundle("directory", directory_marker(world), directory_bundle(world))]
-    for citizen in world.citizens.values():
-        for key in citizen.organisations:
-            bundles.append(citizen_bundle(world, citizen, world.organisations[key], today))
-    return bundles
+def world_pushes(world: World) -> list[SeedPush]:
+    """Every citizen's pushes, citizen by citizen, their GP's first."""
+    return [
+        SeedPush(citizen, world.organisations[key])
+        for citizen in world.citizens.values()
+        for key in citizen.organisations
+    ]
 
 
 def citizen_bundle(
     world: World, citizen: Citizen, organisation: Organisation, today: date
-) -> SeedBundle:
+) -> dict[str, Any]:
     """What `organisation` records about `citizen` up to `today`, plus booked appointments."""
     record = SourceRecord(world, citizen, organisation, today)
+    # Every system sends the citizen as it knows them, national ID included: the
+    # push path matches that to the citizen's one Patient, whoever pushed first.
+    _patient(record)
     if organisation.key == citizen.gp:
-        # The GP's Bundle comes first and creates the Patient; the others refer to it.
-        # With person matching on ingest, this becomes a POST with ifNoneExist on the
-        # CPR identifier in every Bundle, and `record.patient` a conditional reference.
-        _patient(record)
+        # The GP knows who may act for the citizen.
         for relation in world.relations:
             if relation.citizen == citizen.person.key:
                 _related_person(record, relation)
@@ -86,26 +78,24 @@ def citizen_bundle(
         handler = _EVENTS.get(event["type"])
         if handler is None:
             raise ValueError(f"{citizen.person.key}: unknown event type {event['type']!r}")
+        record.reseed(str(index))
         handler(record, str(index), event)
-    return SeedBundle(
-        name=f"{citizen.person.key}@{organisation.key}",
-        marker=record.marker(),
-        bundle={"resourceType": "Bundle", "type": "transaction", "entry": record.entries},
-    )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": record.entries}
 
 
 def _patient(record: SourceRecord) -> None:
+    """The citizen's demographics as the CPR register gives them to every system."""
     person = record.citizen.person
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": patient_id(record.citizen),
-        "meta": {"source": record.organisation.ehr},
         "identifier": [{"use": "official", "system": CPR_SYSTEM, "value": person.cpr}],
         "active": True,
         "name": [human_name(person)],
         "gender": person.gender,
         "birthDate": person.birth_date.isoformat(),
-        "generalPractitioner": [record.provider],
+        "generalPractitioner": [
+            organisation_reference(record.world.organisations[record.citizen.gp])
+        ],
         "communication": [
             {"language": concept("urn:ietf:bcp:47", "da", "Dansk"), "preferred": True}
         ],
@@ -115,7 +105,11 @@ def _patient(record: SourceRecord) -> None:
     if person.address:
         patient["address"] = [fhir_address(person.address, use="home")]
     record.entries.append(
-        {"resource": patient, "request": {"method": "PUT", "url": f"Patient/{patient['id']}"}}
+        {
+            "fullUrl": record.patient["reference"],
+            "resource": patient,
+            "request": {"method": "POST", "url": "Patient"},
+        }
     )
 
 
@@ -268,10 +262,20 @@ def _allergy(record: SourceRecord, scope: str, event: dict[str, Any]) -> None:
 
 
 def _vaccines(record: SourceRecord, scope: str, event: dict[str, Any]) -> None:
+    """Doses given here, or (with `reported`) given elsewhere and recorded here."""
+    reported = record.date(event["reported"]) if "reported" in event else None
+    if reported is not None and reported > record.today:
+        return
     doses = vaccination_doses(
-        event, record.citizen.person, record.catalogue, record.today, record.rng, record.date
+        event,
+        record.citizen.person,
+        record.catalogue,
+        record.today,
+        record.date,
+        lambda key: record.random(f"{scope}/{key}/day"),
     )
-    for number, dose in enumerate(doses):
+    for dose in doses:
+        record.reseed(f"{scope}/{dose.key}")
         vaccine = record.catalogue["vaccines"][dose.vaccine]
         given = record.moment(dose.day).isoformat()
         body: dict[str, Any] = {
@@ -279,23 +283,36 @@ def _vaccines(record: SourceRecord, scope: str, event: dict[str, Any]) -> None:
             "vaccineCode": concept(ATC, vaccine["atc"], vaccine["display"]),
             "patient": record.patient,
             "occurrenceDateTime": given,
-            "recorded": given,
-            "primarySource": True,
-            "lotNumber": f"{record.rng.choice('ABCDEFGHJK')}{record.rng.randint(10000, 99999)}",
-            "performer": [{"actor": record.clinician(event)}],
         }
+        if reported is None:
+            lot = f"{record.rng.choice('ABCDEFGHJK')}{record.rng.randint(10000, 99999)}"
+            body |= {
+                "recorded": given,
+                "primarySource": True,
+                "lotNumber": lot,
+                "performer": [{"actor": record.clinician(event)}],
+            }
+        else:
+            # The same fact as the giver's record of it (health.ingest.facts links them).
+            body |= {
+                "recorded": record.moment(reported).isoformat(),
+                "primarySource": False,
+                "reportOrigin": concept(
+                    _IMMUNIZATION_ORIGIN, "provider", "Other Provider", "Oplyst af egen læge"
+                ),
+            }
         if dose.series:
             body["protocolApplied"] = [
                 {"series": dose.series, "doseNumberPositiveInt": dose.number}
             ]
-        record.add("Immunization", f"{scope}/{number}", body)
+        record.add("Immunization", f"{scope}/{dose.key}", body)
 
 
 def _appointment(record: SourceRecord, scope: str, event: dict[str, Any]) -> None:
     day = record.date(event["date"])
     start = record.moment(day)
     booked = min(day, record.today) - timedelta(days=record.rng.randint(3, 30))
-    participants = [record.patient, record.clinician(event)]
+    participants = [record.patient, record.clinician(event), record.location(event)]
     body = {
         "status": "booked" if day > record.today else "fulfilled",
         "description": event["text"],

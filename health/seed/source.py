@@ -2,8 +2,11 @@
 
 `SourceRecord` collects the entries of that transaction Bundle and gives every
 resource what a real push would carry: the system's local identifier (a UUID derived
-from where the resource comes from in world.json, so every run gives the same ids),
-its URL in `meta.source`, and references to the directory by identifier.
+from where the resource comes from in world.json, so every run gives the same ids;
+it is also the entry's urn:uuid fullUrl, the source id the push path keys the
+resource by), the citizen's Patient as this system knows them (with the CPR number
+that person matching needs), and references to the directory by identifier. Where
+it came from (meta.source) is not the Bundle's to say: the push path stamps it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from health.seed.directory import clinician_reference, organisation_reference
+from health.seed.directory import clinician_reference, location_reference, organisation_reference
 from health.seed.measurements import Measurements
 from health.seed.world import Citizen, Organisation, World, resolve_date
 
@@ -24,11 +27,6 @@ LOINC = "http://loinc.org"
 ATC = "http://www.whocc.no/atc"
 SNOMED = "http://snomed.info/sct"
 TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
-
-
-def patient_id(citizen: Citizen) -> str:
-    """The fixed id of a citizen's Patient (until person matching assigns ids on ingest)."""
-    return str(uuid.uuid5(NAMESPACE, f"Patient/{citizen.person.cpr}"))
 
 
 def concept(system: str, code: str, display: str, text: str | None = None) -> dict[str, Any]:
@@ -59,39 +57,47 @@ class SourceRecord:
         self.organisation = organisation
         self.today = today
         self.catalogue = world.catalogue
-        self.rng = random.Random(f"{citizen.person.key}/{organisation.key}")
-        self.measurements = Measurements(world.catalogue["labs"], self.rng)
         self.entries: list[dict[str, Any]] = []
         self.patient = {
-            "reference": f"Patient/{patient_id(citizen)}",
+            "reference": self.full_url("patient"),
             "display": citizen.person.full_name,
         }
         self.provider = organisation_reference(organisation)
         self.id_system = f"{organisation.ehr}/id"
+        self.reseed("record")
 
-    def marker(self) -> tuple[str, str]:
-        """(type, query) of the first resource this record creates."""
-        for entry in self.entries:
-            resource = entry["resource"]
-            for identifier in resource.get("identifier", []):
-                if identifier["system"] == self.id_system:
-                    query = f"identifier={self.id_system}|{identifier['value']}"
-                    return resource["resourceType"], query
-        raise ValueError(f"{self.citizen.person.key}@{self.organisation.key} creates nothing")
+    def reseed(self, scope: str) -> None:
+        """Draw what follows from a generator of its own, seeded with `scope`.
+
+        Each event (and each vaccine dose) has its own, so that what happened long ago
+        comes out the same whatever the load date: a later load re-pushes it unchanged.
+        """
+        self.rng = self.random(scope)
+        self.measurements = Measurements(self.catalogue["labs"], self.rng)
+
+    def random(self, scope: str) -> random.Random:
+        """A generator of its own for `scope` of this record."""
+        return random.Random(f"{self.citizen.person.key}/{self.organisation.key}/{scope}")
+
+    def full_url(self, scope: str) -> str:
+        """The urn:uuid of the resource from `scope`: the same on every run."""
+        return f"urn:uuid:{self.local_id(scope)}"
+
+    def local_id(self, scope: str) -> str:
+        return str(
+            uuid.uuid5(NAMESPACE, f"{self.citizen.person.key}/{self.organisation.key}/{scope}")
+        )
 
     def add(self, resource_type: str, scope: str, body: dict[str, Any]) -> str:
         """POST a resource with a local id derived from `scope`; returns its fullUrl."""
-        local_id = uuid.uuid5(
-            NAMESPACE, f"{self.citizen.person.key}/{self.organisation.key}/{scope}"
-        )
-        identifiers = [{"system": self.id_system, "value": str(local_id)}]
+        local_id = self.local_id(scope)
+        identifiers = [{"system": self.id_system, "value": local_id}]
         resource = {
             "resourceType": resource_type,
-            "meta": {"source": self.organisation.ehr},
             "identifier": identifiers + body.pop("identifier", []),
             **body,
         }
-        full_url = f"urn:uuid:{local_id}"
+        full_url = self.full_url(scope)
         self.entries.append(
             {
                 "fullUrl": full_url,
@@ -110,6 +116,11 @@ class SourceRecord:
 
     def clinician(self, event: dict[str, Any]) -> dict[str, str]:
         return clinician_reference(self.world.clinicians[event["clinician"]])
+
+    def location(self, event: dict[str, Any]) -> dict[str, str]:
+        """Where `event` took place: where its clinician works."""
+        clinician = self.world.clinicians[event["clinician"]]
+        return location_reference(self.world.location(clinician.location))
 
     def diagnosis(self, code: str, text: str | None = None) -> dict[str, Any]:
         return concept(ICD10, code, self.catalogue["diagnoses"][code], text)

@@ -7,6 +7,7 @@ log in with the development eID; turning the world into FHIR is `records.py`'s j
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -40,15 +41,26 @@ class Address:
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where care happens: a hospital department or a GP's practice, with its SOR code."""
+
+    key: str
+    name: str
+    sor: str
+    organisation: str
+
+
+@dataclass(frozen=True)
 class Organisation:
     key: str
     name: str
     kind: str  # "hospital" or "gp"
     sor: str
-    # The base URL of the organisation's own record system: meta.source of what it sends.
+    # The base URL of the organisation's own record system: the system of its local ids.
     ehr: str
     address: Address
     phone: str
+    locations: tuple[Location, ...]
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,8 @@ class Clinician:
     role: str  # http://terminology.hl7.org/CodeSystem/practitioner-role: doctor, nurse
     title: str
     specialty: str
+    # Where they work (a key of the organisation's locations); their contacts are there.
+    location: str
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,8 @@ class World:
     relatives: dict[str, Person]
     relations: tuple[Relation, ...]
     catalogue: dict[str, Any]
+    # SHA-256 of world.json and catalogue.json as read: what the world was made from.
+    digest: str
 
     def person(self, key: str) -> Person:
         """A citizen or relative by key."""
@@ -133,11 +149,21 @@ class World:
             return self.citizens[key].person
         return self.relatives[key]
 
+    def location(self, key: str) -> Location:
+        """A location of any organisation, by key."""
+        for organisation in self.organisations.values():
+            for location in organisation.locations:
+                if location.key == key:
+                    return location
+        raise KeyError(f"no location {key!r} in world.json")
+
 
 def load_world(seed_data: Path = SEED_DATA) -> World:
     """Read world.json and catalogue.json from `seed_data`."""
-    document = orjson.loads((seed_data / "world.json").read_bytes())
-    catalogue = orjson.loads((seed_data / "catalogue.json").read_bytes())
+    world_json = (seed_data / "world.json").read_bytes()
+    catalogue_json = (seed_data / "catalogue.json").read_bytes()
+    document = orjson.loads(world_json)
+    catalogue = orjson.loads(catalogue_json)
     organisations = {
         raw["key"]: Organisation(
             key=raw["key"],
@@ -147,6 +173,12 @@ def load_world(seed_data: Path = SEED_DATA) -> World:
             ehr=raw["ehr"],
             address=_address(raw["address"]),
             phone=raw["phone"],
+            locations=tuple(
+                Location(
+                    key=place["key"], name=place["name"], sor=place["sor"], organisation=raw["key"]
+                )
+                for place in raw["locations"]
+            ),
         )
         for raw in document["organisations"]
     }
@@ -157,6 +189,7 @@ def load_world(seed_data: Path = SEED_DATA) -> World:
             role=raw["role"],
             title=raw["title"],
             specialty=raw["specialty"],
+            location=raw["location"],
         )
         for raw in document["clinicians"]
     }
@@ -175,7 +208,12 @@ def load_world(seed_data: Path = SEED_DATA) -> World:
         )
         for raw in document["relations"]
     )
-    return World(organisations, clinicians, citizens, relatives, relations, catalogue)
+    digest = hashlib.sha256(world_json + b"\0" + catalogue_json).hexdigest()
+    world = World(organisations, clinicians, citizens, relatives, relations, catalogue, digest)
+    for key, clinician in clinicians.items():
+        if world.location(clinician.location).organisation != clinician.organisation:
+            raise ValueError(f"{key} works at {clinician.location}, not at their organisation")
+    return world
 
 
 def resolve_date(value: str, today: date) -> date:
