@@ -3,7 +3,8 @@
 Every /fhir request but the CapabilityStatement needs a bearer token, so the benchmarks
 authenticate as a hospital system would (SMART Backend Services). `register_client`
 makes an EC P-384 key in a folder and registers its public half with
-`health clients add` on the benchmark's database, as an operator would. `BearerTokens`
+`health clients add` on the benchmark's database, as an operator would, for the
+Organization of one source (the ingest benchmark registers one per source). `BearerTokens`
 (an httpx.Auth, shared by the client threads) trades a signed client assertion for an
 access token at the token endpoint the server announces, over HTTP, and fetches the
 next one shortly before the current one expires, and once more if a request is
@@ -43,22 +44,34 @@ class Credentials:
     key: BackendKey
 
 
-def register_client(executable: Path, database_url: str, folder: Path) -> Credentials:
-    """A new key (written to `folder`) registered with `health clients add` on the database."""
+def source_organization(number: int) -> str:
+    """The Organization (SYSTEM|VALUE) of the benchmark's source `number` (from 0).
+
+    The first is the one a single-source run has always used; each further source is a
+    hospital or GP of its own.
+    """
+    return BENCH_ORGANIZATION if number == 0 else f"{BENCH_ORGANIZATION}-{number + 1}"
+
+
+def register_client(
+    executable: Path, database_url: str, folder: Path, *, source: int = 0
+) -> Credentials:
+    """A new key (written to `folder`) registered with `health clients add` on the database,
+    for the Organization of source `source` (source_organization)."""
     key = BackendKey.generate()
-    key_file = folder / "bench-client.pem"
+    key_file = folder / f"bench-client-{source}.pem"
     key_file.touch(mode=0o600)
     key_file.write_bytes(key.private_pem())
-    jwks_file = folder / "bench-client.jwks.json"
+    jwks_file = folder / f"bench-client-{source}.jwks.json"
     jwks_file.write_text(json.dumps(key.public_jwks()))
     command = [
         str(executable),
         "clients",
         "add",
         "--name",
-        "Benchmark client",
+        "Benchmark client" if source == 0 else f"Benchmark client {source + 1}",
         "--organization-identifier",
-        BENCH_ORGANIZATION,
+        source_organization(source),
         "--jwks-file",
         str(jwks_file),
         "--scope",

@@ -126,6 +126,21 @@ def conditional_providers(bundle_file: BundleFile) -> BundleFile:
     return BundleFile(bundle_file.name, orjson.dumps(bundle), bundle_file.entries)
 
 
+def national_ids(bundles: list[BundleFile]) -> set[str]:
+    """The SSNs of the Bundles' Patients: the distinct people the server should hold."""
+    found = set()
+    for bundle_file in bundles:
+        for entry in orjson.loads(bundle_file.body).get("entry", []):
+            resource = entry.get("resource") or {}
+            if resource.get("resourceType") == "Patient":
+                found.update(
+                    str(identifier["value"])
+                    for identifier in resource.get("identifier", [])
+                    if identifier.get("system") == SSN_SYSTEM and identifier.get("value")
+                )
+    return found
+
+
 def patient_templates(bundles: list[BundleFile]) -> list[BundleFile]:
     """The real bundles that hold a Patient: the ones worth cloning."""
     return [b for b in bundles if _has_patient(b.body)]

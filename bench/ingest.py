@@ -1,15 +1,21 @@
-"""Ingest benchmark: Synthea transaction Bundles POSTed over HTTP to a fresh server.
+"""Ingest benchmark: Synthea transaction Bundles pushed over HTTP to a fresh server.
 
-For every combination of database, worker count, client count and generated-bundle
-count, this starts `health serve` on a new database (a temporary SQLite file, or a new
-PostgreSQL database that is dropped afterwards), loads the 2021 provider directory
-(batch Bundles with conditional creates), then POSTs every patient Bundle from C
-concurrent clients and measures resources/s, per-Bundle latency and the server's
-memory. The clients act as one registered backend client with bearer tokens from the
-server's token endpoint (bench/auth.py). All traffic goes to 127.0.0.1.
+For every combination of database, worker count, client count, source count and
+generated-bundle count, this starts `health serve` on a new database (a temporary
+SQLite file, or a new PostgreSQL database that is dropped afterwards), registers one
+backend client per source (each for an Organization of its own, with its own key and
+bearer tokens from the server's token endpoint: bench/auth.py), loads the 2021
+provider directory (batch Bundles with conditional creates) as the first source, then
+has every source push every patient Bundle, from C concurrent clients spread over the
+sources round-robin. Everything a backend client writes goes through the push path
+(person matching on the national ID, ids derived from the source's, directory
+deduplication, a Provenance per push), so with several sources each citizen's Patient
+is matched and merged once per source. Measured: resources/s, per-Bundle latency, the
+server's CPU and memory; checked afterwards: one Patient per distinct person, and the
+Provenance and directory counts. All traffic goes to 127.0.0.1.
 
-    .venv/bin/python bench/ingest.py --database both --workers 1 2 --clients 1 4 \\
-        --generated 0 60
+    .venv/bin/python bench/ingest.py --database both --workers 1 2 --clients 4 \\
+        --sources 1 4 --generated 60
 
 See docs/BENCHMARKS.md for the figures measured on the project's 2-core machine.
 """
@@ -37,6 +43,7 @@ import orjson
 from generate import (
     BundleFile,
     generated_bundles,
+    national_ids,
     patient_templates,
     provider_bundles,
     split_batch,
@@ -47,6 +54,8 @@ from rich.table import Table
 from server import MemorySampler, Server, cpu_seconds, process_tree
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from health.ingest.push import DIRECTORY_TYPES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED_DATA = Path(
@@ -67,12 +76,13 @@ RETRIES = 3
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One measured run: which database, how many workers, clients and clones."""
+    """One measured run: which database, how many workers, clients, clones and sources."""
 
     database: str
     workers: int
     clients: int
     generated: int
+    sources: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,11 @@ class RunResult:
     peak_rss_kib: int = 0
     peak_hwm_kib: int = 0
     database_bytes: int = 0
+    # Counted through /fhir after the run (None if the count failed).
+    people: int = 0
+    patients: int | None = None
+    provenances: int | None = None
+    directory_added: int | None = None
 
     @property
     def resources_per_s(self) -> float:
@@ -171,8 +186,9 @@ def folder_size(folder: Path) -> int:
 # Posting
 
 
-def post_bundle(client: httpx.Client, bundle: BundleFile) -> Posted:
-    """POST one Bundle; entries whose response status is 2xx count as accepted.
+def post_bundle(client: httpx.Client, bundle: BundleFile, auth: httpx.Auth) -> Posted:
+    """POST one Bundle as the source `auth` stands for; entries whose response status is
+    2xx count as accepted.
 
     A transaction that lost a race on a conditional create (409, or 412 saying "retry")
     is sent again, at most RETRIES times, as a client should; latency includes retries.
@@ -181,7 +197,7 @@ def post_bundle(client: httpx.Client, bundle: BundleFile) -> Posted:
     retries = 0
     while True:
         try:
-            response = client.post("/fhir", content=bundle.body, headers=HEADERS)
+            response = client.post("/fhir", content=bundle.body, headers=HEADERS, auth=auth)
         except httpx.HTTPError as error:
             return Posted(time.perf_counter() - started, 0, f"{bundle.name}: {error!r}", retries)
         if retries < RETRIES and _asks_for_retry(response):
@@ -213,39 +229,94 @@ def _asks_for_retry(response: httpx.Response) -> bool:
     return response.status_code == 409 or (response.status_code == 412 and "retry" in response.text)
 
 
+def source_orders(
+    bundles: list[BundleFile], sources: int, *, lockstep: bool = False
+) -> list[list[BundleFile]]:
+    """What each source pushes, in order: every Bundle, once per source.
+
+    Source s starts s/N of the way through the list and wraps around, so that at any
+    moment the sources push for different citizens, and in the end every citizen has
+    been pushed by every source (a hospital and a GP sending for the same person, at
+    different times). With `lockstep` all sources push in the same order: they then
+    push for the same citizen at the same time, the worst case for the Patient merge.
+    """
+    orders = []
+    for source in range(sources):
+        start = 0 if lockstep else source * len(bundles) // sources
+        orders.append(bundles[start:] + bundles[:start])
+    return orders
+
+
+def sources_of_client(client: int, clients: int, sources: int) -> list[int]:
+    """The sources client thread `client` pushes for: clients are spread over the
+    sources round-robin; with fewer clients than sources, a client takes turns at
+    several."""
+    if clients >= sources:
+        return [client % sources]
+    return list(range(client, sources, clients))
+
+
 def post_all(
-    base_url: str, auth: httpx.Auth, bundles: list[BundleFile], clients: int, result: RunResult
+    base_url: str,
+    auths: list[httpx.Auth],
+    orders: list[list[BundleFile]],
+    clients: int,
+    result: RunResult,
 ) -> None:
-    """POST every Bundle once from `clients` threads, each with its own connection."""
-    work: queue.Queue[BundleFile] = queue.Queue()
-    for bundle in bundles:
-        work.put(bundle)
+    """POST each source's Bundles with its tokens (`auths[s]`, `orders[s]`) from
+    `clients` threads, each with its own connection, spread over the sources.
+
+    Each source's Bundles are shared by the clients pushing for it. When the clients
+    do not divide evenly among the sources, some sources have more clients than others
+    and finish earlier; the rest of the run has fewer clients at work.
+    """
+    work: list[queue.Queue[BundleFile]] = []
+    for order in orders:
+        source_work: queue.Queue[BundleFile] = queue.Queue()
+        for bundle in order:
+            source_work.put(bundle)
+        work.append(source_work)
     lock = threading.Lock()
 
-    def client_loop() -> None:
-        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT, auth=auth) as client:
-            while True:
-                try:
-                    bundle = work.get_nowait()
-                except queue.Empty:
-                    return
-                posted = post_bundle(client, bundle)
-                with lock:
-                    result.bundles += 1
-                    result.resources += posted.accepted
-                    result.latencies_s.append(posted.latency_s)
-                    result.retries += posted.retries
-                    if posted.error:
-                        result.note_error(posted.error)
+    def client_loop(number: int) -> None:
+        serving = sources_of_client(number, clients, len(orders))
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+            while serving:
+                for source in list(serving):
+                    try:
+                        bundle = work[source].get_nowait()
+                    except queue.Empty:
+                        serving.remove(source)
+                        continue
+                    posted = post_bundle(client, bundle, auths[source])
+                    with lock:
+                        result.bundles += 1
+                        result.resources += posted.accepted
+                        result.latencies_s.append(posted.latency_s)
+                        result.retries += posted.retries
+                        if posted.error:
+                            result.note_error(posted.error)
 
     threads = [
-        threading.Thread(target=client_loop, name=f"client-{i}", daemon=True)
+        threading.Thread(target=client_loop, args=(i,), name=f"client-{i}", daemon=True)
         for i in range(clients)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def count_resources(client: httpx.Client, auth: httpx.Auth, resource_type: str) -> int:
+    """How many `resource_type` resources the server holds (a search with _summary=count)."""
+    response = client.get(f"/fhir/{resource_type}", params={"_summary": "count"}, auth=auth)
+    response.raise_for_status()
+    return int(response.json()["total"])
+
+
+def directory_size(client: httpx.Client, auth: httpx.Auth) -> int:
+    """Organizations, Practitioners and Locations: the directory every source shares."""
+    return sum(count_resources(client, auth, kind) for kind in sorted(DIRECTORY_TYPES))
 
 
 def load_providers(
@@ -265,9 +336,9 @@ def load_providers(
     analyzer = create_engine(analyze_url, isolation_level="AUTOCOMMIT") if analyze_url else None
     started = time.perf_counter()
     try:
-        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT, auth=auth) as client:
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
             for bundle in providers:
-                posted = post_bundle(client, bundle)
+                posted = post_bundle(client, bundle, auth)
                 result.provider_resources += posted.accepted
                 if posted.error:
                     result.note_error(posted.error)
@@ -289,6 +360,7 @@ def run(
     py_spy_output: Path | None = None,
     *,
     pg_analyze: bool = False,
+    lockstep: bool = False,
 ) -> RunResult:
     """One run on a fresh database with a freshly started server."""
     executable = Path(sys.executable).parent / "health"
@@ -306,20 +378,27 @@ def run(
             plan.workers,
             log_folder / "server.log",
             py_spy_output=py_spy_output,
+            sources=plan.sources,
         )
         stack.enter_context(server.running())
         sampler = stack.enter_context(MemorySampler(server.pid))
         analyze = database_url if plan.database == "postgresql" and pg_analyze else None
         load_providers(server.base_url, server.auth, providers, result, analyze)
+        counter = stack.enter_context(
+            httpx.Client(base_url=server.base_url, timeout=REQUEST_TIMEOUT)
+        )
+        directory_before = directory_size(counter, server.auth)
+        orders = source_orders(patients, plan.sources, lockstep=lockstep)
         cpu_before = cpu_seconds(process_tree(server.pid))
         started = time.perf_counter()
-        post_all(server.base_url, server.auth, patients, plan.clients, result)
+        post_all(server.base_url, list(server.source_auths), orders, plan.clients, result)
         result.wall_s = time.perf_counter() - started
         cpu_after = cpu_seconds(process_tree(server.pid))
         result.server_cpu_s = sum(
             used - cpu_before.get(pid, 0.0) for pid, used in cpu_after.items()
         )
         sampler.sample()
+        check_counts(counter, server.auth, patients, directory_before, result)
         result.peak_rss_kib = sampler.peak.rss_kib
         result.peak_hwm_kib = sampler.peak.hwm_kib
         result.database_bytes = (
@@ -330,11 +409,39 @@ def run(
     return result
 
 
+def check_counts(
+    client: httpx.Client,
+    auth: httpx.Auth,
+    patient_bundles: list[BundleFile],
+    directory_before: int,
+    result: RunResult,
+) -> None:
+    """Count Patients, Provenance and the directory's growth; more Patients than distinct
+    people (or fewer) is an error: person matching failed."""
+    result.people = len(national_ids(patient_bundles))
+    try:
+        result.patients = count_resources(client, auth, "Patient")
+        result.provenances = count_resources(client, auth, "Provenance")
+        result.directory_added = directory_size(client, auth) - directory_before
+    except (httpx.HTTPError, KeyError, ValueError) as error:
+        result.note_error(f"counting resources after the run: {error!r}")
+        return
+    if result.patients != result.people:
+        result.note_error(
+            f"{result.patients} Patients for {result.people} distinct people: "
+            "person matching made a copy or lost one"
+        )
+
+
 # Report
 
 
 def _mib(kib_or_bytes: float, *, unit: int) -> str:
     return f"{kib_or_bytes / unit:,.0f}"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def result_rows(results: list[RunResult]) -> list[list[str]]:
@@ -346,6 +453,7 @@ def result_rows(results: list[RunResult]) -> list[list[str]]:
                 p.database,
                 str(p.workers),
                 str(p.clients),
+                str(p.sources),
                 str(p.generated),
                 f"{r.provider_resources:,} in {r.provider_s:.1f} s",
                 str(r.bundles),
@@ -355,6 +463,10 @@ def result_rows(results: list[RunResult]) -> list[list[str]]:
                 f"{r.percentile_ms(0.50):,.0f}",
                 f"{r.percentile_ms(0.95):,.0f}",
                 f"{r.server_cpu_s / r.wall_s * 100:.0f}%" if r.wall_s else "-",
+                _count(r.patients),
+                str(r.people),
+                _count(r.provenances),
+                _count(r.directory_added),
                 str(r.errors),
                 str(r.retries),
                 _mib(r.peak_rss_kib, unit=1024),
@@ -369,6 +481,7 @@ COLUMNS = [
     "database",
     "workers",
     "clients",
+    "sources",
     "generated",
     "providers (resources, time)",
     "bundles",
@@ -378,6 +491,10 @@ COLUMNS = [
     "p50 ms",
     "p95 ms",
     "server CPU",
+    "Patients",
+    "people",
+    "Provenance",
+    "directory added",
     "errors",
     "retries",
     "peak RSS MiB",
@@ -387,7 +504,7 @@ COLUMNS = [
 
 
 def print_table(results: list[RunResult], console: Console) -> None:
-    table = Table(title="Ingest: Synthea transaction Bundles over HTTP")
+    table = Table(title="Ingest: Synthea transaction Bundles pushed over HTTP")
     for name in COLUMNS:
         table.add_column(name, justify="left" if name in ("database",) else "right")
     for row in result_rows(results):
@@ -398,7 +515,7 @@ def print_table(results: list[RunResult], console: Console) -> None:
             p = r.plan
             console.print(
                 f"[red]first error[/red] ({p.database}, workers {p.workers}, clients "
-                f"{p.clients}, generated {p.generated}): {r.first_error}"
+                f"{p.clients}, sources {p.sources}, generated {p.generated}): {r.first_error}"
             )
 
 
@@ -413,6 +530,20 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="uvicorn workers")
     parser.add_argument("--clients", type=int, nargs="+", default=[1], help="concurrent clients")
+    parser.add_argument(
+        "--sources",
+        type=int,
+        nargs="+",
+        default=[4],
+        help="backend clients of Organizations of their own (hospitals, GPs), each pushing "
+        "every patient Bundle; the clients are spread over them round-robin",
+    )
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="all sources push the Bundles in the same order, so for the same citizen at "
+        "the same time (by default each source starts at its own place in the list)",
+    )
     parser.add_argument(
         "--generated",
         type=int,
@@ -446,7 +577,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "Profiled figures are not benchmark figures: the sampler shares the cores",
     )
     arguments = parser.parse_args(argv)
-    for name in ("workers", "clients", "generated"):
+    for name in ("workers", "clients", "sources", "generated"):
         values = getattr(arguments, name)
         low = 0 if name == "generated" else 1
         if any(v < low or v > 10_000 for v in values):
@@ -485,29 +616,32 @@ def main(argv: list[str] | None = None) -> int:
     for database in databases:
         for workers in arguments.workers:
             for clients in arguments.clients:
-                for generated in arguments.generated:
-                    plan = RunPlan(database, workers, clients, generated)
-                    console.print(f"[bold]run[/bold] {plan}")
-                    patients = real + clones[:generated]
-                    profile = None
-                    if arguments.py_spy is not None:
-                        number = len(results)
-                        profile = arguments.py_spy.with_stem(f"{arguments.py_spy.stem}-{number}")
-                        profile.parent.mkdir(parents=True, exist_ok=True)
-                    result = run(
-                        plan,
-                        providers,
-                        patients,
-                        arguments.postgres_url,
-                        console,
-                        profile,
-                        pg_analyze=arguments.pg_analyze,
-                    )
-                    console.print(
-                        f"  {result.resources:,} resources in {result.wall_s:.1f} s = "
-                        f"{result.resources_per_s:,.0f}/s, {result.errors} errors"
-                    )
-                    results.append(result)
+                for sources in arguments.sources:
+                    for generated in arguments.generated:
+                        plan = RunPlan(database, workers, clients, generated, sources)
+                        console.print(f"[bold]run[/bold] {plan}")
+                        patients = real + clones[:generated]
+                        profile = None
+                        if arguments.py_spy is not None:
+                            number = len(results)
+                            stem = f"{arguments.py_spy.stem}-{number}"
+                            profile = arguments.py_spy.with_stem(stem)
+                            profile.parent.mkdir(parents=True, exist_ok=True)
+                        result = run(
+                            plan,
+                            providers,
+                            patients,
+                            arguments.postgres_url,
+                            console,
+                            profile,
+                            pg_analyze=arguments.pg_analyze,
+                            lockstep=arguments.lockstep,
+                        )
+                        console.print(
+                            f"  {result.resources:,} resources in {result.wall_s:.1f} s = "
+                            f"{result.resources_per_s:,.0f}/s, {result.errors} errors"
+                        )
+                        results.append(result)
     print_table(results, console)
     if arguments.markdown:
         console.print(markdown_table(results), markup=False, highlight=False, soft_wrap=True)

@@ -2,8 +2,9 @@
 
 Memory and CPU are read from /proc for the whole process tree (the uvicorn supervisor
 and its worker children), so no psutil dependency is needed. Linux only. Once it
-answers, a backend client is registered on its database, and `Server.auth` holds the
-bearer tokens its requests need (bench/auth.py).
+answers, a backend client is registered on its database for each source (one unless
+asked for more, each with its own key and Organization), and `Server.auth` holds the
+bearer tokens of the first, `Server.source_auths` those of each (bench/auth.py).
 """
 
 from __future__ import annotations
@@ -145,13 +146,16 @@ class Server:
         log_path: Path,
         *,
         py_spy_output: Path | None = None,
+        sources: int = 1,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._executable = executable
         self._database_url = database_url
-        # Set once the server answers: the tokens of a client registered on its database.
-        self._auth: BearerTokens | None = None
+        # Set once the server answers: the tokens of the clients registered on its
+        # database, one per source.
+        self._sources = sources
+        self._auths: list[BearerTokens] = []
         # Under py-spy the server is py-spy's child: it is stopped first, and py-spy
         # then writes its samples and exits by itself.
         self._profiled = py_spy_output is not None
@@ -197,9 +201,16 @@ class Server:
 
     @property
     def auth(self) -> BearerTokens:
-        """Bearer tokens for the server's /fhir (only while it is running)."""
-        assert self._auth is not None, "the server is not running"
-        return self._auth
+        """Bearer tokens for the server's /fhir (only while it is running): the first
+        source's."""
+        return self.source_auths[0]
+
+    @property
+    def source_auths(self) -> list[BearerTokens]:
+        """Bearer tokens of each source, each a backend client of its own Organization
+        (only while the server is running)."""
+        assert self._auths, "the server is not running"
+        return self._auths
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -209,8 +220,8 @@ class Server:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Server]:
-        """Start, wait until GET /fhir/metadata answers, register a client and get its
-        first token, yield, and stop whatever happens."""
+        """Start, wait until GET /fhir/metadata answers, register a client per source
+        and get its first token, yield, and stop whatever happens."""
         with open(self._log_path, "wb") as log:
             # A session of its own, so that the whole tree can be killed if it hangs.
             self.process = subprocess.Popen(
@@ -223,16 +234,18 @@ class Server:
             )
         try:
             self._wait_ready()
-            self._auth = self._authenticate()
+            self._auths = [self._authenticate(source) for source in range(self._sources)]
             yield self
         finally:
-            self._auth = None
+            self._auths = []
             self._stop()
 
-    def _authenticate(self) -> BearerTokens:
+    def _authenticate(self, source: int) -> BearerTokens:
         # The key is kept in memory; its file is needed only to register it.
         with tempfile.TemporaryDirectory(prefix="health-bench-client-") as folder:
-            credentials = register_client(self._executable, self._database_url, Path(folder))
+            credentials = register_client(
+                self._executable, self._database_url, Path(folder), source=source
+            )
         tokens = BearerTokens(self.base_url, credentials)
         tokens.token()
         return tokens
