@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Payload
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from fastapi.responses import Response
@@ -39,6 +39,29 @@ class RequestParameters(OAuth2Payload):
     @property
     def datalist(self) -> defaultdict[str, list[str]]:
         return self._datalist
+
+
+class ParameterRequest(OAuth2Request):  # type: ignore[misc]
+    """A request as Authlib's grants read it: method, headers, and its parameters."""
+
+    def __init__(
+        self,
+        method: str,
+        headers: Any,
+        items: list[tuple[str, str]],
+        form: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(method, REQUEST_URI, headers=headers)
+        self.payload = RequestParameters(items)
+        self._form = form or {}
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]

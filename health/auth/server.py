@@ -31,8 +31,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from health.auth.authlib_starlette import (
-    REQUEST_URI,
-    RequestParameters,
+    ParameterRequest,
     RequiredS256,
     oauth_response,
     oauth_text,
@@ -52,27 +51,8 @@ APP_GRANT_TYPES = frozenset({"authorization_code", "refresh_token"})
 BACKEND_GRANT_TYPES = frozenset({"client_credentials"})
 
 
-class SmartRequest(OAuth2Request):
+class SmartRequest(ParameterRequest):
     """One request to the authorization server: its method, headers and parameters."""
-
-    def __init__(
-        self,
-        method: str,
-        headers: Any,
-        items: list[tuple[str, str]],
-        form: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(method, REQUEST_URI, headers=headers)
-        self.payload = RequestParameters(items)
-        self._form = form or {}
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self.payload.data
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._form
 
 
 class SmartClient(ClientMixin):  # type: ignore[misc]

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode
@@ -25,8 +25,7 @@ from fastapi.responses import Response
 from joserfc.jwk import KeySet
 
 from health.auth.authlib_starlette import (
-    REQUEST_URI,
-    RequestParameters,
+    ParameterRequest,
     RequiredS256,
     oauth_response,
 )
@@ -51,7 +50,7 @@ SCOPES = ("openid", "profile")
 ID_TOKEN_LIFETIME_SECONDS = 600
 
 
-class EidRequest(OAuth2Request):
+class EidRequest(ParameterRequest):
     """One request to the eID, carrying the store of its database transaction."""
 
     def __init__(
@@ -63,18 +62,8 @@ class EidRequest(OAuth2Request):
         form: dict[str, str] | None = None,
     ) -> None:
         # No real URL: see REQUEST_URI (the development eID never runs in production).
-        super().__init__(method, REQUEST_URI, headers=headers)
-        self.payload = RequestParameters(items)
+        super().__init__(method, headers, items, form)
         self.store = store
-        self._form = form or {}
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self.payload.data
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._form
 
 
 class RelyingParty(ClientMixin):  # type: ignore[misc]
