@@ -14,6 +14,7 @@ import orjson
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import AuthorizationCodeMixin
 from fastapi.responses import Response
 
 # Authlib refuses request URLs that are not https or loopback (RFC 6749 section 3.1), and
@@ -62,6 +63,32 @@ class ParameterRequest(OAuth2Request):  # type: ignore[misc]
     @property
     def form(self) -> dict[str, str]:
         return self._form
+
+
+class StoredCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    """An issued authorization code as Authlib's grants read it.
+
+    `issued` is the store's record of the code: it has redirect_uri, scope, nonce,
+    code_challenge and code_challenge_method. No auth_time unless a subclass knows it.
+    """
+
+    def __init__(self, issued: Any) -> None:
+        self.issued = issued
+        self.code_challenge = issued.code_challenge
+        self.code_challenge_method = issued.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return str(self.issued.redirect_uri)
+
+    def get_scope(self) -> str:
+        return str(self.issued.scope)
+
+    def get_nonce(self) -> str | None:
+        nonce: str | None = self.issued.nonce
+        return nonce
+
+    def get_auth_time(self) -> int | None:
+        return None
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, TokenMixin
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
-from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode
+from authlib.oidc.core import OpenIDCode
 
-from health.auth.authlib_starlette import oauth_text
+from health.auth.authlib_starlette import StoredCode, oauth_text
 from health.auth.grants import Grant
-from health.auth.store import IssuedCode
 from health.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,25 +59,6 @@ class LaunchRules:
             raise InvalidScopeError("Missing 'scope': name what the app needs.")
         if len(data.get("nonce", "")) > _MAX_NONCE:
             raise InvalidRequestError(f"'nonce' is longer than {_MAX_NONCE} characters.")
-
-
-class StoredCode(AuthorizationCodeMixin):  # type: ignore[misc]
-    def __init__(self, issued: IssuedCode) -> None:
-        self.issued = issued
-        self.code_challenge = issued.code_challenge
-        self.code_challenge_method = issued.code_challenge_method
-
-    def get_redirect_uri(self) -> str:
-        return self.issued.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.issued.scope
-
-    def get_nonce(self) -> str | None:
-        return self.issued.nonce
-
-    def get_auth_time(self) -> None:
-        return None
 
 
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]

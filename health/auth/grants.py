@@ -8,7 +8,7 @@ or removing a client ends every token issued under it at once.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
@@ -27,6 +27,9 @@ class Grant:
     fhir_user: str | None
     patient_id: str | None
     expires_at: datetime
+
+
+_GRANT_FIELDS = tuple(f.name for f in fields(Grant))
 
 
 class GrantStore:
@@ -56,18 +59,7 @@ class GrantStore:
             expires_at=now + lifetime,
         )
         self._session.execute(
-            insert(auth_grant).values(
-                id=grant.id,
-                client_id=client_id,
-                scope=scope,
-                actor_kind=actor_kind,
-                national_id=national_id,
-                fhir_user=fhir_user,
-                patient_id=patient_id,
-                created_at=now,
-                expires_at=grant.expires_at,
-                revoked_at=None,
-            )
+            insert(auth_grant).values(**asdict(grant), created_at=now, revoked_at=None)
         )
         return grant
 
@@ -85,17 +77,7 @@ class GrantStore:
         ).first()
         if row is None:
             return None
-        values = row._mapping
-        return Grant(
-            id=values["id"],
-            client_id=values["client_id"],
-            scope=values["scope"],
-            actor_kind=values["actor_kind"],
-            national_id=values["national_id"],
-            fhir_user=values["fhir_user"],
-            patient_id=values["patient_id"],
-            expires_at=values["expires_at"],
-        )
+        return Grant(**{name: row._mapping[name] for name in _GRANT_FIELDS})
 
     def revoke(self, grant_id: str) -> None:
         self._session.execute(

@@ -173,13 +173,7 @@ class AuthorizationStore:
         if row is None:
             return None
         now = _now()
-        claimed = self.session.execute(
-            update(table)
-            .where(table.c.code_hash == row.code_hash, table.c.used_at.is_(None))
-            .values(used_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if claimed != 1:
-            GrantStore(self.session).revoke(row.grant_id)
+        if not self._use_once(table.c.code_hash, row.code_hash, row.grant_id, now):
             return None
         if row.expires_at <= now:
             return None
@@ -218,15 +212,21 @@ class AuthorizationStore:
         if row is None:
             return None
         now = _now()
-        claimed = self.session.execute(
-            update(table)
-            .where(table.c.token_hash == row.token_hash, table.c.used_at.is_(None))
-            .values(used_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if claimed != 1:
-            GrantStore(self.session).revoke(row.grant_id)
+        if not self._use_once(table.c.token_hash, row.token_hash, row.grant_id, now):
             return None
         return row.grant_id if row.expires_at > now else None
+
+    def _use_once(self, key: Any, value: str, grant_id: str, now: datetime) -> bool:
+        """Mark the row whose `key` column is `value` used; if it was used already (or
+        another exchange got there first: the guarded UPDATE lets one through), revoke
+        its grant and say no."""
+        claimed = self.session.execute(
+            update(key.table).where(key == value, key.table.c.used_at.is_(None)).values(used_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        if claimed != 1:
+            GrantStore(self.session).revoke(grant_id)
+            return False
+        return True
 
     def refresh_token_owner(self, token: str) -> tuple[str, str] | None:
         """(grant id, client id) of a refresh token, used or not: for revocation."""

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode
+from authlib.oidc.core import OpenIDCode
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 from fastapi.responses import Response
 from joserfc.jwk import KeySet
@@ -27,6 +27,7 @@ from joserfc.jwk import KeySet
 from health.auth.authlib_starlette import (
     ParameterRequest,
     RequiredS256,
+    StoredCode,
     oauth_response,
 )
 from health.auth.keys import SigningKey
@@ -121,20 +122,8 @@ class Subject:
     authentication: Authentication
 
 
-class StoredCode(AuthorizationCodeMixin):  # type: ignore[misc]
-    def __init__(self, issued: IssuedCode) -> None:
-        self.issued = issued
-        self.code_challenge = issued.code_challenge
-        self.code_challenge_method = issued.code_challenge_method
-
-    def get_redirect_uri(self) -> str:
-        return self.issued.redirect_uri
-
-    def get_scope(self) -> str:
-        return self.issued.scope
-
-    def get_nonce(self) -> str | None:
-        return self.issued.nonce
+class EidCode(StoredCode):
+    """A code of the eID: it also knows when and how the person logged in."""
 
     def get_auth_time(self) -> int:
         return int(self.issued.authentication.auth_time.timestamp())
@@ -165,14 +154,14 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             ),
         )
 
-    def query_authorization_code(self, code: str, client: RelyingParty) -> StoredCode | None:
+    def query_authorization_code(self, code: str, client: RelyingParty) -> EidCode | None:
         issued = self.request.store.claim_code(code, client.get_client_id())
-        return StoredCode(issued) if issued else None
+        return EidCode(issued) if issued else None
 
-    def delete_authorization_code(self, authorization_code: StoredCode) -> None:
+    def delete_authorization_code(self, authorization_code: EidCode) -> None:
         """Nothing to do: query_authorization_code consumed the code already."""
 
-    def authenticate_user(self, authorization_code: StoredCode) -> Subject:
+    def authenticate_user(self, authorization_code: EidCode) -> Subject:
         issued = authorization_code.issued
         sub = self.server.pairwise_sub(issued.client_id, issued.authentication.national_id)
         return Subject(sub, issued.authentication)
