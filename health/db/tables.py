@@ -42,6 +42,8 @@ ID_LENGTH = 64
 TYPE_LENGTH = 64
 # An auto-incrementing 64-bit key on PostgreSQL; SQLite only auto-increments INTEGER.
 SEQUENCE_KEY = BigInteger().with_variant(Integer(), "sqlite")
+# A party in the access rules: `Organization/<id>`, `Practitioner/<id>`, `Patient/<id>`.
+PARTY_LENGTH = TYPE_LENGTH + 1 + ID_LENGTH
 
 resource = Table(
     "resource",
@@ -52,11 +54,17 @@ resource = Table(
     Column("last_updated", UTCDateTime(), nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("patient_id", String(ID_LENGTH), nullable=True),
+    # Who wrote this version (health/access/recorder.py): `Organization/x` for a
+    # hospital's or GP's push, `Practitioner/x` for a clinician's app, `Patient/x` for a
+    # citizen's own entries; null for the system (seeding, maintenance).
+    Column("recorded_by", String(PARTY_LENGTH), nullable=True),
     # The JSON as received plus the server's id and meta, serialised once at write time.
     Column("body", LargeBinary, nullable=True),
     PrimaryKeyConstraint("resource_type", "id"),
     Index("ix_resource_patient", "patient_id", "resource_type"),
     Index("ix_resource_type_updated", "resource_type", "last_updated"),
+    # What a hospital's client may read back: what its organisation recorded.
+    Index("ix_resource_recorded_by", "recorded_by", "patient_id"),
 )
 
 resource_version = Table(
@@ -72,6 +80,7 @@ resource_version = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("method", String(8), nullable=False),
     Column("patient_id", String(ID_LENGTH), nullable=True),
+    Column("recorded_by", String(PARTY_LENGTH), nullable=True),
     Column("body", LargeBinary, nullable=True),
     UniqueConstraint("resource_type", "id", "version_id"),
     Index("ix_resource_version_updated", "last_updated"),
@@ -96,6 +105,9 @@ def _index_table(
         Column("resource_type", String(TYPE_LENGTH), nullable=False),
         Column("resource_id", String(ID_LENGTH), nullable=False),
         Column("patient_id", String(ID_LENGTH), nullable=True),
+        # The resource's recorder, like its patient id: the caller's scope filters
+        # index rows exactly as it filters their resources.
+        Column("recorded_by", String(PARTY_LENGTH), nullable=True),
         Column("param", String(64), nullable=False),
         *columns,
         Index(f"ix_{name}_owner", "resource_type", "resource_id"),
@@ -201,6 +213,109 @@ conditional_claim = Table(
     PrimaryKeyConstraint("resource_type", "criteria_hash"),
 )
 
+# The access decision's facts, derived at write time by the repository from what is
+# written (health/access/): which parties treat which citizen, and the citizen's
+# consent compiled to rows. Like the index, they are rewritten with every version.
+
+# A treatment relationship: an Encounter, EpisodeOfCare, CareTeam or referral
+# (ServiceRequest) recorded by an organisation (or the system) that names a party.
+care_relationship = Table(
+    "care_relationship",
+    metadata,
+    Column("resource_type", String(TYPE_LENGTH), nullable=False),
+    Column("resource_id", String(ID_LENGTH), nullable=False),
+    Column("patient_id", String(ID_LENGTH), nullable=False),
+    Column("party", String(PARTY_LENGTH), nullable=False),
+    # The period the resource covers; until null: open (ongoing).
+    Column("since", UTCDateTime(), nullable=True),
+    Column("until", UTCDateTime(), nullable=True),
+    PrimaryKeyConstraint("resource_type", "resource_id", "party"),
+    Index("ix_care_relationship_party", "party", "patient_id", "until"),
+)
+
+# One row per (provision, party, class, label or target) of a citizen's active Consent
+# (health/access/consent.py). party null: everyone; resource_class null: every type;
+# label null: every resource; target: the Encounter or EpisodeOfCare the citizen hides.
+consent_rule = Table(
+    "consent_rule",
+    metadata,
+    Column("consent_id", String(ID_LENGTH), nullable=False),
+    Column("rule", Integer, nullable=False),
+    Column("patient_id", String(ID_LENGTH), nullable=False),
+    Column("effect", String(8), nullable=False),
+    Column("party", String(PARTY_LENGTH), nullable=True),
+    Column("resource_class", String(TYPE_LENGTH), nullable=True),
+    Column("label_system", String(512), nullable=True),
+    Column("label_code", String(128), nullable=True),
+    Column("target_type", String(TYPE_LENGTH), nullable=True),
+    Column("target_id", String(ID_LENGTH), nullable=True),
+    Column("since", UTCDateTime(), nullable=True),
+    Column("until", UTCDateTime(), nullable=True),
+    PrimaryKeyConstraint("consent_id", "rule"),
+    Index("ix_consent_rule_patient", "patient_id", "effect"),
+    Index("ix_consent_rule_party", "party", "effect"),
+)
+
+# Emergency access ("break the glass"): a clinician's time-limited access to one
+# citizen's record, given a reason. Never deleted: the auditor's report reads it.
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("practitioner", String(PARTY_LENGTH), nullable=False),
+    Column("organization", String(PARTY_LENGTH), nullable=True),
+    Column("client_id", String(128), nullable=True),
+    Column("patient_id", String(ID_LENGTH), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("started", UTCDateTime(), nullable=False),
+    Column("expires", UTCDateTime(), nullable=False),
+    Index("ix_break_glass_practitioner", "practitioner", "patient_id", "expires"),
+    Index("ix_break_glass_patient", "patient_id", "started"),
+    Index("ix_break_glass_started", "started"),
+)
+
+# The access log (health/audit/): append-only, each row's hash chained to the one
+# before it (HMAC under the audit key), `seq` gap-free. audit_head holds the last
+# row's seq and hash; writers take its row lock, which orders the chain.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("recorded", UTCDateTime(), nullable=False),
+    # read, vread, history, search, everything, create, update, delete, login, logout,
+    # consent, break-glass, proxy.
+    Column("action", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    # treatment, emergency, self, proxy, operations, audit.
+    Column("purpose", String(16), nullable=False),
+    Column("agent_kind", String(16), nullable=False),
+    Column("agent", String(PARTY_LENGTH), nullable=True),
+    Column("agent_name", String(256), nullable=True),
+    Column("organization", String(PARTY_LENGTH), nullable=True),
+    Column("client_id", String(128), nullable=True),
+    # A proxy's principal: the citizen the agent acts for.
+    Column("on_behalf_of", String(PARTY_LENGTH), nullable=True),
+    # The citizen whose record this concerns.
+    Column("patient_id", String(ID_LENGTH), nullable=True),
+    # JSON array of `Type/id` disclosed (or refused, or changed).
+    Column("entities", Text, nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_patient", "patient_id", "seq"),
+    Index("ix_audit_log_recorded", "recorded"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 # The development eID's own state (health/eid/store.py): logins in progress, authorization
 # codes and access tokens. Not patient data: no patient_id, and the repository never
 # touches them. Codes and tokens are stored as SHA-256 hashes, never as issued.
@@ -282,6 +397,9 @@ auth_client = Table(
     # Registered by the demo world with a key that ships in the repository: production
     # refuses to start while one exists.
     Column("demo", Boolean, nullable=False, default=False),
+    # A backend client of an auditor (a supervisory authority, a data protection
+    # officer): it reads the access log as FHIR AuditEvent, and no patient data.
+    Column("auditor", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
