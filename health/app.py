@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from health import __version__
+from health import PROJECT_ROOT, __version__
+from health.audit.routes import router as audit_router
 from health.auth.clients import ClientStore
 from health.auth.eid_login import EidRelyingParty
 from health.auth.keys import load_signing_key
@@ -20,8 +22,15 @@ from health.eid import mount_development_eid
 from health.fhir.config import FhirConfig
 from health.fhir.http import install_error_handlers
 from health.fhir.routes import router as fhir_router
+from health.portal.headers import SecurityHeaders
+from health.portal.record_routes import router as portal_record_router
 from health.portal.routes import router as portal_router
-from health.settings import DEVELOPMENT_SESSION_SECRET, Environment, Settings
+from health.settings import (
+    DEVELOPMENT_AUDIT_KEY,
+    DEVELOPMENT_SESSION_SECRET,
+    Environment,
+    Settings,
+)
 
 EID_HTTP_TIMEOUT_SECONDS = 10.0
 
@@ -48,6 +57,11 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             "access tokens would be signed with a generated development key "
             "(set HEALTH_AUTH_SIGNING_KEY_FILE)"
+        )
+    if settings.audit_key == DEVELOPMENT_AUDIT_KEY or len(settings.audit_key) < 32:
+        # Anyone with the repository could rewrite the access log and its hashes.
+        problems.append(
+            "the audit key is the default or shorter than 32 characters (HEALTH_AUDIT_KEY)"
         )
     # Clinicians would see every record their scopes cover: consent is not enforced
     # yet (the consent issue), so no real record may sit behind this server.
@@ -104,8 +118,14 @@ def create_app(
         settings, httpx.Client(timeout=EID_HTTP_TIMEOUT_SECONDS)
     )
     install_error_handlers(app)
+    # Before the generic type routes: AuditEvent is answered from the access log.
+    app.include_router(audit_router)
     app.include_router(fhir_router)
     app.include_router(portal_router)
+    app.include_router(portal_record_router)
+    # The stylesheets of every page (no inline styles: the pages' CSP forbids them).
+    app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
+    app.add_middleware(SecurityHeaders, eid_issuer=settings.eid_issuer)
     mount_authorization_server(app, settings, auth_signing_key)
     if settings.dev_eid:
         mount_development_eid(app, settings)

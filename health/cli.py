@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,12 @@ clients_app = typer.Typer(
     no_args_is_help=True,
 )
 apps_app = typer.Typer(help="SMART apps: clinicians' and citizens' apps.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The access log: check its hash chain, report emergency access.", no_args_is_help=True
+)
 app.add_typer(clients_app, name="clients")
 app.add_typer(apps_app, name="apps")
+app.add_typer(audit_app, name="audit")
 
 
 def _default_base_url(host: str, port: int) -> None:
@@ -268,6 +273,12 @@ def clients_add(
     organization_name: str | None = typer.Option(
         None, help="The name of the Organization, if it is created (default: --name)."
     ),
+    auditor: bool = typer.Option(
+        False,
+        "--auditor",
+        help="An auditor's client (e.g. a data protection officer): it reads the access log "
+        "as AuditEvent and no patient data; --scope must be system/AuditEvent.rs.",
+    ),
 ) -> None:
     """Register a backend client (SMART Backend Services, private_key_jwt); print it as JSON."""
     jwks = _read_json(jwks_file)
@@ -283,6 +294,7 @@ def clients_add(
                 organization_name=organization_name,
                 jwks=jwks,
                 scope=scope,
+                auditor=auditor,
             )
     except RegistrationError as error:
         raise _fail(str(error)) from None
@@ -410,6 +422,91 @@ def apps_add(
         scope=client.scope,
     )
     typer.echo(json.dumps(shown, indent=2))
+
+
+# The access log
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the access log's hash chain; exit 1 listing every changed, inserted or deleted row."""
+    from health.audit.log import AuditLog
+
+    settings = Settings()
+    database = _migrated_database(settings)
+    try:
+        with database.session(write=False) as session:
+            report = AuditLog(session, settings.audit_key.encode()).verify()
+    finally:
+        database.dispose()
+    if report.intact:
+        typer.echo(f"{report.entries} entries, chain intact")
+        return
+    typer.echo(f"{report.entries} entries, {len(report.problems)} problems:")
+    for problem in report.problems:
+        typer.echo(f"  {problem}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("break-glass")
+def audit_break_glass(
+    since: datetime = typer.Option(
+        ..., formats=["%Y-%m-%d"], help="First day (UTC) of grants to list, YYYY-MM-DD."
+    ),
+    until: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help="Last day (UTC) of grants to list (default: today)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
+    """List emergency accesses: when, clinician, organisation, citizen, reason, disclosures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from health.audit.log import AuditLog
+    from health.audit.report import emergency_accesses
+
+    start = since.replace(tzinfo=UTC)
+    # --until names a whole day: grants up to its end.
+    end = until.replace(tzinfo=UTC) + timedelta(days=1) if until is not None else None
+    settings = Settings()
+    database = _migrated_database(settings)
+    try:
+        with database.session(write=False) as session:
+            accesses = emergency_accesses(
+                AuditLog(session, settings.audit_key.encode()), start, end
+            )
+    finally:
+        database.dispose()
+    if as_json:
+        for access in accesses:
+            typer.echo(json.dumps(access.as_json()))
+        return
+    table = Table(
+        "when (UTC)",
+        "clinician",
+        "organisation",
+        "patient",
+        "reason",
+        "disclosures",
+        title=f"Emergency access since {start.date().isoformat()}",
+    )
+    for access in accesses:
+        clinician = access.clinician or ""
+        if access.clinician_name:
+            clinician = (
+                f"{access.clinician_name} ({clinician})" if clinician else access.clinician_name
+            )
+        table.add_row(
+            access.recorded.strftime("%Y-%m-%d %H:%M:%S"),
+            clinician,
+            access.organization or "",
+            access.patient_id or "",
+            access.reason or "",
+            str(access.disclosures),
+        )
+    Console().print(table)
+    if not accesses:
+        typer.echo("No emergency access in this period")
 
 
 if __name__ == "__main__":

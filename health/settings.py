@@ -37,6 +37,7 @@ class EidClient(BaseModel):
 PORTAL_CLIENT_ID = "health-portal"
 # Defaults that only development may run with: production refuses them.
 DEVELOPMENT_SESSION_SECRET = "development-session-secret"
+DEVELOPMENT_AUDIT_KEY = "development-audit-key"
 AssuranceLevel = Literal["low", "substantial", "high"]
 
 
@@ -108,6 +109,23 @@ class Settings(BaseSettings):
         "http://fhir.nl/fhir/NamingSystem/bsn",
         "http://hl7.org/fhir/sid/us-ssn",
     ]
+
+    # Who may read a citizen's record (health/access/): "opt-out" (Denmark): clinicians
+    # of an organisation that treats the citizen, unless the citizen blocked them;
+    # "opt-in" (the Netherlands): only organisations the citizen permitted, too.
+    access_policy: Literal["opt-out", "opt-in"] = "opt-out"
+    # A treatment relationship (an encounter, episode of care, care team or referral)
+    # counts for this long after it ended.
+    treatment_window_days: int = 365
+    # How long a clinician's emergency access ("break the glass") lasts.
+    break_glass_hours: float = 2.0
+    # A parent acts for a child younger than this (Denmark 15, the Netherlands 12).
+    proxy_child_age: int = 15
+
+    # Keys the access log's hash chain (HMAC-SHA256, health/audit/): without it nobody
+    # can rewrite a row and its successors unnoticed. Changing it makes every row
+    # written before fail `health audit verify`.
+    audit_key: str = DEVELOPMENT_AUDIT_KEY
 
     @field_validator("base_url")
     @classmethod

@@ -294,3 +294,48 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "synthea").is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+class StoredRecords:
+    """What the database holds, read as the system (`Repository.system`, no consent):
+    for tests of ingest and seeding that check what was stored, not who may see it.
+    Who may see what is tested over HTTP with real tokens (tests/access/)."""
+
+    def __init__(self, app: FastAPI, database: Database) -> None:
+        self._app = app
+        self._database = database
+
+    def search(self, query: str) -> dict[str, Any]:
+        """The searchset Bundle of `Type?params`, as GET /fhir/Type?params would give it."""
+        from urllib.parse import parse_qsl
+
+        from health.db.repository import Repository
+        from health.fhir.interactions import Interactions
+        from health.fhir.listing import searchset_bundle
+
+        resource_type, _, query_string = query.partition("?")
+        config = self._app.state.fhir_config
+        with self._database.session(write=False) as session:
+            interactions = Interactions(Repository.system(session), config)
+            return searchset_bundle(
+                interactions,
+                base=config.settings.fhir_base_url,
+                resource_type=resource_type,
+                params=parse_qsl(query_string, keep_blank_values=True),
+            )
+
+    def resources(self, query: str) -> list[dict[str, Any]]:
+        """The matches of a search that fits one page (asserted)."""
+        bundle = self.search(query)
+        assert "next" not in {link["relation"] for link in bundle.get("link", [])}, "_count"
+        return [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
+
+    def total(self, query: str) -> int:
+        separator = "&" if "?" in query else "?"
+        return int(self.search(f"{query}{separator}_count=0")["total"])
+
+
+@pytest.fixture
+def stored(app: FastAPI, database: Database) -> StoredRecords:
+    """The stored records as the system sees them (see StoredRecords)."""
+    return StoredRecords(app, database)

@@ -18,6 +18,7 @@ SAFE = {
     "eid_client_secret": "s" * 40,
     "base_url": "https://health.example",
     "session_secret": "x" * 48,
+    "audit_key": "k" * 48,
 }
 
 
@@ -36,6 +37,8 @@ def _problems(**changes: object) -> list[str]:
         ({"session_secret": "development-session-secret"}, "session secret"),
         ({"session_secret": "short"}, "session secret"),
         ({"auth_signing_key_file": None}, "HEALTH_AUTH_SIGNING_KEY_FILE"),
+        ({"audit_key": "development-audit-key"}, "HEALTH_AUDIT_KEY"),
+        ({"audit_key": "short"}, "HEALTH_AUDIT_KEY"),
     ],
 )
 def test_each_unsafe_setting_is_named(changes: dict[str, object], named: str) -> None:

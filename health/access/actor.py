@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from health.access.proxy import ProxyRight
 from health.auth.scopes import Permission, Scopes
 
 
@@ -18,6 +19,8 @@ class ActorKind(StrEnum):
     clinician = "clinician"
     # A hospital or GP system (SMART Backend Services), acting for its Organization.
     client = "client"
+    # An auditor's backend client: reads the access log, never the record itself.
+    auditor = "auditor"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class Actor:
     client_id: str | None = None
     # The authorization the token was issued under (revoking it ends the token).
     grant_id: str | None = None
+    # A person acting for the citizen `patient_id` (a parent, a holder of a power of
+    # attorney): `national_id` and `display` are then the proxy's own.
+    proxy: ProxyRight | None = None
 
     def may(self, permission: Permission, resource_type: str) -> bool:
         """Whether the caller's scopes permit `permission` on `resource_type`."""

@@ -121,10 +121,12 @@ class BackendGrant(ClientCredentialsGrant):  # type: ignore[misc]
         client: SmartClient = self.request.client
         scope: str = self.request.scope
         tokens = self.server.authorization.access_tokens
+        # An auditor's client reads the access log only (health/audit/routes.py).
+        kind = ActorKind.auditor if client.registered.auditor else ActorKind.client
         grant = self.server.grants.create(
             client_id=client.client_id,
             scope=scope,
-            actor_kind=ActorKind.client.value,
+            actor_kind=kind.value,
             lifetime=timedelta(seconds=tokens.lifetime_seconds),
         )
         self.request.user = grant

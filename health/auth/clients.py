@@ -41,6 +41,8 @@ class RegisteredClient:
     confidential: bool
     demo: bool
     created_at: datetime
+    # An auditor's client: its tokens read the access log, never patient data.
+    auditor: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """What `health clients list` shows: everything but keys and secret hashes."""
@@ -54,6 +56,7 @@ class RegisteredClient:
             "redirect_uris": list(self.redirect_uris),
             "confidential": self.confidential,
             "demo": self.demo,
+            "auditor": self.auditor,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -84,6 +87,7 @@ class ClientStore:
         organization_identifier: str,
         client_id: str | None = None,
         demo: bool = False,
+        auditor: bool = False,
     ) -> RegisteredClient:
         client_id = client_id or new_client_id()
         self._session.execute(
@@ -98,6 +102,7 @@ class ClientStore:
                 redirect_uris=None,
                 secret_hash=None,
                 demo=demo,
+                auditor=auditor,
                 created_at=datetime.now(UTC),
             )
         )
@@ -184,4 +189,5 @@ def _client(row: Any) -> RegisteredClient:
         confidential=row["secret_hash"] is not None,
         demo=bool(row["demo"]),
         created_at=row["created_at"],
+        auditor=bool(row["auditor"]),
     )

@@ -21,7 +21,7 @@ from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy.orm import Session
 
 from health.auth.clients import ClientStore, RegisteredClient
-from health.auth.scopes import Context, ScopeError, Scopes, parse_clinical
+from health.auth.scopes import Context, Permission, ScopeError, Scopes, parse_clinical
 from health.db.repository import Repository
 from health.fhir.config import FhirConfig
 from health.fhir.errors import FhirError
@@ -45,6 +45,8 @@ MAX_NAME_LENGTH = 256
 MAX_CLIENT_ID_LENGTH = 64
 MAX_ORGANIZATION_IDENTIFIER_LENGTH = 512
 _LOOPBACK_HOSTS = ("localhost",)
+# What an auditor's client may be granted: the access log, read and searched.
+AUDITOR_SCOPE_TYPE = "AuditEvent"
 
 
 class RegistrationError(ValueError):
@@ -100,6 +102,7 @@ class BackendRegistration:
             "organization_identifier": self.client.organization_identifier,
             "organization_created": self.organization_created,
             "scope": self.client.scope,
+            "auditor": self.client.auditor,
         }
 
 
@@ -324,6 +327,7 @@ def register_backend_client(
     organization_name: str | None = None,
     client_id: str | None = None,
     demo: bool = False,
+    auditor: bool = False,
 ) -> BackendRegistration:
     """Check and store a backend client, bound to its Organization (found or created).
 
@@ -334,6 +338,8 @@ def register_backend_client(
     identifier = OrganizationIdentifier.parse(organization_identifier)
     checked_jwks = backend_jwks(jwks)
     checked_scope = backend_scope(scope, config.types)
+    if auditor:
+        _check_auditor_scope(checked_scope)
     clients = ClientStore(session)
     if client_id is not None:
         if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
@@ -354,8 +360,22 @@ def register_backend_client(
         organization_identifier=str(identifier),
         client_id=client_id,
         demo=demo,
+        auditor=auditor,
     )
     return BackendRegistration(client=client, organization_created=created)
+
+
+def _check_auditor_scope(scope: str) -> None:
+    """An auditor reads the access log, never the record: AuditEvent read and search only."""
+    for granted in Scopes.parse(scope).clinical:
+        if granted.resource_type != AUDITOR_SCOPE_TYPE or granted.permissions - {
+            Permission.read,
+            Permission.search,
+        }:
+            raise RegistrationError(
+                f"--scope: an auditor's client reads the access log only; "
+                f"give it system/{AUDITOR_SCOPE_TYPE}.rs"
+            )
 
 
 def register_app(

@@ -25,6 +25,7 @@ _CONTEXTS = {
     ActorKind.citizen: {Context.patient},
     ActorKind.clinician: {Context.user},
     ActorKind.client: {Context.system},
+    ActorKind.auditor: {Context.system},
 }
 
 
@@ -82,6 +83,7 @@ def _actor(context: TokenContext, national_id: str | None, realm: str) -> Actor:
         ActorKind.citizen: f"citizen (Patient/{context.patient_id})",
         ActorKind.clinician: f"clinician ({context.fhir_user})",
         ActorKind.client: f"client {context.client_id} (Organization/{context.organization_id})",
+        ActorKind.auditor: f"auditor {context.client_id} (Organization/{context.organization_id})",
     }[kind]
     return Actor(
         kind=kind,

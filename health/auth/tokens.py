@@ -43,7 +43,7 @@ class TokenContext:
     """Who a token is for and what it permits: the claims beyond the registered ones."""
 
     client_id: str
-    actor_kind: str  # citizen, clinician or client (health.access.actor.ActorKind)
+    actor_kind: str  # citizen, clinician, client or auditor (health.access.actor.ActorKind)
     scope: str
     grant_id: str
     patient_id: str | None = None

@@ -1,18 +1,22 @@
 """The repository: the only object that reads or writes the resource tables.
 
 One Repository per request, for one actor. Its constructor fixes the caller's visible
-scope, and every query it builds passes through `_visible`, the single place where
-that scope becomes SQL. Code that must see everything (ingest, seeding, migrations)
-says so by calling `Repository.system`, so that a grep lists every bypass.
+scope (health.access.scope), and every query it builds passes through `_visible`, the
+single place where that scope becomes SQL (health/db/access_sql.py). Code that must
+see everything (ingest, seeding, migrations) says so by calling `Repository.system`,
+so that a grep lists every bypass. What its reads hand out is kept in `disclosed`, for
+the access log (health/audit/).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     MetaData,
     Select,
@@ -29,14 +33,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.access.policy import SHARED_DIRECTORY_TYPES
-from health.db import include_sql, search_sql
+from health.access.consent import compile_consent
+from health.access.policy import CareRules
+from health.access.recorder import recorder_of
+from health.access.relationships import relationships_of
+from health.access.scope import Visibility, visibility_of
+from health.db import access_sql, include_sql, search_sql
 from health.db.tables import (
     INDEX_TABLES,
+    break_glass,
+    care_relationship,
     conditional_claim,
+    consent_rule,
     metadata,
     resource,
     resource_version,
+    search_reference,
     search_token,
 )
 from health.db.versions import SearchPage, StoredVersion, Write, stored_version
@@ -75,6 +87,8 @@ _CURRENT_COLUMNS = (
     resource.c.last_updated,
     resource.c.deleted,
     resource.c.body,
+    resource.c.patient_id,
+    resource.c.recorded_by,
 )
 _VERSION_COLUMNS = (
     resource_version.c.resource_type,
@@ -85,22 +99,35 @@ _VERSION_COLUMNS = (
     resource_version.c.body,
     resource_version.c.method,
     resource_version.c.seq,
+    resource_version.c.patient_id,
+    resource_version.c.recorded_by,
 )
 
 
 class Repository:
     """Reads and writes resources on behalf of one actor, within one transaction."""
 
-    def __init__(self, session: Session, actor: Actor) -> None:
+    def __init__(
+        self,
+        session: Session,
+        actor: Actor,
+        *,
+        rules: CareRules | None = None,
+        now: datetime | None = None,
+    ) -> None:
         self._session = session
         self.actor = actor
-        # The caller's scope, computed once (DESIGN.md, "one door for patient data"):
-        # the types their token may read, and for a citizen, their own compartment
-        # plus the shared directory. Clinicians and clients see every record their
-        # scopes cover until consent is enforced (the consent issue).
-        self._readable_types = actor.scopes.readable_types() if actor.scopes else None
-        self._own_patient = actor.patient_id if actor.kind is ActorKind.citizen else None
-        self._sees_everything = self._readable_types is None and self._own_patient is None
+        self.now = now or datetime.now(UTC)
+        # The caller's scope, computed once (DESIGN.md, "one door for patient data").
+        organisations = self._organisations_of(actor)
+        self.visibility: Visibility = visibility_of(
+            actor, self.now, rules or CareRules(), organisations
+        )
+        self._recorder = recorder_of(actor)
+        # Every version the reads below handed out, for the access log.
+        self.disclosed: list[StoredVersion] = []
+        # (type, id, patient id) of what the caller asked for and may not see.
+        self.refused: list[tuple[str, str, str]] = []
 
     @staticmethod
     def schema() -> MetaData:
@@ -112,34 +139,175 @@ class Repository:
         """A repository that bypasses access control: ingest, seeding, maintenance."""
         return cls(session, SYSTEM)
 
+    def unscoped_lookups(self) -> Repository:
+        """The same transaction without the caller's scope, for the server's own
+        lookups during a push (person matching, directory deduplication, the version
+        a push updates): never for what is returned to the caller."""
+        return Repository(self._session, SYSTEM, now=self.now)
+
     def _visible(self, statement: Select[Any], table: Any) -> Select[Any]:
         """The caller's scope, applied to every query this repository builds."""
-        if self._sees_everything:
-            return statement
-        if self._readable_types is not None:
-            statement = statement.where(table.c.resource_type.in_(sorted(self._readable_types)))
-        if self._own_patient is not None:
-            statement = statement.where(
-                or_(
-                    table.c.patient_id == self._own_patient,
-                    and_(
-                        table.c.patient_id.is_(None),
-                        table.c.resource_type.in_(sorted(SHARED_DIRECTORY_TYPES)),
-                    ),
-                )
+        clause = access_sql.visible_clause(self.visibility, table)
+        return statement if clause is None else statement.where(clause)
+
+    def _organisations_of(self, actor: Actor) -> tuple[str, ...]:
+        """A clinician's organisations: those of their PractitionerRoles, as recorded
+        by that organisation's own systems or the system (a role a clinician wrote
+        about themself gives nothing)."""
+        if actor.kind is not ActorKind.clinician or not actor.fhir_user:
+            return ()
+        kind, _, practitioner_id = actor.fhir_user.partition("/")
+        if kind != "Practitioner" or not practitioner_id:
+            return ()
+        organisation = search_reference.alias("organisation")
+        inactive = select(search_token.c.resource_id).where(
+            search_token.c.resource_type == "PractitionerRole",
+            search_token.c.param == "active",
+            search_token.c.code == "false",
+        )
+        rows = self._session.execute(
+            select(organisation.c.target_id, resource.c.recorded_by)
+            .select_from(search_reference)
+            .join(
+                organisation,
+                and_(
+                    organisation.c.resource_type == "PractitionerRole",
+                    organisation.c.resource_id == search_reference.c.resource_id,
+                    organisation.c.param == "organization",
+                    organisation.c.target_type == "Organization",
+                ),
             )
-        return statement
+            .join(
+                resource,
+                and_(
+                    resource.c.resource_type == "PractitionerRole",
+                    resource.c.id == search_reference.c.resource_id,
+                ),
+            )
+            .where(
+                search_reference.c.resource_type == "PractitionerRole",
+                search_reference.c.param == "practitioner",
+                search_reference.c.target_type == "Practitioner",
+                search_reference.c.target_id == practitioner_id,
+                resource.c.deleted.is_(False),
+                search_reference.c.resource_id.not_in(inactive),
+            )
+        ).all()
+        return tuple(
+            sorted(
+                {
+                    f"Organization/{organisation_id}"
+                    for organisation_id, recorded_by in rows
+                    if recorded_by is None or recorded_by == f"Organization/{organisation_id}"
+                }
+            )
+        )
+
+    def check_changeable(self, current: StoredVersion) -> None:
+        """403 when a hospital's or GP's client would change what another source
+        recorded (the citizen's one Patient excepted: every source merges into it)."""
+        if self.actor.kind is not ActorKind.client or current.resource_type == "Patient":
+            return
+        if current.recorded_by != self._recorder:
+            raise forbidden(
+                f"{current.resource_type}/{current.id} was recorded by another source; "
+                "a source changes only what it recorded"
+            )
+
+    def _disclose(self, versions: Sequence[StoredVersion]) -> list[StoredVersion]:
+        self.disclosed.extend(versions)
+        return list(versions)
 
     def _check_writable(self, writes: Sequence[Write]) -> None:
-        """A citizen writes only into their own record (their Consent, their own notes)."""
-        if self._own_patient is None:
+        """Writes the caller's role does not allow: 403 before anything is stored.
+
+        A citizen (or proxy) writes only into their own record; nobody but the citizen
+        and the system writes a citizen's Consent; an auditor writes nothing.
+        """
+        kind = self.actor.kind
+        if kind is ActorKind.system:
             return
+        if kind is ActorKind.auditor:
+            raise forbidden("An auditor's client reads the access log and writes nothing")
+        own = self.visibility.record_of
         for w in writes:
-            if w.patient_id != self._own_patient:
+            if own is not None and w.patient_id != own:
                 raise forbidden(
                     f"{w.resource_type}/{w.id} would not belong to your own record "
-                    f"(Patient/{self._own_patient}); a patient token writes only there"
+                    f"(Patient/{own}); a patient token writes only there"
                 )
+            if w.resource_type == "Consent" and own is None:
+                raise forbidden(
+                    "A citizen's Consent is theirs to write: a clinician's or a hospital's "
+                    "system may not create or change it"
+                )
+
+    # Emergency access (health/access/emergency.py)
+
+    def grant_emergency_access(self, patient_id: str, reason: str, duration: Any) -> bool:
+        """Open a clinician's emergency access to one citizen's record; False when the
+        citizen is unknown. An access still open is reused, not extended."""
+        practitioner = self.visibility.practitioner
+        if practitioner is None:
+            raise forbidden("Only a clinician can ask for emergency access")
+        known = self._session.execute(
+            select(resource.c.id).where(
+                resource.c.resource_type == "Patient",
+                resource.c.id == patient_id,
+                resource.c.deleted.is_(False),
+            )
+        ).first()
+        if known is None:
+            return False
+        if patient_id in self.emergency_patients():
+            return True
+        organisations = [p for p in self.visibility.parties if p.startswith("Organization/")]
+        self._session.execute(
+            insert(break_glass).values(
+                id=str(uuid.uuid4()),
+                practitioner=practitioner,
+                organization=organisations[0] if organisations else None,
+                client_id=self.actor.client_id,
+                patient_id=patient_id,
+                reason=reason,
+                started=self.now,
+                expires=self.now + duration,
+            )
+        )
+        return True
+
+    def emergency_patients(self) -> set[str]:
+        """The citizens the calling clinician has open emergency access to."""
+        practitioner = self.visibility.practitioner
+        if practitioner is None:
+            return set()
+        return set(
+            self._session.execute(
+                select(break_glass.c.patient_id).where(
+                    break_glass.c.practitioner == practitioner,
+                    break_glass.c.started <= self.now,
+                    break_glass.c.expires > self.now,
+                )
+            ).scalars()
+        )
+
+    def emergency_accesses_to(self, patient_id: str, since: datetime) -> list[dict[str, Any]]:
+        """Emergency accesses to a citizen's record begun since `since`, newest first:
+        for the citizen's front page (their own record, or one they are proxy for)."""
+        if not self.visibility.everything and self.visibility.record_of != patient_id:
+            return []
+        rows = self._session.execute(
+            select(
+                break_glass.c.practitioner,
+                break_glass.c.organization,
+                break_glass.c.reason,
+                break_glass.c.started,
+                break_glass.c.expires,
+            )
+            .where(break_glass.c.patient_id == patient_id, break_glass.c.started >= since)
+            .order_by(break_glass.c.started.desc())
+        ).all()
+        return [dict(row._mapping) for row in rows]
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -152,7 +320,8 @@ class Repository:
     def current(
         self, resource_type: str, resource_id: str, *, for_update: bool = False
     ) -> StoredVersion | None:
-        """The current version (possibly a deletion), or None if never written."""
+        """The current version (possibly a deletion), or None if never written or not
+        the caller's to see. Without `for_update`, what it returns is disclosed."""
         statement = self._visible(
             select(*_CURRENT_COLUMNS).where(
                 resource.c.resource_type == resource_type, resource.c.id == resource_id
@@ -162,7 +331,38 @@ class Repository:
         if for_update:
             statement = statement.with_for_update()
         row = self._session.execute(statement).first()
-        return stored_version(row) if row else None
+        if row is None:
+            if not for_update:
+                self._note_refused(resource_type, resource_id)
+            return None
+        found = stored_version(row)
+        if not for_update:
+            self._disclose([found])
+        return found
+
+    def exists(self, resource_type: str, resource_id: str) -> bool:
+        """Whether the caller can see that the resource was ever written (a lookup,
+        not a disclosure: nothing of it is handed out)."""
+        statement = self._visible(
+            select(resource.c.id).where(
+                resource.c.resource_type == resource_type, resource.c.id == resource_id
+            ),
+            resource,
+        )
+        return self._session.execute(statement).first() is not None
+
+    def _note_refused(self, resource_type: str, resource_id: str) -> None:
+        """Remember, for the citizen's access log, a read of their data the caller was
+        refused (the caller itself gets the 404 of a resource that does not exist)."""
+        if self.visibility.everything:
+            return
+        patient_id = self._session.execute(
+            select(resource.c.patient_id).where(
+                resource.c.resource_type == resource_type, resource.c.id == resource_id
+            )
+        ).scalar_one_or_none()
+        if patient_id is not None:
+            self.refused.append((resource_type, resource_id, patient_id))
 
     def version(
         self, resource_type: str, resource_id: str, version_id: int
@@ -176,7 +376,7 @@ class Repository:
             resource_version,
         )
         row = self._session.execute(statement).first()
-        return stored_version(row) if row else None
+        return self._disclose([stored_version(row)])[0] if row else None
 
     def history(
         self,
@@ -200,7 +400,7 @@ class Repository:
         statement = self._visible(
             statement.order_by(resource_version.c.seq.desc()).limit(limit), resource_version
         )
-        return [stored_version(row) for row in self._session.execute(statement)]
+        return self._disclose([stored_version(row) for row in self._session.execute(statement)])
 
     def find(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
@@ -260,10 +460,13 @@ class Repository:
     # Writes
 
     def save(self, writes: Sequence[Write]) -> None:
-        """Persist new versions: current rows, history rows and index rows, in bulk."""
+        """Persist new versions: current rows, history rows, index rows and the access
+        facts they establish (care relationships, compiled consent), in bulk."""
         if not writes:
             return
         self._check_writable(writes)
+        for w in writes:
+            w.recorded_by = self._recorder
         firsts = [w for w in writes if w.is_first_version]
         laters = [w for w in writes if not w.is_first_version]
         try:
@@ -277,12 +480,63 @@ class Repository:
                     [{"b_type": w.resource_type, "b_id": w.id, **_current_row(w)} for w in laters],
                 )
                 self._delete_index(laters)
+                self._delete_access_facts(laters)
             self._session.execute(insert(resource_version), [_version_row(w) for w in writes])
         except IntegrityError:
             raise conflict(
                 "Another request wrote the same resource at the same time; retry"
             ) from None
         self._write_index(writes)
+        self._write_access_facts(writes)
+
+    def _write_access_facts(self, writes: Sequence[Write]) -> None:
+        """Care relationships and consent rules of the new versions (not deletions)."""
+        relationships = []
+        rules = []
+        for w in writes:
+            if w.deleted:
+                continue
+            relationships += [
+                {
+                    "resource_type": w.resource_type,
+                    "resource_id": w.id,
+                    "patient_id": w.patient_id,
+                    "party": r.party,
+                    "since": r.since,
+                    "until": r.until,
+                }
+                for r in relationships_of(w.resource_type, w.index, w.patient_id, w.recorded_by)
+            ]
+            if w.resource_type == "Consent" and w.patient_id is not None and w.body:
+                rules += [
+                    {
+                        "consent_id": w.id,
+                        "rule": number,
+                        "patient_id": w.patient_id,
+                        **rule.__dict__,
+                    }
+                    for number, rule in enumerate(compile_consent(orjson.loads(w.body)))
+                ]
+        if relationships:
+            self._session.execute(insert(care_relationship), relationships)
+        if rules:
+            self._session.execute(insert(consent_rule), rules)
+
+    def _delete_access_facts(self, writes: Sequence[Write]) -> None:
+        by_type: dict[str, list[str]] = {}
+        for w in writes:
+            by_type.setdefault(w.resource_type, []).append(w.id)
+        for resource_type, ids in by_type.items():
+            self._session.execute(
+                delete(care_relationship).where(
+                    care_relationship.c.resource_type == resource_type,
+                    care_relationship.c.resource_id.in_(ids),
+                )
+            )
+        if "Consent" in by_type:
+            self._session.execute(
+                delete(consent_rule).where(consent_rule.c.consent_id.in_(by_type["Consent"]))
+            )
 
     def _write_index(self, writes: Sequence[Write]) -> None:
         # A deletion has no index rows, whatever its Write carries: searches rely on
@@ -295,6 +549,7 @@ class Repository:
                     "resource_type": w.resource_type,
                     "resource_id": w.id,
                     "patient_id": w.patient_id,
+                    "recorded_by": w.recorded_by,
                     "param": row[0],
                     **{
                         column: value[:limit] if limit and type(value) is str else value
@@ -343,6 +598,7 @@ class Repository:
         if not entries:
             return
         self._delete_index(entries)
+        self._delete_access_facts(entries)
         self._session.execute(
             update(resource)
             .where(resource.c.resource_type == bindparam("b_type"))
@@ -351,6 +607,7 @@ class Repository:
             [{"b_type": w.resource_type, "b_id": w.id, "b_patient": w.patient_id} for w in entries],
         )
         self._write_index(entries)
+        self._write_access_facts(entries)
 
     def claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
         """Claim conditional-create criteria for a new resource; False if already taken.
@@ -410,7 +667,9 @@ class Repository:
                 stored_version(r) for r in self._session.execute(self._visible(statement, resource))
             ]
 
-        return include_sql.collect_included(matches, includes, limit=limit, fetch=fetch)
+        return self._disclose(
+            include_sql.collect_included(matches, includes, limit=limit, fetch=fetch)
+        )
 
     def everything(
         self,
@@ -441,11 +700,13 @@ class Repository:
             (v.resource_type, v.id): v
             for v in map(stored_version, self._session.execute(self._visible(statement, resource)))
         }
-        return [
+        listed = [
             (found[(k.resource_type, k.id)], bool(k.in_compartment))
             for k in keys
             if (k.resource_type, k.id) in found
         ]
+        self._disclose([version for version, _ in listed])
+        return listed
 
     # Search (health/db/search_sql.py)
 
@@ -470,7 +731,7 @@ class Repository:
             backwards = position is not None and position.before
             if backwards:
                 rows.reverse()
-            page.matches = [stored_version(row) for row in rows]
+            page.matches = self._disclose([stored_version(row) for row in rows])
             if rows and (more or backwards):
                 page.next_cursor = statements.cursor(rows[-1], before=False)
             if rows and position is not None and (more or not backwards):
@@ -524,6 +785,7 @@ def _current_row(w: Write) -> dict[str, Any]:
         "last_updated": w.last_updated,
         "deleted": w.deleted,
         "patient_id": w.patient_id,
+        "recorded_by": w.recorded_by,
         "body": w.body,
     }
 

@@ -21,6 +21,9 @@ class StoredVersion:
     body: bytes | None
     method: str = "PUT"
     seq: int | None = None
+    # The patient whose compartment it is in, and who recorded it (health.access).
+    patient_id: str | None = None
+    recorded_by: str | None = None
 
 
 @dataclass
@@ -35,6 +38,9 @@ class Write:
     body: bytes | None
     patient_id: str | None = None
     index: IndexRows = field(default_factory=IndexRows)
+    # Set by the repository from its actor when saving (health.access.recorder); a
+    # reindex keeps the stored one.
+    recorded_by: str | None = None
 
     @property
     def deleted(self) -> bool:
@@ -53,6 +59,8 @@ class Write:
             deleted=self.deleted,
             body=self.body,
             method=self.method,
+            patient_id=self.patient_id,
+            recorded_by=self.recorded_by,
         )
 
 
@@ -78,4 +86,6 @@ def stored_version(row: Any) -> StoredVersion:
         body=columns["body"],
         method=columns.get("method", "PUT"),
         seq=columns.get("seq"),
+        patient_id=columns.get("patient_id"),
+        recorded_by=columns.get("recorded_by"),
     )

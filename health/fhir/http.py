@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -14,6 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from health.access.disclosure import (
+    break_glass_entry,
+    consent_entries,
+    disclosure_entries,
+    refusal_entries,
+)
+from health.access.policy import CareRules, Policy
+from health.audit.entries import AuditEntry
+from health.audit.log import AuditLog
 from health.auth.request import actor_for_request
 from health.db.engine import Database
 from health.db.repository import Repository
@@ -30,10 +40,12 @@ from health.fhir.content import (
     shape,
     summary_mode,
 )
+from health.fhir.emergency import emergency_patient, emergency_reason
 from health.fhir.errors import FhirError, Issue, operation_outcome, too_large
 from health.fhir.interactions import Interactions, Result
 from health.fhir.versions import etag, http_date, parse_if_match
 from health.pages import error_page
+from health.settings import Settings
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = f"{FHIR_JSON}; charset=utf-8"
@@ -64,14 +76,81 @@ def base_of(request: Request) -> str:
 
 @contextmanager
 def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
-    """One database transaction and one Repository for the caller of this request."""
+    """One database transaction and one Repository for the caller of this request,
+    and the access log of what it disclosed, refused and changed (health/audit/).
+
+    A write logs in its own transaction. A read logs right after its read-only
+    transaction, before the response leaves: if the log cannot be written, the
+    caller gets an error instead of the data.
+    """
     database: Database = request.app.state.database
-    with database.session(write=write) as session:
-        interactions = Interactions(
-            Repository(session, actor_for_request(request, session)), config_of(request)
-        )
-        yield interactions
-        interactions.flush()
+    config = config_of(request)
+    settings = config.settings
+    reason = emergency_reason(request)
+    action = action_of(request)
+    repository: Repository | None = None
+    after: list[AuditEntry] = []
+    try:
+        with database.session(write=write or reason is not None) as session:
+            repository = Repository(
+                session, actor_for_request(request, session), rules=care_rules(settings)
+            )
+            entries: list[AuditEntry] = []
+            if reason is not None:
+                patient_id = emergency_patient(request)
+                if repository.grant_emergency_access(
+                    patient_id, reason, timedelta(hours=settings.break_glass_hours)
+                ):
+                    entries.append(break_glass_entry(repository, patient_id, reason))
+            interactions = Interactions(repository, config)
+            yield interactions
+            interactions.flush()
+            entries += consent_entries(repository, interactions.written)
+            entries += disclosure_entries(repository, action)
+            entries += refusal_entries(repository, action, "not visible to the caller")
+            if write or reason is not None:
+                AuditLog(session, settings.audit_key.encode()).append(entries, repository.now)
+            else:
+                after = entries
+    except FhirError:
+        if repository is not None and repository.refused:
+            _log(database, settings, refusal_entries(repository, action, "not visible"))
+        raise
+    _log(database, settings, after)
+
+
+def _log(database: Database, settings: Settings, entries: list[AuditEntry]) -> None:
+    if entries:
+        with database.session(write=True) as session:
+            AuditLog(session, settings.audit_key.encode()).append(entries, datetime.now(UTC))
+
+
+def care_rules(settings: Settings) -> CareRules:
+    return CareRules(
+        policy=Policy(settings.access_policy),
+        treatment_window=timedelta(days=settings.treatment_window_days),
+        break_glass=timedelta(hours=settings.break_glass_hours),
+    )
+
+
+def action_of(request: Request) -> str:
+    """The FHIR interaction a request is, as the access log names it."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    method = request.method
+    if "$everything" in path:
+        return "everything"
+    if "/_history/" in path:
+        return "vread"
+    if path.endswith("/_history"):
+        return "history"
+    if method == "GET":
+        return "read" if path.endswith("{resource_id}") else "search"
+    if path.endswith("/_search"):
+        return "search"
+    if method == "POST":
+        return "create" if path.endswith("{resource_type}") else "transaction"
+    return {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
 
 
 async def read_body(request: Request) -> bytes:

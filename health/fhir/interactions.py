@@ -80,6 +80,7 @@ class Interactions:
         # Every version this unit of work has stored, in order (Provenance names them).
         self.written: list[Write] = []
         self._server_conditions = False
+        self._unscoped: Repository | None = None
 
     # Reads
 
@@ -113,7 +114,7 @@ class Interactions:
         """404 unless the resource was ever written (a deleted one still has history)."""
         self.check_type(resource_type)
         self.permit(Permission.read, resource_type)
-        if self.repository.current(resource_type, resource_id) is None:
+        if not self.repository.exists(resource_type, resource_id):
             raise not_found(f"{resource_type}/{resource_id} is not known")
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
@@ -136,9 +137,23 @@ class Interactions:
         # `_id` and `identifier` alone take the token-first lookup (Repository.match);
         # any other criteria the search engine.
         fast = fast_criteria(criteria)
+        lookups = self._lookups()
         if fast is not None:
-            return self.repository.match(criteria.resource_type, fast, limit=limit)
-        return self.repository.search(criteria, limit=limit).matches
+            return lookups.match(criteria.resource_type, fast, limit=limit)
+        return lookups.search(criteria, limit=limit).matches
+
+    def locked_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The current version a write is about to replace, locked (not a disclosure)."""
+        return self._lookups().current(resource_type, resource_id, for_update=True)
+
+    def _lookups(self) -> Repository:
+        """Where conditions are looked up: the caller's scope, or for the server's own
+        conditions in a push (a citizen's Patient pushed by another source) all of it."""
+        if not self._server_conditions:
+            return self.repository
+        if self._unscoped is None:
+            self._unscoped = self.repository.unscoped_lookups()
+        return self._unscoped
 
     # Writes
 
@@ -256,7 +271,7 @@ class Interactions:
             if body_id is not None:
                 # The id names a resource the condition did not match: updating it would
                 # overwrite the wrong record (409 in https://hl7.org/fhir/R5/http.html#cond-update).
-                existing = self.repository.current(resource_type, str(body_id))
+                existing = self._lookups().current(resource_type, str(body_id), for_update=True)
                 if existing is not None and not existing.deleted:
                     raise conflict(
                         f"No {resource_type} matches {query}, but {resource_type}/{body_id} "
@@ -394,7 +409,10 @@ class Interactions:
         pending = self._pending_by_key.get((resource_type, resource_id))
         if pending is not None:
             raise structure(f"{resource_type}/{resource_id} is written twice in one request")
-        return self.repository.current(resource_type, resource_id, for_update=True)
+        current = self._lookups().current(resource_type, resource_id, for_update=True)
+        if current is not None:
+            self.repository.check_changeable(current)
+        return current
 
     @staticmethod
     def _check_if_match(

@@ -51,6 +51,7 @@ def reindex(
                         body=version.body,
                         patient_id=config.compartment.patient_of(body, version.id),
                         index=config.extractor.extract(body),
+                        recorded_by=version.recorded_by,
                     )
                 )
                 counts[version.resource_type] += 1

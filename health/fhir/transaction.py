@@ -195,7 +195,7 @@ def _conditional_update_target(interactions: Interactions, entry: Entry) -> str:
         return new_id()
     # As for PUT Type?criteria over HTTP (Interactions.conditional_update): an id naming
     # a resource the condition did not match is a conflict.
-    existing = interactions.repository.current(entry.resource_type, str(body_id))
+    existing = interactions.locked_current(entry.resource_type, str(body_id))
     if existing is not None and not existing.deleted:
         raise conflict(
             f"No {entry.resource_type} matches {entry.query}, but "
@@ -255,9 +255,7 @@ def _run_write(interactions: Interactions, entry: Entry, *, planned: bool = Fals
             checked = checked.with_id(entry.target_id)
         # A merge must start from the latest version: lock it (another push for the same
         # citizen may be merging too; on PostgreSQL it would otherwise be lost).
-        current = interactions.repository.current(
-            entry.resource_type, entry.target_id, for_update=entry.merge is not None
-        )
+        current = interactions.locked_current(entry.resource_type, entry.target_id)
         if current is None:
             return interactions.create(
                 checked, where=where, if_none_exist=entry.query, resource_id=entry.target_id

@@ -82,7 +82,7 @@ def our_id(interactions: Interactions, resource_type: str, resource_id: str) -> 
     if source is None or resource_type == "Patient" or resource_type in DIRECTORY_TYPES:
         return resource_id
     derived = source.derived_id(resource_type, resource_id)
-    known = interactions.repository.current(resource_type, derived) is not None
+    known = interactions.repository.exists(resource_type, derived)
     return derived if known else resource_id
 
 

@@ -1,4 +1,5 @@
-"""HTTP edges of the citizen portal at /portal: the front page, eID login and logout.
+"""HTTP edges of the citizen portal at /portal: the front page, language, eID login and
+logout (the record's pages are in record_routes.py).
 
 Errors raise HTTPException, which the app's one handler for pages outside /fhir turns
 into the HTML error page (health/fhir/http.py, health/pages.py).
@@ -16,8 +17,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from health.auth.eid_login import EidLoginError, EidRelyingParty, callback_error
 from health.db.engine import Database
-from health.pages import render
-from health.portal.record import record_summary_as_system
+from health.portal.citizen import NotSignedIn, signed_in
+from health.portal.front_page import front_page
+from health.portal.languages import LANGUAGE_COOKIE, LANGUAGES
+from health.portal.rendering import render_page
 from health.portal.sessions import (
     SESSION_COOKIE,
     PortalSessionStore,
@@ -33,9 +36,8 @@ BROWSER_COOKIE = "health_portal_browser"
 _BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
 PURPOSE = "portal"
 HOME = "/portal/"
-# Pages that show who is logged in (and the logout form's CSRF token) are not cached
-# and not framed.
-_PRIVATE = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+# The language choice outlives a session (a year), and is no secret.
+_LANGUAGE_MAX_AGE = 365 * 24 * 3600
 
 
 def _settings(request: Request) -> Settings:
@@ -56,28 +58,57 @@ def _redirect_uri(settings: Settings) -> str:
 
 @router.get("/")
 def home(request: Request) -> Response:
-    """Logged out: the way in. Logged in: who, and their record."""
+    """Logged out: the way in. Logged in: who, alerts, and the short lists."""
     settings = _settings(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    with _database(request).session(write=cookie is not None) as session:
-        citizen = PortalSessionStore(session, settings).load(cookie) if cookie else None
-        record = (
-            record_summary_as_system(session, citizen.national_id, settings.national_id_systems)
-            if citizen
-            else None
-        )
-    response = render(
-        request,
-        "portal/home.html",
-        {"citizen": citizen, "record": record, "dev_eid": settings.dev_eid},
-        headers=_PRIVATE,
-    )
-    if cookie and citizen is None:
+    try:
+        with signed_in(request) as citizen:
+            record = citizen.records.load(
+                types=(
+                    "Appointment",
+                    "MedicationRequest",
+                    "MedicationStatement",
+                    "Observation",
+                    "Immunization",
+                )
+            )
+            return render_page(
+                request,
+                "portal/home.html",
+                {"citizen": citizen.session, "record": record, "front": front_page(record)},
+            )
+    except NotSignedIn:
+        pass
+    response = render_page(request, "portal/login.html", {"dev_eid": settings.dev_eid})
+    if request.cookies.get(SESSION_COOKIE):
         clear_portal_cookie(response, settings, SESSION_COOKIE)
     return response
 
 
-@router.get("/login")
+@router.get("/language")
+def choose_language(request: Request, lang: str = "", next: str = HOME) -> Response:
+    """Remember the reader's language (a cookie) and go back to the page they were on.
+
+    A link rather than a form: it changes nothing but how pages are worded, and it must
+    work before the login. `next` must be a portal path (no open redirect).
+    """
+    if lang not in LANGUAGES:
+        raise HTTPException(400, f"There is no language {lang!r}; choose da or en.")
+    target = next if next.startswith(HOME) and "//" not in next and "\\" not in next else HOME
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        lang,
+        max_age=_LANGUAGE_MAX_AGE,
+        path="/",
+        samesite="lax",
+        secure=_settings(request).base_url.startswith("https://"),
+    )
+    return response
+
+
+# Named apart from the development eID's "login" route, whose form finds its action
+# with url_for("login"): the first route of that name in the app wins.
+@router.get("/login", name="portal_login")
 def login(request: Request) -> Response:
     """Send the browser to the eID, with a login bound to this browser."""
     settings = _settings(request)

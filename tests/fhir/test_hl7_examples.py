@@ -158,16 +158,26 @@ def test_every_example_file_has_an_expectation(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ACCEPTED)
-def test_an_example_resource_is_stored_as_sent(fhir: Any, shared_data: Path, name: str) -> None:
+def test_an_example_resource_is_stored_as_sent(
+    fhir: Any, shared_data: Path, name: str, issue_token: Any
+) -> None:
     path = shared_data / EXAMPLES / name
     example = _read(path)
+    headers = dict(FHIR_JSON)
+    if example["resourceType"] == "Consent":
+        # A Consent is the citizen's to write (health/access/): sent with their token.
+        patient_id = example["patient"]["reference"].rsplit("/", 1)[-1]
+        token = issue_token(actor_kind="citizen", scope="patient/*.cruds", patient_id=patient_id)
+        headers["Authorization"] = f"Bearer {token}"
 
     response = fhir.client.post(
-        f"/fhir/{example['resourceType']}", content=path.read_bytes(), headers=FHIR_JSON
+        f"/fhir/{example['resourceType']}", content=path.read_bytes(), headers=headers
     )
 
     assert response.status_code == 201, response.text
-    stored = fhir.read(example["resourceType"], response.json()["id"])
+    stored = fhir.client.get(
+        f"/fhir/{example['resourceType']}/{response.json()['id']}", headers=headers
+    ).json()
     assert _as_sent(stored) == _as_sent(example)
 
 

@@ -20,7 +20,10 @@ from fastapi.testclient import TestClient
 from health.app import create_app
 from health.auth.eid_login import EidRelyingParty
 from health.db.engine import Database
+from health.fhir.config import FhirConfig
+from health.portal.languages import LANGUAGE_COOKIE
 from health.portal.sessions import SESSION_COOKIE
+from health.seed.load import seed_demo_world
 from health.settings import Settings
 
 BASE_URL = "http://testserver"
@@ -87,10 +90,13 @@ class Portal:
         self.settings = settings
         self._exits = exits
 
-    def browser(self) -> Browser:
+    def browser(self, language: str | None = "en") -> Browser:
+        """A browser reading the portal in `language` (None: the default, Danish)."""
         client = TestClient(
             self.app, base_url=self.settings.base_url, raise_server_exceptions=False
         )
+        if language is not None:
+            client.cookies.set(LANGUAGE_COOKIE, language, path="/")
         self._exits.callback(client.close)
         return Browser(client)
 
@@ -128,3 +134,10 @@ def portal(make_portal: Callable[..., Portal]) -> Portal:
 @pytest.fixture
 def browser(portal: Portal) -> Browser:
     return portal.browser()
+
+
+@pytest.fixture
+def demo_portal(portal: Portal, database: Database) -> Portal:
+    """The portal with the demo world loaded (health demo's citizens and their records)."""
+    seed_demo_world(database, FhirConfig.load(portal.settings))
+    return portal

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from fastapi.testclient import TestClient
 
+from health.portal.languages import LANGUAGE_COOKIE
 from health.portal.sessions import SESSION_COOKIE
 
 # The conftest's Browser and Portal (a test module cannot import a conftest).
@@ -69,7 +70,7 @@ def test_a_citizen_with_a_record_sees_that_it_exists(browser: Browser, client: T
     assert client.post("/fhir/Patient", json=patient).status_code == 201
     browser.login()
     page = browser.home()
-    assert "Hospitals and GPs have sent records about you" in page.text
+    assert "Upcoming appointments" in page.text
     assert "Your record is empty" not in page.text
 
 
@@ -153,7 +154,9 @@ def test_logout_ends_the_portal_session_and_the_eid_session(
 
     # The old cookie opens nothing any more, in this browser or any other.
     stranger = portal.browser()
-    page = stranger.client.get("/portal/", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
+    page = stranger.client.get(
+        "/portal/", headers={"Cookie": f"{SESSION_COOKIE}={cookie}; {LANGUAGE_COOKIE}=en"}
+    )
     assert "Log in with MitID" in page.text and "Erik Mortensen" not in page.text
 
 

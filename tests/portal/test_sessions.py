@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from health.db.engine import Database
 from health.db.tables import portal_session
+from health.portal.languages import LANGUAGE_COOKIE
 from health.portal.sessions import SESSION_COOKIE
 
 Browser = Any  # tests/portal/conftest.py
@@ -94,7 +95,9 @@ def test_a_tampered_cookie_opens_nothing(portal: Portal, browser: Browser) -> No
     session_id, _, signature = browser.session_cookie.rpartition(".")
     stranger = portal.browser()
     for forged in (session_id, f"{session_id}.{signature[:-2]}xx", f"x{session_id}.{signature}"):
-        page = stranger.client.get("/portal/", headers={"Cookie": f"{SESSION_COOKIE}={forged}"})
+        page = stranger.client.get(
+            "/portal/", headers={"Cookie": f"{SESSION_COOKIE}={forged}; {LANGUAGE_COOKIE}=en"}
+        )
         assert page.status_code == 200 and LOGGED_OUT in page.text
     assert LOGGED_IN in browser.home().text
 
@@ -110,7 +113,9 @@ def test_every_login_gets_a_new_session_id(portal: Portal, database: Database) -
     assert after is not None and after != before
     assert LOGGED_IN in browser.home().text
     stranger = portal.browser()
-    page = stranger.client.get("/portal/", headers={"Cookie": f"{SESSION_COOKIE}={before}"})
+    page = stranger.client.get(
+        "/portal/", headers={"Cookie": f"{SESSION_COOKIE}={before}; {LANGUAGE_COOKIE}=en"}
+    )
     assert LOGGED_OUT in page.text
     assert len(_rows(database)) == 1
 

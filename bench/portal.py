@@ -1,0 +1,277 @@
+"""Portal benchmark: the front page and the timeline for a citizen with 5,000 resources.
+
+Loads the demo world (directory, organisations) into a fresh database, then pushes one
+generated citizen's record (encounters with their lab results, diagnoses, medicines,
+vaccinations, documents, appointments, referrals: --resources in all) as Nordhavn
+Hospital through the push path, opens a portal session for that citizen, and requests
+each page N times in-process (the app's ASGI stack, rendering included; no network).
+Prints p50/p95/max per page.
+
+    .venv/bin/python bench/portal.py --requests 50
+    .venv/bin/python bench/portal.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+See docs/BENCHMARKS.md ("Portal") for the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from health.app import create_app
+from health.auth.eid_login import EidIdentity
+from health.db.engine import Database
+from health.db.migrate import upgrade_to_head
+from health.db.repository import Repository
+from health.fhir.bundle_request import parse_bundle
+from health.fhir.config import FhirConfig
+from health.fhir.interactions import Interactions
+from health.ingest.bulk import source_actor
+from health.ingest.pipeline import push_bundle
+from health.portal.sessions import SESSION_COOKIE, PortalSessionStore
+from health.seed.load import seed_demo_world
+from health.settings import Settings
+
+CPR = "0103701991"
+CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
+LOINC = "http://loinc.org"
+LABS = [
+    ("59261-8", "HbA1c", "mmol/mol", 20, 48),
+    ("14749-6", "P-Glukose", "mmol/L", 4.2, 6.3),
+    ("14682-9", "P-Kreatinin", "umol/L", 45, 105),
+    ("22748-8", "P-Kolesterol LDL", "mmol/L", 0.5, 3.0),
+    ("2823-3", "P-Kalium", "mmol/L", 3.5, 4.6),
+    ("59260-0", "B-Hæmoglobin", "mmol/L", 7.3, 10.5),
+    ("1988-5", "CRP", "mg/L", 0, 8),
+    ("29463-7", "Legemsvægt", "kg", None, None),
+    ("33762-6", "NT-proBNP", "ng/L", 0, 125),
+    ("2160-0", "Kreatinin (U)", "mmol/L", 5, 15),
+]
+
+
+def generated_record(resources: int) -> dict[str, Any]:
+    """A transaction Bundle: one citizen, about `resources` resources over 20 years."""
+    entries: list[dict[str, Any]] = []
+
+    def add(resource: dict[str, Any]) -> str:
+        full_url = f"urn:uuid:{uuid.uuid4()}"
+        entries.append(
+            {
+                "fullUrl": full_url,
+                "resource": resource,
+                "request": {"method": "POST", "url": resource["resourceType"]},
+            }
+        )
+        return full_url
+
+    patient = add(
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": CPR_SYSTEM, "value": CPR}],
+            "name": [{"family": "Benchmark", "given": ["Bente"]}],
+            "birthDate": "1970-03-01",
+        }
+    )
+    subject = {"reference": patient}
+    start = datetime(2005, 1, 10, 9, tzinfo=UTC)
+    encounters = max(1, int(resources * 0.084))
+    for number in range(encounters):
+        when = start + timedelta(days=number * 17)
+        cls = "IMP" if number % 40 == 0 else "AMB"
+        code = {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/icd-10",
+                    "code": ["E11.9", "I10", "J45.9", "M16.1"][number % 4],
+                }
+            ]
+        }
+        encounter = add(
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"code": cls},
+                "type": [{"text": "Kontrolbesøg"}],
+                "subject": subject,
+                "reasonCode": [code],
+                "period": {
+                    "start": when.isoformat(),
+                    "end": (when + timedelta(hours=1)).isoformat(),
+                },
+            }
+        )
+        for index, (loinc, name, unit, low, high) in enumerate(LABS):
+            value = round((low or 50) + (high or 60) * ((number * 7 + index) % 13) / 10, 1)
+            reference = {}
+            if low is not None:
+                reference = {"referenceRange": [{"low": {"value": low}, "high": {"value": high}}]}
+            add(
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": loinc}], "text": name},
+                    "subject": subject,
+                    "encounter": {"reference": encounter},
+                    "effectiveDateTime": when.isoformat(),
+                    "valueQuantity": {"value": value, "unit": unit},
+                    **reference,
+                }
+            )
+        if number % 10 == 0:
+            add(
+                {
+                    "resourceType": "Condition",
+                    "subject": subject,
+                    "code": code,
+                    "clinicalStatus": {"coding": [{"code": "active"}]},
+                    "onsetDateTime": when.date().isoformat(),
+                    "encounter": {"reference": encounter},
+                }
+            )
+        if number % 3 == 0:
+            add(
+                {
+                    "resourceType": "MedicationRequest",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": subject,
+                    "authoredOn": when.isoformat(),
+                    "medicationCodeableConcept": {"text": f"Medicin {number % 12}"},
+                    "dosageInstruction": [{"text": "1 dagligt"}],
+                    "encounter": {"reference": encounter},
+                }
+            )
+        if number % 4 == 0:
+            add(
+                {
+                    "resourceType": "Immunization",
+                    "status": "completed",
+                    "patient": subject,
+                    "vaccineCode": {"text": "Influenzavaccine"},
+                    "occurrenceDateTime": when.isoformat(),
+                }
+            )
+        if number % 7 == 0:
+            add(
+                {
+                    "resourceType": "DocumentReference",
+                    "status": "current",
+                    "subject": subject,
+                    "description": f"Notat {number}",
+                    "date": when.isoformat(),
+                    "content": [{"attachment": {"contentType": "text/plain", "data": "SGVq"}}],
+                    "context": {"encounter": [{"reference": encounter}]},
+                }
+            )
+    for number in range(20):
+        when = datetime.now(UTC) + timedelta(days=7 * (number - 10))
+        add(
+            {
+                "resourceType": "Appointment",
+                "status": "booked",
+                "description": "Kontrol",
+                "start": when.isoformat(),
+                "end": (when + timedelta(minutes=30)).isoformat(),
+                "participant": [{"actor": subject, "status": "accepted"}],
+            }
+        )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _database_url(admin_url: str | None) -> tuple[str, Any]:
+    if admin_url is None:
+        folder = tempfile.mkdtemp(prefix="portal-bench-")
+        return f"sqlite:///{Path(folder) / 'health.db'}", None
+    url = make_url(admin_url)
+    name = f"portal_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--resources", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--database-url", help="a PostgreSQL server (a database is made)")
+    options = parser.parse_args()
+    url, drop = _database_url(options.database_url)
+    try:
+        run(url, options.resources, options.requests)
+    finally:
+        if drop:
+            drop()
+
+
+def run(url: str, resources: int, requests: int) -> None:
+    settings = Settings(database_url=url, base_url="http://testserver")  # type: ignore[call-arg]
+    database = Database(url)
+    upgrade_to_head(database.write_engine)
+    config = FhirConfig.load(settings)
+    seed_demo_world(database, config)
+    bundle = generated_record(resources)
+    with database.session(write=True) as session:
+        interactions = Interactions(
+            Repository(session, source_actor("nordhavn", "Nordhavn Hospital")), config
+        )
+        parsed = parse_bundle(
+            bundle, config.types, base=settings.fhir_base_url, max_entries=len(bundle["entry"]) + 1
+        )
+        push_bundle(interactions, parsed, base=settings.fhir_base_url, prefer=None)
+    with database.session(write=True) as session:
+        cookie = PortalSessionStore(session, settings).create(
+            EidIdentity(
+                national_id=CPR,
+                name="Bente Benchmark",
+                birth_date="1970-03-01",
+                acr="substantial",
+                id_token="",
+            )
+        )
+    app = create_app(settings, database=database, migrate=False)
+    client = TestClient(app, base_url=settings.base_url)
+    client.cookies.set(SESSION_COOKIE, cookie, path="/portal")
+    dialect = make_url(url).get_backend_name()
+    print(f"{len(bundle['entry'])} resources pushed; {requests} requests per page; {dialect}")
+    print(f"{'page':<28}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'bytes':>9}")
+    for path in (
+        "/portal/",
+        "/portal/timeline",
+        "/portal/timeline?kind=results&page=3",
+        "/portal/results/59261-8",
+        "/portal/medications",
+    ):
+        client.get(path)  # warm: templates compiled, catalogs loaded
+        timings = []
+        for _ in range(requests):
+            began = time.perf_counter()
+            answer = client.get(path)
+            timings.append((time.perf_counter() - began) * 1000)
+            assert answer.status_code == 200, (path, answer.status_code)
+        timings.sort()
+        p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
+        print(
+            f"{path:<28}{statistics.median(timings):>9.1f}{p95:>9.1f}{timings[-1]:>9.1f}"
+            f"{len(answer.content):>9}"
+        )
+    database.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The access log: append-only, hash-chained, readable by the citizen and by auditors."""

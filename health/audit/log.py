@@ -1,0 +1,211 @@
+"""The access log in the database: appending to the chain, and reading it back.
+
+https://profiles.ihe.net/ITI/BALP/ for what a row records. Appends run in the
+caller's transaction, so an event is logged exactly when what it records commits.
+Readers apply the access decision themselves (health/audit/routes.py, the portal):
+the log holds who saw what, never clinical content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from health.audit.entries import (
+    BREAK_GLASS_ACTION,
+    GENESIS_HASH,
+    AuditEntry,
+    AuditRecord,
+    chain_hash,
+    record_of,
+    row_columns,
+)
+from health.audit.verify import ChainHead, VerifyReport, check_chain
+from health.db.tables import audit_head, audit_log
+
+# The one row of audit_head.
+HEAD_ID = 1
+# Rows fetched per query while verifying: the log is never held in memory whole.
+VERIFY_BATCH = 1000
+
+
+class AuditLog:
+    """The hash-chained access log, in `session`'s transaction, keyed by the audit key."""
+
+    def __init__(self, session: Session, key: bytes) -> None:
+        self._session = session
+        self._key = key
+
+    # Writing
+
+    def append(self, entries: Sequence[AuditEntry], now: datetime) -> None:
+        """Add `entries` to the end of the chain, recorded at `now`, in this transaction.
+
+        Takes the head row's lock, which every writer of the log waits for until this
+        transaction ends: append as late in the transaction as you can. Needs a write
+        session (on SQLite, one that began IMMEDIATE).
+        """
+        if not entries:
+            return
+        seq, previous = self._locked_head()
+        rows = []
+        for entry in entries:
+            seq += 1
+            columns = row_columns(seq, now, entry, previous)
+            previous = chain_hash(self._key, columns)
+            rows.append({**columns, "hash": previous})
+        self._session.execute(insert(audit_log), rows)
+        self._session.execute(
+            update(audit_head).where(audit_head.c.id == HEAD_ID).values(seq=seq, hash=previous)
+        )
+
+    def _locked_head(self) -> tuple[int, str]:
+        """The head's seq and hash, its row locked until this transaction ends.
+
+        The row is created on first use. Two first writers on PostgreSQL may both find
+        no row: both insert-if-absent (one waits for the other's commit, then inserts
+        nothing), then both lock the one row that exists.
+        """
+        head = self._session.execute(self._head_query().with_for_update()).first()
+        if head is None:
+            values = {"id": HEAD_ID, "seq": 0, "hash": GENESIS_HASH}
+            dialect = self._session.get_bind().dialect.name
+            builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            self._session.execute(builder(audit_head).values(values).on_conflict_do_nothing())
+            head = self._session.execute(self._head_query().with_for_update()).one()
+        return int(head.seq), str(head.hash)
+
+    @staticmethod
+    def _head_query() -> Select[Any]:
+        return select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == HEAD_ID)
+
+    # Verifying
+
+    def verify(self, batch: int = VERIFY_BATCH) -> VerifyReport:
+        """Every problem in the chain: changed, inserted or deleted rows, a cut tail, a bad head."""
+        head = self._session.execute(self._head_query()).first()
+        return check_chain(
+            self._key,
+            self._rows_in_order(batch),
+            ChainHead(seq=int(head.seq), hash=str(head.hash)) if head else None,
+        )
+
+    def _rows_in_order(self, batch: int) -> Iterator[dict[str, Any]]:
+        """Every row as its columns, in seq order, `batch` rows per query (keyset)."""
+        after: int | None = None
+        while True:
+            query = select(audit_log).order_by(audit_log.c.seq).limit(batch)
+            if after is not None:
+                query = query.where(audit_log.c.seq > after)
+            rows = [dict(row._mapping) for row in self._session.execute(query)]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = int(rows[-1]["seq"])
+
+    # Reading
+
+    def get(self, seq: int) -> AuditRecord | None:
+        """The row with this seq, if there is one."""
+        row = self._session.execute(select(audit_log).where(audit_log.c.seq == seq)).first()
+        return record_of(row._mapping) if row else None
+
+    def for_patient(
+        self,
+        patient_id: str,
+        *,
+        before_seq: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditRecord]:
+        """One citizen's rows, newest first: recorded in [since, until), seq below before_seq."""
+        query = self._page(since, until, before_seq).where(audit_log.c.patient_id == patient_id)
+        return self._records(query.limit(limit))
+
+    def for_auditor(
+        self,
+        *,
+        before_seq: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditRecord]:
+        """Every citizen's rows, newest first (for auditors only): as for_patient."""
+        return self._records(self._page(since, until, before_seq).limit(limit))
+
+    def count(
+        self,
+        patient_id: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many rows for_patient (or, without a patient, for_auditor) would page through."""
+        query = select(func.count()).select_from(audit_log)
+        query = _period(query, since, until)
+        if patient_id is not None:
+            query = query.where(audit_log.c.patient_id == patient_id)
+        return int(self._session.execute(query).scalar_one())
+
+    def break_glass_grants(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[AuditRecord]:
+        """Emergency access grants recorded in [since, until), oldest first."""
+        query = _period(select(audit_log), since, until)
+        query = query.where(audit_log.c.action == BREAK_GLASS_ACTION).order_by(audit_log.c.seq)
+        return self._records(query)
+
+    def disclosures_under(self, grant: AuditRecord) -> int:
+        """How many emergency disclosures the grant's clinician made of its patient under it.
+
+        A grant's window runs from the grant to the same clinician's next grant for the
+        same patient: emergency is logged only while a grant is in force, so every
+        emergency row in between was made under this one.
+        """
+        entry = grant.entry
+        same = (audit_log.c.patient_id == entry.patient_id) & (audit_log.c.agent == entry.agent)
+        next_grant = (
+            select(func.min(audit_log.c.seq))
+            .where(same, audit_log.c.action == BREAK_GLASS_ACTION, audit_log.c.seq > grant.seq)
+            .scalar_subquery()
+        )
+        query = (
+            select(func.count())
+            .select_from(audit_log)
+            .where(
+                same,
+                audit_log.c.purpose == "emergency",
+                audit_log.c.outcome == "success",
+                audit_log.c.action != BREAK_GLASS_ACTION,
+                audit_log.c.seq > grant.seq,
+                (audit_log.c.seq < next_grant) | next_grant.is_(None),
+            )
+        )
+        return int(self._session.execute(query).scalar_one())
+
+    def _page(
+        self, since: datetime | None, until: datetime | None, before_seq: int | None
+    ) -> Select[Any]:
+        query = _period(select(audit_log), since, until).order_by(audit_log.c.seq.desc())
+        if before_seq is not None:
+            query = query.where(audit_log.c.seq < before_seq)
+        return query
+
+    def _records(self, query: Select[Any]) -> list[AuditRecord]:
+        return [record_of(row._mapping) for row in self._session.execute(query)]
+
+
+def _period(query: Select[Any], since: datetime | None, until: datetime | None) -> Select[Any]:
+    """`query` confined to rows recorded at or after `since` and before `until`."""
+    if since is not None:
+        query = query.where(audit_log.c.recorded >= since)
+    if until is not None:
+        query = query.where(audit_log.c.recorded < until)
+    return query

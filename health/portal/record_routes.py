@@ -1,0 +1,272 @@
+"""HTTP edges of the citizen's record pages: timeline, results, medicines, and the rest.
+
+Every page reads through the logged-in citizen's own repository (citizen.py), so an id
+of another citizen's resource in a URL is simply not found: 404, like an id that never
+existed. Not logged in: back to the front page, which offers the login.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+from urllib.parse import quote
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from health.portal import appointments, conditions, documents, export, medications
+from health.portal.chart import chart_for
+from health.portal.citizen import NotSignedIn, SignedIn, settings_of, signed_in, to_front_page
+from health.portal.rendering import PRIVATE, render_page
+from health.portal.results import lab_test, lab_tests
+from health.portal.timeline import KINDS, build_timeline
+from health.portal.vaccinations import vaccinations
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+
+_TIMELINE_TYPES = (
+    "Encounter",
+    "EpisodeOfCare",
+    "Condition",
+    "Procedure",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Immunization",
+    "DocumentReference",
+    "ServiceRequest",
+)
+
+
+def _page(request: Request, build: Callable[[SignedIn], Response]) -> Response:
+    """Run `build` for the logged-in citizen; send anyone else to the front page."""
+    try:
+        with signed_in(request) as citizen:
+            return build(citizen)
+    except NotSignedIn:
+        return to_front_page()
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(404, f"{what} is not in your record.")
+
+
+@router.get("/timeline")
+def timeline(
+    request: Request,
+    source: str = "",
+    kind: str = "",
+    event: str = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """Contacts over time, grouped into life events; filtered by source, kind, event."""
+
+    def build(citizen: SignedIn) -> Response:
+        record = citizen.records.load(types=_TIMELINE_TYPES)
+        chosen_kind = kind if kind in KINDS else ""
+        view = build_timeline(
+            record,
+            source=source or None,
+            kind=chosen_kind or None,
+            event=event or None,
+            page=page,
+        )
+        return render_page(
+            request,
+            "portal/timeline.html",
+            {
+                "citizen": citizen.session,
+                "timeline": view,
+                "kinds": KINDS,
+                "chosen": {"source": source, "kind": chosen_kind, "event": event},
+            },
+        )
+
+    return _page(request, build)
+
+
+@router.get("/results")
+def results(request: Request) -> Response:
+    def build(citizen: SignedIn) -> Response:
+        tests = lab_tests(citizen.records.load(types=("Observation",)))
+        return render_page(
+            request, "portal/results.html", {"citizen": citizen.session, "tests": tests}
+        )
+
+    return _page(request, build)
+
+
+@router.get("/results/{code}")
+def result(request: Request, code: str) -> Response:
+    """One test: a trend chart per measured quantity and a table of every value."""
+
+    def build(citizen: SignedIn) -> Response:
+        test = lab_test(citizen.records.load(types=("Observation",)), code)
+        if test is None:
+            raise _not_found(f"The test {code}")
+        charts = [(series, chart_for(series)) for series in test.series]
+        return render_page(
+            request,
+            "portal/result.html",
+            {"citizen": citizen.session, "test": test, "charts": charts},
+        )
+
+    return _page(request, build)
+
+
+@router.get("/medications")
+def medication_page(request: Request) -> Response:
+    def build(citizen: SignedIn) -> Response:
+        record = citizen.records.load(types=("MedicationRequest", "MedicationStatement"))
+        card = medications.medication_card(record)
+        return render_page(
+            request, "portal/medications.html", {"citizen": citizen.session, "card": card}
+        )
+
+    return _page(request, build)
+
+
+@router.get("/vaccinations")
+def vaccination_page(request: Request) -> Response:
+    def build(citizen: SignedIn) -> Response:
+        found = vaccinations(citizen.records.load(types=("Immunization",)))
+        return render_page(
+            request,
+            "portal/vaccinations.html",
+            {"citizen": citizen.session, "vaccinations": found},
+        )
+
+    return _page(request, build)
+
+
+@router.get("/diagnoses")
+def diagnosis_page(request: Request) -> Response:
+    def build(citizen: SignedIn) -> Response:
+        record = citizen.records.load(types=("Condition", "AllergyIntolerance"))
+        return render_page(
+            request,
+            "portal/diagnoses.html",
+            {
+                "citizen": citizen.session,
+                "diagnoses": conditions.diagnoses(record),
+                "allergies": conditions.allergies(record),
+            },
+        )
+
+    return _page(request, build)
+
+
+@router.get("/appointments")
+def appointment_page(request: Request) -> Response:
+    def build(citizen: SignedIn) -> Response:
+        record = citizen.records.load(types=("Appointment", "ServiceRequest"))
+        return render_page(
+            request,
+            "portal/appointments.html",
+            {
+                "citizen": citizen.session,
+                "appointments": appointments.appointments(record),
+                "referrals": appointments.referrals(record),
+            },
+        )
+
+    return _page(request, build)
+
+
+@router.get("/documents")
+def document_list(request: Request) -> Response:
+    def build(citizen: SignedIn) -> Response:
+        found = documents.documents(citizen.records.load(types=("DocumentReference",)))
+        return render_page(
+            request, "portal/documents.html", {"citizen": citizen.session, "documents": found}
+        )
+
+    return _page(request, build)
+
+
+@router.get("/documents/{document_id}")
+def document_page(request: Request, document_id: str) -> Response:
+    """One document: what it is, who wrote it, its text when it is text, its files."""
+
+    def build(citizen: SignedIn) -> Response:
+        resource = citizen.records.read("DocumentReference", document_id)
+        if resource is None:
+            raise _not_found("This document")
+        record = citizen.records.load(types=("DocumentReference",))
+        texts = {
+            info.index: documents.attachment_text(resource, info.index)
+            for info in documents.document_of(resource, record).attachments
+        }
+        return render_page(
+            request,
+            "portal/document.html",
+            {
+                "citizen": citizen.session,
+                "document": documents.document_of(resource, record),
+                "texts": texts,
+            },
+        )
+
+    return _page(request, build)
+
+
+@router.get("/documents/{document_id}/attachments/{index}")
+def attachment(request: Request, document_id: str, index: int) -> Response:
+    """An attachment as a download, with a safe content type; never rendered as a page."""
+
+    def build(citizen: SignedIn) -> Response:
+        resource = citizen.records.read("DocumentReference", document_id)
+        found = documents.attachment_file(resource, index) if resource else None
+        if found is None:
+            raise _not_found("This attachment")
+        ascii_name = found.filename.encode("ascii", "replace").decode().replace("?", "_")
+        return Response(
+            found.content,
+            media_type=found.content_type,
+            headers={
+                **PRIVATE,
+                "Content-Disposition": (
+                    f'attachment; filename="{ascii_name}"; '
+                    f"filename*=UTF-8''{quote(found.filename)}"
+                ),
+                # Opened anyway (some browsers preview): no script, no plugins, no forms.
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+            },
+        )
+
+    return _page(request, build)
+
+
+@router.get("/summary")
+def summary_page(request: Request) -> Response:
+    """The printable summary: diagnoses, allergies, medicines, vaccinations, results."""
+
+    def build(citizen: SignedIn) -> Response:
+        record = citizen.records.load()
+        return render_page(
+            request,
+            "portal/summary.html",
+            {"citizen": citizen.session, "record": record, "summary": export.summary(record)},
+        )
+
+    return _page(request, build)
+
+
+@router.get("/record.json")
+def record_download(request: Request) -> Response:
+    """The whole record as a FHIR Bundle (collection), downloaded as a file."""
+
+    def build(citizen: SignedIn) -> Response:
+        record = citizen.records.load()
+        bundle = export.record_bundle(record, settings_of(request).fhir_base_url)
+        return Response(
+            orjson.dumps(bundle),
+            media_type="application/fhir+json",
+            headers={
+                **PRIVATE,
+                "Content-Disposition": f'attachment; filename="{export.bundle_filename()}"',
+            },
+        )
+
+    return _page(request, build)
