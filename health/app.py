@@ -63,9 +63,6 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             "the audit key is the default or shorter than 32 characters (HEALTH_AUDIT_KEY)"
         )
-    # Clinicians would see every record their scopes cover: consent is not enforced
-    # yet (the consent issue), so no real record may sit behind this server.
-    problems.append("consent is not enforced yet, so clinicians could read any record")
     return problems
 
 

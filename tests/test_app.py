@@ -46,9 +46,8 @@ def test_each_unsafe_setting_is_named(changes: dict[str, object], named: str) ->
     assert not any(named in problem for problem in _problems())
 
 
-def test_production_is_refused_until_consent_is_enforced() -> None:
-    # The consent issue lifts this: until then clinicians' tokens could read any record.
-    assert _problems() == ["consent is not enforced yet, so clinicians could read any record"]
+def test_production_starts_with_safe_settings() -> None:
+    assert _problems() == []
 
 
 def test_development_mode_starts_with_the_defaults() -> None:

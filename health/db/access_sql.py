@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select
 
 from health.access.actor import ActorKind
 from health.access.policy import SHARED_DIRECTORY_TYPES, Policy
@@ -135,12 +135,19 @@ def _denied(v: Visibility, table: Any) -> Clause:
     """A deny rule of the citizen's consent covers this row for the caller."""
     deny = consent_rule.alias("deny")
     label = search_token.alias("security_label")
-    labelled = exists().where(
-        label.c.resource_type == table.c.resource_type,
-        label.c.resource_id == _id_of(table),
-        label.c.param == "_security",
-        label.c.code == deny.c.label_code,
-        or_(deny.c.label_system.is_(None), label.c.system == deny.c.label_system),
+    # Nested EXISTS correlate with `table` and the rule explicitly: left to itself,
+    # SQLAlchemy correlates only with the query directly around them.
+    labelled = (
+        select(literal(1))
+        .where(
+            label.c.resource_type == table.c.resource_type,
+            label.c.resource_id == _id_of(table),
+            label.c.param == "_security",
+            label.c.code == deny.c.label_code,
+            or_(deny.c.label_system.is_(None), label.c.system == deny.c.label_system),
+        )
+        .correlate_except(label)
+        .exists()
     )
     return exists().where(
         deny.c.patient_id == table.c.patient_id,
@@ -159,11 +166,16 @@ def _hidden(v: Visibility, table: Any) -> Clause:
     hide = consent_rule.alias("hide")
     episode = resource.alias("episode")
     reference = search_reference.alias("episode_reference")
-    refers = exists().where(
-        reference.c.resource_type == table.c.resource_type,
-        reference.c.resource_id == _id_of(table),
-        reference.c.target_type == hide.c.target_type,
-        reference.c.target_id == hide.c.target_id,
+    refers = (
+        select(literal(1))
+        .where(
+            reference.c.resource_type == table.c.resource_type,
+            reference.c.resource_id == _id_of(table),
+            reference.c.target_type == hide.c.target_type,
+            reference.c.target_id == hide.c.target_id,
+        )
+        .correlate_except(reference)
+        .exists()
     )
     return (
         exists()

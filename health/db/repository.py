@@ -222,7 +222,8 @@ class Repository:
         """Writes the caller's role does not allow: 403 before anything is stored.
 
         A citizen (or proxy) writes only into their own record; nobody but the citizen
-        and the system writes a citizen's Consent; an auditor writes nothing.
+        and the system writes a citizen's Consent; only the server writes AuditEvents
+        (the access log, health/audit/); an auditor writes nothing.
         """
         kind = self.actor.kind
         if kind is ActorKind.system:
@@ -231,6 +232,10 @@ class Repository:
             raise forbidden("An auditor's client reads the access log and writes nothing")
         own = self.visibility.record_of
         for w in writes:
+            if w.resource_type == "AuditEvent":
+                raise forbidden(
+                    "The access log is written by the server: AuditEvent cannot be written"
+                )
             if own is not None and w.patient_id != own:
                 raise forbidden(
                     f"{w.resource_type}/{w.id} would not belong to your own record "

@@ -340,7 +340,15 @@ class Interactions:
         if current is None or current.deleted:
             return Result(204, current)
         moment = next_timestamp(current.last_updated)
-        write = Write(resource_type, resource_id, current.version_id + 1, moment, "DELETE", None)
+        write = Write(
+            resource_type,
+            resource_id,
+            current.version_id + 1,
+            moment,
+            "DELETE",
+            None,
+            patient_id=current.patient_id,
+        )
         self._queue(write)
         return Result(200, write.as_stored())
 

@@ -1,0 +1,84 @@
+"""The access log of every look: what was disclosed, refused or changed, to whom."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_every_resource_disclosed_is_logged_for_its_citizen(world: Any) -> None:
+    headers = world.clinician_headers("dr-north")
+
+    world.ids("Observation", headers, patient="anna", _include="Observation:encounter")
+
+    (entry,) = [e.entry for e in world.log("anna")]
+    assert entry.action == "search"
+    assert entry.agent == "Practitioner/dr-north"
+    assert entry.organization == "Organization/north"
+    assert entry.purpose == "treatment"
+    assert set(entry.entities) == {
+        "Observation/anna-lab",
+        "Observation/anna-gp",
+        "Encounter/anna-north",
+        "Encounter/anna-west",
+    }
+    assert world.log("bo") == []
+
+
+def test_a_refused_read_is_logged_for_the_citizen_and_answers_404(world: Any) -> None:
+    response = world.get("Observation/anna-lab", world.clinician_headers("dr-south"))
+
+    assert response.status_code == 404
+    (entry,) = [e.entry for e in world.log("anna")]
+    assert entry.outcome == "refused"
+    assert entry.agent == "Practitioner/dr-south"
+    assert entry.entities == ("Observation/anna-lab",)
+
+
+def test_a_consent_change_is_logged(world: Any) -> None:
+    world.block(
+        "anna",
+        "anna-blocks-west",
+        {
+            "type": "deny",
+            "actor": [
+                {"role": {"text": "blocked"}, "reference": {"reference": "Organization/west"}}
+            ],
+        },
+    )
+
+    consent = [e.entry for e in world.log("anna") if e.entry.action == "consent"]
+    assert len(consent) == 1
+    assert consent[0].entities == ("Consent/anna-blocks-west",)
+    assert consent[0].purpose == "self"
+
+
+def test_the_citizen_reads_their_own_log_as_audit_events(world: Any) -> None:
+    world.ids("Observation", world.clinician_headers("dr-north"), patient="anna")
+
+    bundle = world.get("AuditEvent", world.citizen_headers("anna")).json()
+    events = [e["resource"] for e in bundle["entry"]]
+
+    assert any(
+        agent.get("who", {}).get("reference") == "Practitioner/dr-north"
+        for event in events
+        for agent in event["agent"]
+    )
+    other = world.get("AuditEvent", world.citizen_headers("bo")).json()
+    assert not any(
+        agent.get("who", {}).get("reference") == "Practitioner/dr-north"
+        for e in other.get("entry", [])
+        for agent in e["resource"]["agent"]
+    )
+
+
+def test_the_log_chain_verifies_after_a_day_of_requests(world: Any) -> None:
+    from health.audit.log import AuditLog
+
+    world.ids("Observation", world.clinician_headers("dr-north"), patient="anna")
+    world.get("Observation/anna-lab", world.clinician_headers("dr-south"))
+    world.ids("Observation", world.citizen_headers("anna"))
+
+    key = world.app.state.settings.audit_key.encode()
+    with world.database.session(write=False) as session:
+        report = AuditLog(session, key).verify()
+    assert report.intact and report.entries >= 3
