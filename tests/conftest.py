@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -333,6 +334,14 @@ class StoredRecords:
     def total(self, query: str) -> int:
         separator = "&" if "?" in query else "?"
         return int(self.search(f"{query}{separator}_count=0")["total"])
+
+    def record(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's compartment: what Patient/$everything lists as matches."""
+        from health.db.repository import Repository
+
+        with self._database.session(write=False) as session:
+            listed = Repository.system(session).everything(patient_id, limit=1_000_000)
+            return [orjson.loads(v.body or b"{}") for v, in_compartment in listed if in_compartment]
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
-"""The demo world: pushed by the organisations that recorded it, once, and read back as
-one record per citizen that mixes hospital and GP data, each entry naming its source."""
+"""The demo world: pushed by the organisations that recorded it, once, and stored as one
+record per citizen that mixes hospital and GP data, each entry naming its source.
+
+What was stored is read as the system (the `stored` fixture): who may see which part of
+it is the access rules' business, tested in tests/access/."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 
 from health.db.engine import Database
 from health.fhir.config import FhirConfig
@@ -26,6 +28,9 @@ from health.seed import (
     world_pushes,
 )
 from health.settings import Settings
+
+# tests/conftest.py: the stored records, read as the system.
+StoredRecords = Any
 
 TODAY = date(2026, 11, 28)
 BASE = "http://testserver/fhir"
@@ -57,35 +62,10 @@ def _source(organisation_key: str) -> str:
     return f"{BASE}/Organization/{organisation_key}"
 
 
-def _search(client: TestClient, query: str) -> list[dict[str, Any]]:
-    response = client.get(f"/fhir/{query}")
-    assert response.status_code == 200, response.text
-    bundle = response.json()
-    assert "next" not in {link["relation"] for link in bundle.get("link", [])}, "raise _count"
-    return [entry["resource"] for entry in bundle.get("entry", [])]
-
-
-def _patient_of(client: TestClient, cpr: str) -> dict[str, Any]:
-    found = _search(client, f"Patient?identifier={CPR_SYSTEM}|{cpr}")
+def _patient_of(stored: StoredRecords, cpr: str) -> dict[str, Any]:
+    found = stored.resources(f"Patient?identifier={CPR_SYSTEM}|{cpr}")
     assert len(found) == 1, cpr
     return found[0]
-
-
-def _record(client: TestClient, patient_id: str) -> list[dict[str, Any]]:
-    """The citizen's compartment (Patient/$everything, mode match), every page."""
-    url: str | None = f"/fhir/Patient/{patient_id}/$everything?_count=1000"
-    resources = []
-    while url is not None:
-        response = client.get(url)
-        assert response.status_code == 200, response.text
-        bundle = response.json()
-        resources += [
-            entry["resource"]
-            for entry in bundle.get("entry", [])
-            if entry["search"]["mode"] == "match"
-        ]
-        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
-    return resources
 
 
 def _unversioned(reference: str) -> str:
@@ -128,15 +108,15 @@ def test_the_world_has_what_the_demo_promises() -> None:
 
 
 def test_every_citizen_has_one_patient_with_their_cpr_and_every_source_id(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
     world = load_world()
 
-    assert len(_search(client, "Patient?_count=100")) == len(world.citizens)
+    assert len(stored.resources("Patient?_count=100")) == len(world.citizens)
     for citizen in world.citizens.values():
         person = citizen.person
-        patient = _patient_of(client, person.cpr)
+        patient = _patient_of(stored, person.cpr)
         assert patient["name"][0]["family"] == person.family
         assert patient["birthDate"] == person.birth_date.isoformat()
         # Each organisation's own id of its Patient is kept on the citizen's one Patient.
@@ -146,14 +126,14 @@ def test_every_citizen_has_one_patient_with_their_cpr_and_every_source_id(
 
 
 def test_each_record_mixes_hospital_and_gp_data_each_naming_its_source(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
     world = load_world()
     kinds = {_source(key): o.kind for key, o in world.organisations.items()}
 
     for citizen in world.citizens.values():
-        record = _record(client, _patient_of(client, citizen.person.cpr)["id"])
+        record = stored.record(_patient_of(stored, citizen.person.cpr)["id"])
         clinical = [r for r in record if r["resourceType"] in CLINICAL_TYPES]
         sources = {r["meta"]["source"] for r in clinical}
         assert sources == {_source(key) for key in citizen.organisations}, citizen.person.key
@@ -168,15 +148,15 @@ def test_each_record_mixes_hospital_and_gp_data_each_naming_its_source(
 
 
 def test_every_push_has_a_provenance_naming_what_it_wrote(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     summary = _seed(database, settings)
     world = load_world()
 
-    assert len(_search(client, "Provenance?_count=1000")) == summary.pushes_loaded
+    assert len(stored.resources("Provenance?_count=1000")) == summary.pushes_loaded
     for citizen in world.citizens.values():
-        patient = _patient_of(client, citizen.person.cpr)
-        record = _record(client, patient["id"])
+        patient = _patient_of(stored, citizen.person.cpr)
+        record = stored.record(patient["id"])
         provenances = [r for r in record if r["resourceType"] == "Provenance"]
         by_source: dict[str, set[str]] = defaultdict(set)
         for resource in record:
@@ -196,10 +176,10 @@ def test_every_push_has_a_provenance_naming_what_it_wrote(
 
 
 def test_loading_twice_creates_nothing_new(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     first = _seed(database, settings)
-    versions = {p["id"]: p["meta"]["versionId"] for p in _search(client, "Patient?_count=100")}
+    versions = {p["id"]: p["meta"]["versionId"] for p in stored.resources("Patient?_count=100")}
     again = _seed(database, settings)
     # Restarted weeks later, the demo still recognises its world.
     later = _seed(database, settings, today=TODAY + timedelta(weeks=6))
@@ -211,18 +191,18 @@ def test_loading_twice_creates_nothing_new(
         assert summary.pushes_loaded == 0
         assert summary.pushes_skipped == first.pushes_loaded
     assert {
-        p["id"]: p["meta"]["versionId"] for p in _search(client, "Patient?_count=100")
+        p["id"]: p["meta"]["versionId"] for p in stored.resources("Patient?_count=100")
     } == versions
-    assert len(_search(client, "Provenance?_count=1000")) == first.pushes_loaded
-    assert len(_search(client, "Organization?_count=100")) == 4
-    assert len(_search(client, "Practitioner?_count=100")) == 8
+    assert len(stored.resources("Provenance?_count=1000")) == first.pushes_loaded
+    assert len(stored.resources("Organization?_count=100")) == 4
+    assert len(stored.resources("Practitioner?_count=100")) == 8
 
 
 def test_a_changed_world_is_pushed_again_as_new_versions_not_copies(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     first = _seed(database, settings)
-    counts = {t: len(_search(client, f"{t}?_count=1000")) for t in CLINICAL_TYPES}
+    counts = {t: len(stored.resources(f"{t}?_count=1000")) for t in CLINICAL_TYPES}
     changed = dataclasses.replace(load_world(), digest="world.json was edited")
 
     again = _seed(database, settings, world=changed)
@@ -230,21 +210,21 @@ def test_a_changed_world_is_pushed_again_as_new_versions_not_copies(
     assert again.pushes_loaded == first.pushes_loaded
     # Only the new pushes' own Provenance is new: everything else is a new version.
     assert again.created == {"Provenance": first.pushes_loaded}
-    assert {t: len(_search(client, f"{t}?_count=1000")) for t in CLINICAL_TYPES} == counts
-    patients = _search(client, "Patient?_count=100")
+    assert {t: len(stored.resources(f"{t}?_count=1000")) for t in CLINICAL_TYPES} == counts
+    patients = stored.resources("Patient?_count=100")
     assert len(patients) == 10
     assert all(int(p["meta"]["versionId"]) > 1 for p in patients)
 
 
 def test_a_vaccination_from_the_gp_and_the_hospital_is_one_linked_fact(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
     world = load_world()
     camilla = world.citizens["camilla"]
-    patient = _patient_of(client, camilla.person.cpr)
+    patient = _patient_of(stored, camilla.person.cpr)
 
-    immunizations = _search(client, f"Immunization?patient=Patient/{patient['id']}&_count=100")
+    immunizations = stored.resources(f"Immunization?patient=Patient/{patient['id']}&_count=100")
     by_fact: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for immunization in immunizations:
         for tag in _fact_tags(immunization):
@@ -261,11 +241,11 @@ def test_a_vaccination_from_the_gp_and_the_hospital_is_one_linked_fact(
     assert given["occurrenceDateTime"][:10] == reported["occurrenceDateTime"][:10]
     # Found by the tag, the fact comes with both its sources.
     tag = _fact_tags(given)[0]
-    assert len(_search(client, f"Immunization?_tag={FACT_SYSTEM}|{tag}")) == 2
+    assert len(stored.resources(f"Immunization?_tag={FACT_SYSTEM}|{tag}")) == 2
 
 
 def test_a_parent_with_a_child_and_an_elderly_citizen_with_a_relative(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
     world = load_world()
@@ -277,8 +257,8 @@ def test_a_parent_with_a_child_and_an_elderly_citizen_with_a_relative(
     for relation in world.relations:
         citizen = world.citizens[relation.citizen].person
         relative = world.person(relation.relative)
-        patient = _patient_of(client, citizen.cpr)
-        (related,) = _search(client, f"RelatedPerson?identifier={CPR_SYSTEM}|{relative.cpr}")
+        patient = _patient_of(stored, citizen.cpr)
+        (related,) = stored.resources(f"RelatedPerson?identifier={CPR_SYSTEM}|{relative.cpr}")
         codes = {c["code"] for r in related["relationship"] for c in r["coding"]}
 
         assert related["patient"]["reference"] == f"Patient/{patient['id']}"
@@ -288,7 +268,7 @@ def test_a_parent_with_a_child_and_an_elderly_citizen_with_a_relative(
             assert "GUARD" in codes
             assert age(citizen.birth_date) < 15
             # The parent is a citizen with a record of their own.
-            assert _patient_of(client, relative.cpr)["id"] != patient["id"]
+            assert _patient_of(stored, relative.cpr)["id"] != patient["id"]
         else:
             assert "POWATT" in codes
             assert age(citizen.birth_date) >= 80
@@ -296,17 +276,19 @@ def test_a_parent_with_a_child_and_an_elderly_citizen_with_a_relative(
 
 
 def test_contacts_take_place_at_the_organisations_locations(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
 
-    locations = {f"Location/{x['id']}": x for x in _search(client, "Location?_count=100")}
-    roles = _search(client, "PractitionerRole?_count=100")
+    locations = {f"Location/{x['id']}": x for x in stored.resources("Location?_count=100")}
+    roles = stored.resources("PractitionerRole?_count=100")
     assert len(roles) == 8
     for role in roles:
         managing = locations[role["location"][0]["reference"]]["managingOrganization"]
         assert managing["reference"] == role["organization"]["reference"]
-    for encounter in _search(client, "Encounter?_count=1000"):
+    encounters = stored.resources("Encounter?_count=1000")
+    assert encounters
+    for encounter in encounters:
         location = locations[encounter["location"][0]["location"]["reference"]]
         assert location["managingOrganization"] == {
             "reference": encounter["serviceProvider"]["reference"],
@@ -315,22 +297,22 @@ def test_contacts_take_place_at_the_organisations_locations(
 
 
 def test_appointments_are_booked_ahead_of_the_load_date(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
 
-    appointments = _search(client, "Appointment?_count=100")
+    appointments = stored.resources("Appointment?_count=100")
     ahead = [a for a in appointments if datetime.fromisoformat(a["start"]).date() > TODAY]
     assert ahead
     assert {a["status"] for a in ahead} == {"booked"}
 
 
 def test_discharge_letters_are_readable_danish_text(
-    database: Database, settings: Settings, client: TestClient
+    database: Database, settings: Settings, stored: StoredRecords
 ) -> None:
     _seed(database, settings)
 
-    letters = _search(client, "DocumentReference?_count=100")
+    letters = stored.resources("DocumentReference?_count=100")
     assert letters
     for letter in letters:
         attachment = letter["content"][0]["attachment"]

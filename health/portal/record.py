@@ -27,6 +27,9 @@ from health.portal.datatypes import JsonDict, reference_key
 _MAX_PATIENTS = 10
 # Rows per round trip when the whole record is read (keyset pages of $everything).
 _PAGE_ROWS = 5000
+# Resources of one type read for a page: far above any real record (the benchmark's
+# citizen has 5,000 resources in all).
+_MAX_RESOURCES = 100_000
 
 
 @dataclass(frozen=True)
@@ -127,28 +130,50 @@ class CitizenRecords:
         )
 
     def load(self, types: Sequence[str] | None = None) -> Record:
-        """The citizen's record (only `types` of it, when given) with its directory."""
+        """The citizen's record (only `types` of it, when given) with the organisations
+        that pushed it.
+
+        With `types`, one query per type (the repository confines each to the citizen's
+        compartment); without, Patient/$everything, which also brings the directory
+        entries the record refers to (what a download of the whole record needs).
+        """
         if self.repository is None or self.patient_id is None:
             return Record(patient_id=None)
-        resources: list[JsonDict] = []
-        after: tuple[str, str] | None = None
-        wanted = None if types is None else sorted({*types, *_DIRECTORY_TYPES, "Patient"})
-        while True:
-            rows = self.repository.everything(
-                self.patient_id, types=wanted, after=after, limit=_PAGE_ROWS
-            )
-            resources.extend(orjson.loads(v.body) for v, _ in rows if v.body is not None)
-            if len(rows) < _PAGE_ROWS:
-                break
-            last = rows[-1][0]
-            after = (last.resource_type, last.id)
+        if types is None:
+            resources = self._everything()
+        else:
+            resources = [
+                orjson.loads(found.body)
+                for resource_type in sorted({*types, "Patient"})
+                for found in self.repository.find(resource_type, [], limit=_MAX_RESOURCES)
+                if found.body is not None
+            ]
         record = Record.of(self.patient_id, resources)
+        directory = dict(record.directory)
+        for key in _source_keys(record.resources):
+            if key not in directory:
+                resource_type, _, resource_id = key.partition("/")
+                organisation = self.read(resource_type, resource_id)
+                if organisation is not None:
+                    directory[key] = organisation
         return Record(
             patient_id=record.patient_id,
             resources=record.resources,
-            directory=record.directory,
+            directory=directory,
             other_patient_ids=self.patient_ids[1:],
         )
+
+    def _everything(self) -> list[JsonDict]:
+        assert self.repository is not None and self.patient_id is not None
+        resources: list[JsonDict] = []
+        after: tuple[str, str] | None = None
+        while True:
+            rows = self.repository.everything(self.patient_id, after=after, limit=_PAGE_ROWS)
+            resources.extend(orjson.loads(v.body) for v, _ in rows if v.body is not None)
+            if len(rows) < _PAGE_ROWS:
+                return resources
+            last = rows[-1][0]
+            after = (last.resource_type, last.id)
 
     def read(self, resource_type: str, resource_id: str) -> JsonDict | None:
         """One current resource of the citizen's record; None if absent or not theirs."""
@@ -158,3 +183,13 @@ class CitizenRecords:
         if found is None or found.body is None:
             return None
         return orjson.loads(found.body)  # type: ignore[no-any-return]
+
+
+def _source_keys(resources: Iterable[JsonDict]) -> set[str]:
+    """`Organization/<id>` of every organisation named in the resources' meta.source."""
+    keys = set()
+    for resource in resources:
+        url = (resource.get("meta") or {}).get("source")
+        if isinstance(url, str) and "/Organization/" in url:
+            keys.add("Organization/" + url.rsplit("/Organization/", 1)[1].split("/")[0])
+    return keys

@@ -45,11 +45,18 @@ class World:
 
     def write(self, resource: dict[str, Any], *, by: str | None = None) -> dict[str, Any]:
         """Store `resource` (with its id) as recorded by `Organization/<by>`, or the system."""
-        actor = (
-            SYSTEM
-            if by is None
-            else Actor(kind=ActorKind.client, display=f"client of {by}", organization_id=by)
-        )
+        return self.write_as(resource, None if by is None else f"Organization/{by}")
+
+    def write_as(self, resource: dict[str, Any], recorder: str | None) -> dict[str, Any]:
+        """Store `resource` as written by `recorder` (`Organization/x` through its
+        client, `Practitioner/x` through a clinician's app), or the system (None)."""
+        kind, _, key = (recorder or "").partition("/")
+        if recorder is None:
+            actor = SYSTEM
+        elif kind == "Organization":
+            actor = Actor(kind=ActorKind.client, display=recorder, organization_id=key)
+        else:
+            actor = Actor(kind=ActorKind.clinician, display=recorder, fhir_user=recorder)
         config = self.app.state.fhir_config
         with self.database.session(write=True) as session:
             interactions = Interactions(Repository(session, actor), config)
@@ -181,6 +188,12 @@ class World:
         key = self.app.state.settings.audit_key.encode()
         with self.database.session(write=False) as session:
             return list(reversed(AuditLog(session, key).for_patient(patient_id, limit=1000)))
+
+
+@pytest.fixture
+def app_settings(app: FastAPI) -> Any:
+    """The running app's settings (tests change the access policy on it)."""
+    return app.state.settings
 
 
 @pytest.fixture

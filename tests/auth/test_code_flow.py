@@ -8,6 +8,8 @@ eID's login form, the approval page and /auth/token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +25,7 @@ FHIR_BASE = f"{BASE_URL}/fhir"
 PATIENT_SCOPE = "launch/patient openid fhirUser patient/*.rs offline_access"
 CLINICIAN_SCOPE = "openid fhirUser user/*.rs offline_access"
 FHIR_JSON = {"Accept": "application/fhir+json"}
+CPR_SYSTEM = "urn:oid:1.2.208.176.1.2"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -39,7 +42,60 @@ def _ids(bundle: dict[str, Any]) -> set[str]:
     }
 
 
-def test_a_clinician_launches_an_app_and_reads_with_its_token(smart: Smart, people: People) -> None:
+def _treated_at_the_clinicians_ward(
+    smart: Smart, issue_token: Callable[..., str], practitioner: str, national_id: str
+) -> None:
+    """A care relationship, as the access rules take it from a source's records: the
+    ward's own system records the clinician's role there and a visit of the citizen ten
+    days ago (health/access/relationships.py)."""
+    ward = smart.create({"resourceType": "Organization", "name": "Medicinsk afdeling"})
+    token = issue_token(
+        scope="system/*.cruds", actor_kind="client", client_id="ward-system", organization_id=ward
+    )
+    visit = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patient_url = "urn:uuid:0d6f0b3e-6f3c-4a55-8a43-2b1b8f0c9e01"
+    push = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": patient_url,
+                "resource": {
+                    "resourceType": "Patient",
+                    "identifier": [{"system": CPR_SYSTEM, "value": national_id}],
+                },
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {
+                    "resourceType": "PractitionerRole",
+                    "practitioner": {"reference": f"Practitioner/{practitioner}"},
+                    "organization": {"reference": f"Organization/{ward}"},
+                },
+                "request": {"method": "POST", "url": "PractitionerRole"},
+            },
+            {
+                "resource": {
+                    "resourceType": "Encounter",
+                    "status": "finished",
+                    "class": {"code": "IMP"},
+                    "subject": {"reference": patient_url},
+                    "serviceProvider": {"reference": f"Organization/{ward}"},
+                    "period": {"start": visit, "end": visit},
+                },
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+        ],
+    }
+    pushed = smart.browser().post(
+        "/fhir", json=push, headers={**bearer(token), "Content-Type": "application/fhir+json"}
+    )
+    assert pushed.status_code == 200, pushed.text
+
+
+def test_a_clinician_launches_an_app_and_reads_with_its_token(
+    smart: Smart, people: People, issue_token: Callable[..., str]
+) -> None:
     app = smart.register_app(confidential=True)
     page, _ = app.approval_page(
         people.clinician_national_id, f"{CLINICIAN_SCOPE} launch/patient patient/*.rs"
@@ -79,13 +135,14 @@ def test_a_clinician_launches_an_app_and_reads_with_its_token(smart: Smart, peop
     assert id_token.claims["fhirUser"] == f"{FHIR_BASE}/Practitioner/{people.practitioner}"
     assert people.clinician_national_id not in str(id_token.claims)
 
-    # Until consent is enforced, a clinician's user/*.rs reads every record.
+    # user/*.rs reads the records the clinician may see: the citizen's, whom their ward
+    # treats, and not the neighbour's.
+    _treated_at_the_clinicians_ward(
+        smart, issue_token, people.practitioner, people.citizen_national_id
+    )
     found = app.browser.get("/fhir/Observation", headers=bearer(tokens["access_token"]))
     assert found.status_code == 200, found.text
-    assert _ids(found.json()) == {
-        f"Observation/{people.observation}",
-        f"Observation/{people.neighbour_observation}",
-    }
+    assert _ids(found.json()) == {f"Observation/{people.observation}"}
     written = app.browser.post(
         "/fhir/Patient",
         json={"resourceType": "Patient"},

@@ -164,9 +164,9 @@ def _grant_ids(session: Any) -> list[str]:
 def test_scopes_decide_which_interactions_on_which_types(
     anonymous_client: TestClient, issue_token: Callable[..., str], two_patients: dict[str, str]
 ) -> None:
-    token = issue_token(
-        scope="user/Observation.rs", actor_kind="clinician", fhir_user="Practitioner/doc"
-    )
+    # The clinician who wrote two_patients: consent lets them see all of it, so what is
+    # refused here is refused by the scopes alone.
+    token = issue_token(scope="user/Observation.rs", actor_kind="clinician")
     headers = _headers(token)
 
     assert anonymous_client.get("/fhir/Observation", headers=headers).status_code == 200
@@ -184,18 +184,29 @@ def test_scopes_decide_which_interactions_on_which_types(
     assert created.status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("scope", "types"),
+    [
+        ("user/Observation.rs", {"Observation"}),
+        ("user/Observation.rs user/Patient.rs", {"Observation", "Patient"}),
+    ],
+)
 def test_includes_of_types_beyond_the_scopes_are_dropped(
-    anonymous_client: TestClient, issue_token: Callable[..., str], two_patients: dict[str, str]
+    anonymous_client: TestClient,
+    issue_token: Callable[..., str],
+    two_patients: dict[str, str],
+    scope: str,
+    types: set[str],
 ) -> None:
-    token = issue_token(
-        scope="user/Observation.rs", actor_kind="clinician", fhir_user="Practitioner/doc"
-    )
+    # The clinician who wrote two_patients (their Patients are theirs to see): only the
+    # scopes decide whether the included Patients come along.
+    token = issue_token(scope=scope, actor_kind="clinician")
     response = anonymous_client.get(
         "/fhir/Observation?_include=Observation:subject", headers=_headers(token)
     )
 
     assert response.status_code == 200
-    assert {i.split("/")[0] for i in _ids(response.json())} == {"Observation"}
+    assert {i.split("/")[0] for i in _ids(response.json())} == types
 
 
 def test_a_transaction_entry_beyond_the_scopes_fails_the_transaction(

@@ -16,6 +16,8 @@ from health.settings import Settings
 
 CPR = "urn:oid:1.2.208.176.1.2"
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+# tests/conftest.py: the stored records, read as the system.
+StoredRecords = Any
 
 
 def _write(path: Path, content: Any) -> Path:
@@ -140,7 +142,7 @@ def test_patients_and_providers_load_first(tmp_path: Path) -> None:
 
 
 def test_an_import_loads_everything_and_reports_what_it_refused(
-    importer: Importer, tmp_path: Path, client: TestClient
+    importer: Importer, tmp_path: Path, stored: StoredRecords
 ) -> None:
     root = _folder(tmp_path)
     summary = importer.run(find_files([root]))
@@ -156,14 +158,12 @@ def test_an_import_loads_everything_and_reports_what_it_refused(
     assert "national ID" in reasons["Patient.ndjson"]
     assert "line 2" in reasons["Broken.ndjson"]
     # The NDJSON observations found their patient by the source's id for it.
-    patient = client.get(f"/fhir/Patient?identifier={CPR}|2222222226", headers=FHIR_JSON).json()
-    patient_id = patient["entry"][0]["resource"]["id"]
-    observations = client.get(f"/fhir/Observation?subject=Patient/{patient_id}", headers=FHIR_JSON)
-    assert observations.json()["total"] == 2
+    (patient,) = stored.resources(f"Patient?identifier={CPR}|2222222226")
+    assert stored.total(f"Observation?subject=Patient/{patient['id']}") == 2
 
 
 def test_running_an_import_again_skips_what_it_loaded(
-    importer: Importer, tmp_path: Path, client: TestClient
+    importer: Importer, tmp_path: Path, stored: StoredRecords
 ) -> None:
     root = _folder(tmp_path)
     first = importer.run(find_files([root]))
@@ -173,5 +173,4 @@ def test_running_an_import_again_skips_what_it_loaded(
     # Broken.ndjson was refused whole: it is tried again, and refused again.
     assert again.files_imported == 0
     assert [Path(r.path).name for r in again.rejected] == ["Broken.ndjson"]
-    total = client.get("/fhir/Observation?_count=0", headers=FHIR_JSON).json()["total"]
-    assert total == 3
+    assert stored.total("Observation") == 3

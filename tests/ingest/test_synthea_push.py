@@ -18,6 +18,8 @@ pytestmark = pytest.mark.shared_data
 SSN = "http://hl7.org/fhir/sid/us-ssn"
 DIRECTORY = ("Organization", "Practitioner", "Location")
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+# tests/conftest.py: the stored records, read as the system.
+StoredRecords = Any
 
 
 def _files(shared_data: Path) -> list[Path]:
@@ -50,14 +52,9 @@ def _expected(files: list[Path]) -> tuple[Counter[str], set[str]]:
     return expected, people
 
 
-def _total(source: Any, query: str) -> int:
-    separator = "&" if "?" in query else "?"
-    response = source.client.get(f"/fhir/{query}{separator}_count=0", headers=source.headers)
-    assert response.status_code == 200, response.text
-    return int(response.json()["total"])
-
-
-def test_every_synthea_file_from_two_sources(sources: dict[str, Any], shared_data: Path) -> None:
+def test_every_synthea_file_from_two_sources(
+    sources: dict[str, Any], shared_data: Path, stored: StoredRecords
+) -> None:
     files = _files(shared_data)
     expected, people = _expected(files)
     for source in sources.values():
@@ -65,10 +62,10 @@ def test_every_synthea_file_from_two_sources(sources: dict[str, Any], shared_dat
             source.pushed(path.read_bytes())
 
     hospital, gp = sources["hospital"], sources["gp"]
-    counts = {kind: _total(hospital, kind) for kind in expected}
+    counts = {kind: stored.total(kind) for kind in expected}
     # Provenance: the 2021 files carry some of their own, and every push adds ours.
     ours = {
-        name: _total(s, f"Provenance?agent=Organization/{s.organization_id}")
+        name: stored.total(f"Provenance?agent=Organization/{s.organization_id}")
         for name, s in sources.items()
     }
     assert {kind: counts[kind] for kind in expected if kind != "Provenance"} == {
@@ -77,25 +74,31 @@ def test_every_synthea_file_from_two_sources(sources: dict[str, Any], shared_dat
     assert counts["Provenance"] == expected["Provenance"] + sum(ours.values())
     assert all(n >= len(files) for n in ours.values()), ours
     for ssn in people:
-        assert _total(gp, f"Patient?identifier={SSN}|{ssn}") == 1
+        assert stored.total(f"Patient?identifier={SSN}|{ssn}") == 1
 
     for path in files:
         hospital.pushed(path.read_bytes())
 
-    assert {kind: _total(hospital, kind) for kind in expected if kind != "Provenance"} == {
+    assert {kind: stored.total(kind) for kind in expected if kind != "Provenance"} == {
         kind: n for kind, n in counts.items() if kind != "Provenance"
     }
-    versions = Counter(
-        e["resource"]["meta"]["versionId"]
-        for e in hospital.client.get(
-            "/fhir/Encounter", params={"_count": "1000"}, headers=hospital.headers
-        ).json()["entry"]
-    )
+    versions = Counter(e["meta"]["versionId"] for e in stored.resources("Encounter?_count=1000"))
     # The hospital's encounters are at version 2 now, the GP's still at 1.
     assert versions["2"] == versions["1"] == expected["Encounter"] // 2
+    # Each source reads back its own encounters, and not the other's of the same people.
+    for source, version in ((hospital, "2"), (gp, "1")):
+        response = source.client.get(
+            "/fhir/Encounter", params={"_count": "1000"}, headers=source.headers
+        )
+        assert response.status_code == 200, response.text
+        own = [e["resource"]["meta"] for e in response.json()["entry"]]
+        assert len(own) == expected["Encounter"] // 2
+        assert {(m["source"], m["versionId"]) for m in own} == {(source.uri, version)}
 
 
-def test_sources_pushing_one_citizen_at_once_make_one_patient(live_server: Any) -> None:
+def test_sources_pushing_one_citizen_at_once_make_one_patient(
+    live_server: Any, stored: StoredRecords
+) -> None:
     """Several sources, each on its own connection, released together."""
     clients = 4
     barrier = threading.Barrier(clients)
@@ -143,20 +146,9 @@ def test_sources_pushing_one_citizen_at_once_make_one_patient(live_server: Any) 
         responses = list(pool.map(push, range(clients)))
 
     assert [r.status_code for r in responses] == [200] * clients, [r.text for r in responses]
-    found = httpx.get(
-        f"{live_server.fhir_url}/Patient",
-        params={"identifier": f"{cpr}|0202024321"},
-        headers={**FHIR_JSON, **live_server.headers},
-    ).json()
-    assert found["total"] == 1
-    patient = found["entry"][0]["resource"]
+    (patient,) = stored.resources(f"Patient?identifier={cpr}|0202024321")
     # No source's identifier was lost to another's concurrent merge.
     assert {f"urn:source:{n}" for n in range(clients)} <= {
         i["system"] for i in patient["identifier"]
     }
-    observations = httpx.get(
-        f"{live_server.fhir_url}/Observation",
-        params={"subject": f"Patient/{patient['id']}"},
-        headers={**FHIR_JSON, **live_server.headers},
-    ).json()
-    assert observations["total"] == clients
+    assert stored.total(f"Observation?subject=Patient/{patient['id']}") == clients
