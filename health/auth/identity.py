@@ -8,10 +8,13 @@ carrying that national ID.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 from sqlalchemy.orm import Session
 
 from health.access.actor import ActorKind
+from health.access.proxy import ProxyRight, proxy_right
 from health.auth.launch import LaunchRefused, Person
 from health.db.repository import Repository
 from health.db.versions import StoredVersion
@@ -64,3 +67,42 @@ def identify(session: Session, national_id: str, systems: list[str]) -> Person:
             kind=ActorKind.citizen, fhir_user=f"Patient/{patients[0].id}", patient_id=patients[0].id
         )
     return Person(kind=ActorKind.citizen, fhir_user=None, patient_id=None)
+
+
+def proxy_rights(
+    session: Session,
+    national_id: str,
+    systems: list[str],
+    *,
+    child_age: int,
+    now: datetime,
+) -> list[ProxyRight]:
+    """The citizens the person with `national_id` may act for (health/access/proxy.py):
+    their children in custody under the age limit, and powers of attorney.
+
+    Read as the system, like the login itself: the person has no record access yet.
+    Callers pass on the rights (ids and bases) only.
+    """
+    system = Repository.system(session)
+    rights = []
+    for related in with_national_id(session, "RelatedPerson", national_id, systems, limit=50):
+        if related.body is None or related.patient_id is None:
+            continue
+        principal = system.current("Patient", related.patient_id)
+        birth_date = None
+        if principal is not None and principal.body is not None and not principal.deleted:
+            birth_date = orjson.loads(principal.body).get("birthDate")
+        right = proxy_right(
+            orjson.loads(related.body),
+            related_person_id=related.id,
+            patient_id=related.patient_id,
+            recorded_by=related.recorded_by,
+            principal_birth_date=birth_date,
+            proxy_national_id=national_id,
+            national_id_systems=systems,
+            child_age=child_age,
+            now=now,
+        )
+        if right is not None and right.patient_id not in {r.patient_id for r in rights}:
+            rights.append(right)
+    return rights

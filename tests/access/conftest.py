@@ -49,12 +49,15 @@ class World:
 
     def write_as(self, resource: dict[str, Any], recorder: str | None) -> dict[str, Any]:
         """Store `resource` as written by `recorder` (`Organization/x` through its
-        client, `Practitioner/x` through a clinician's app), or the system (None)."""
+        client, `Practitioner/x` through a clinician's app, `Patient/x` the citizen),
+        or the system (None)."""
         kind, _, key = (recorder or "").partition("/")
         if recorder is None:
             actor = SYSTEM
         elif kind == "Organization":
             actor = Actor(kind=ActorKind.client, display=recorder, organization_id=key)
+        elif kind == "Patient":
+            actor = Actor(kind=ActorKind.citizen, display=recorder, patient_id=key)
         else:
             actor = Actor(kind=ActorKind.clinician, display=recorder, fhir_user=recorder)
         config = self.app.state.fhir_config

@@ -82,3 +82,15 @@ def test_the_log_chain_verifies_after_a_day_of_requests(world: Any) -> None:
     with world.database.session(write=False) as session:
         report = AuditLog(session, key).verify()
     assert report.intact and report.entries >= 3
+
+
+def test_a_read_and_a_history_are_logged(world: Any) -> None:
+    headers = world.clinician_headers("dr-north")
+    assert world.get("Observation/anna-gp", headers).status_code == 200
+    assert world.get("Observation/anna-gp/_history", headers).status_code == 200
+
+    entries = [e.entry for e in world.log("anna")]
+    assert [(e.action, e.entities) for e in entries] == [
+        ("read", ("Observation/anna-gp",)),
+        ("history", ("Observation/anna-gp",)),
+    ]
