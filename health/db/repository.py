@@ -48,6 +48,7 @@ from health.db.tables import (
     metadata,
     resource,
     resource_version,
+    search_date,
     search_reference,
     search_token,
 )
@@ -165,6 +166,12 @@ class Repository:
             search_token.c.param == "active",
             search_token.c.code == "false",
         )
+        # A role outside its period (ended, or not begun) gives nothing either.
+        out_of_period = select(search_date.c.resource_id).where(
+            search_date.c.resource_type == "PractitionerRole",
+            search_date.c.param == "date",
+            or_(search_date.c.high <= self.now, search_date.c.low > self.now),
+        )
         rows = self._session.execute(
             select(organisation.c.target_id, resource.c.recorded_by)
             .select_from(search_reference)
@@ -191,6 +198,7 @@ class Repository:
                 search_reference.c.target_id == practitioner_id,
                 resource.c.deleted.is_(False),
                 search_reference.c.resource_id.not_in(inactive),
+                search_reference.c.resource_id.not_in(out_of_period),
             )
         ).all()
         return tuple(
@@ -311,6 +319,25 @@ class Repository:
             )
             .where(break_glass.c.patient_id == patient_id, break_glass.c.started >= since)
             .order_by(break_glass.c.started.desc())
+        ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def care_relationships_of(self, patient_id: str) -> list[dict[str, Any]]:
+        """The parties that treat (or treated) a citizen, with the period and the entry
+        that establishes it: for the citizen's "who may look" page (their own record,
+        or one they are proxy for)."""
+        if not self.visibility.everything and self.visibility.record_of != patient_id:
+            return []
+        rows = self._session.execute(
+            select(
+                care_relationship.c.party,
+                care_relationship.c.since,
+                care_relationship.c.until,
+                care_relationship.c.resource_type,
+                care_relationship.c.resource_id,
+            )
+            .where(care_relationship.c.patient_id == patient_id)
+            .order_by(care_relationship.c.until.desc(), care_relationship.c.party)
         ).all()
         return [dict(row._mapping) for row in rows]
 
@@ -510,7 +537,9 @@ class Repository:
                     "since": r.since,
                     "until": r.until,
                 }
-                for r in relationships_of(w.resource_type, w.index, w.patient_id, w.recorded_by)
+                for r in relationships_of(
+                    w.resource_type, w.index, w.patient_id, w.recorded_by, w.last_updated
+                )
             ]
             if w.resource_type == "Consent" and w.patient_id is not None and w.body:
                 rules += [

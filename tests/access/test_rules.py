@@ -307,3 +307,70 @@ def _actor(reference: str) -> dict[str, Any]:
         },
         "reference": {"reference": reference},
     }
+
+
+def test_a_cancelled_encounter_makes_no_relationship(world: Any) -> None:
+    world.citizen("dora")
+    world.write(
+        {
+            "resourceType": "Encounter",
+            "id": "dora-cancelled",
+            "status": "cancelled",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/dora"},
+            "serviceProvider": {"reference": "Organization/south"},
+            "period": {"start": world.days_ago(2)},
+        },
+        by="south",
+    )
+    world.observation("dora-lab", "dora", by="north")
+
+    assert world.get("Observation/dora-lab", world.clinician_headers("dr-south")).status_code == 404
+
+
+def test_a_finished_encounter_without_an_end_ends_at_its_start(world: Any) -> None:
+    world.citizen("erik")
+    world.write(
+        {
+            "resourceType": "Encounter",
+            "id": "erik-long-ago",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/erik"},
+            "serviceProvider": {"reference": "Organization/south"},
+            "period": {"start": world.days_ago(800)},
+        },
+        by="south",
+    )
+    world.observation("erik-lab", "erik", by="north")
+
+    assert world.get("Observation/erik-lab", world.clinician_headers("dr-south")).status_code == 404
+
+
+def test_a_role_that_ended_gives_no_access_through_its_organisation(world: Any) -> None:
+    world.write(
+        {
+            "resourceType": "PractitionerRole",
+            "id": "dr-south-formerly-at-north",
+            "practitioner": {"reference": "Practitioner/dr-south"},
+            "organization": {"reference": "Organization/north"},
+            "period": {"start": world.days_ago(900), "end": world.days_ago(300)},
+        },
+        by="north",
+    )
+
+    assert world.get("Observation/anna-lab", world.clinician_headers("dr-south")).status_code == 404
+
+
+def test_a_role_a_clinician_wrote_about_themself_gives_nothing(world: Any) -> None:
+    world.write_as(
+        {
+            "resourceType": "PractitionerRole",
+            "id": "dr-south-claims-north",
+            "practitioner": {"reference": "Practitioner/dr-south"},
+            "organization": {"reference": "Organization/north"},
+        },
+        "Practitioner/dr-south",
+    )
+
+    assert world.get("Observation/anna-lab", world.clinician_headers("dr-south")).status_code == 404
