@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from authlib.oauth2.rfc6749 import AccessDeniedError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
@@ -26,6 +26,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from health.access.actor import ActorKind
+from health.audit.entries import AuditEntry
+from health.audit.log import AuditLog
 from health.auth.authlib_starlette import oauth_response, oauth_text
 from health.auth.discovery import openid_configuration
 from health.auth.eid_login import EidLoginError, EidRelyingParty, callback_error
@@ -257,9 +259,31 @@ def _approve(request: Request, fields: dict[str, str]) -> Response:
             fhir_user=launch.fhir_user,
             patient_id=launch.patient_id,
         )
+        # The login that let an app in is part of the citizen's access log.
+        AuditLog(server.session, settings.audit_key.encode()).append(
+            [app_login_entry(launch, code_grant.client.client_id)], datetime.now(UTC)
+        )
         return server.create_authorization_response(  # type: ignore[no-any-return]
             smart_request, grant_user=grant, grant=code_grant
         )
+
+
+def app_login_entry(launch: Launch, client_id: str) -> AuditEntry:
+    """A person's login at the eID that authorised an app, as the access log records it."""
+    return AuditEntry(
+        action="login",
+        outcome="success",
+        purpose="self" if launch.kind is ActorKind.citizen else "treatment",
+        agent_kind=launch.kind.value,
+        agent=launch.fhir_user,
+        agent_name=None,
+        organization=None,
+        client_id=client_id,
+        on_behalf_of=None,
+        patient_id=launch.patient_id,
+        entities=(),
+        detail=f"authorised the app {client_id} ({launch.scope})",
+    )
 
 
 @router.post("/token")

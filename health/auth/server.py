@@ -140,6 +140,7 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=None)
         self.authorization = authorization
         self.settings = authorization.settings
+        self.session = session
         self.clients = ClientStore(session)
         self.grants = GrantStore(session)
         self.store = AuthorizationStore(session)

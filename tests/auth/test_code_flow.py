@@ -185,6 +185,14 @@ def test_a_citizen_launches_a_patient_app_confined_to_their_record(
         f"/fhir/Observation?subject=Patient/{people.neighbour}", headers=headers
     ).json()
     assert by_subject.get("entry", []) == [] and by_subject.get("total", 0) == 0
+    # The citizen reads, in their own access log, that they let the app in.
+    log = app.browser.get("/fhir/AuditEvent", headers=headers).json()
+    logins = [
+        e["resource"]
+        for e in log["entry"]
+        if [s["code"] for s in e["resource"].get("subtype", [])] == ["110122"]
+    ]
+    assert len(logins) == 1, log
 
 
 def test_the_app_state_comes_back_unchanged(smart: Smart, people: People) -> None:
