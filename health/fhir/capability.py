@@ -65,6 +65,24 @@ def _served(app: FastAPI) -> set[tuple[str, str]]:
     return served
 
 
+def _access_log_entry() -> dict[str, Any]:
+    return {
+        "type": "AuditEvent",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {"name": "patient", "type": "reference"},
+            {"name": "date", "type": "date"},
+            {"name": "_count", "type": "number"},
+        ],
+    }
+
+
 def capability_statement(app: FastAPI, config: FhirConfig) -> dict[str, Any]:
     served = _served(app)
     type_interactions = [code for key, code in _TYPE_INTERACTIONS.items() if key in served]
@@ -103,6 +121,10 @@ def capability_statement(app: FastAPI, config: FhirConfig) -> dict[str, Any]:
         }
         if not includes:
             del entry["searchInclude"]
+        if name == "AuditEvent":
+            # The access log (health/audit/routes.py): read and search, written only
+            # by the server.
+            entry = _access_log_entry()
         if name == "Patient" and _EVERYTHING_ROUTE in served:
             entry["operation"] = [{"name": "everything", "definition": _EVERYTHING_DEFINITION}]
         resources.append(entry)

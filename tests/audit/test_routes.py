@@ -205,3 +205,12 @@ def test_nobody_writes_the_log(
 def test_history_is_not_offered(http: TestClient, auditor: dict[str, str]) -> None:
     assert http.get("/fhir/AuditEvent/_history", headers=auditor).status_code == 400
     assert http.get("/fhir/AuditEvent/1/_history", headers=auditor).status_code == 400
+
+
+def test_the_capability_statement_says_the_access_log_is_read_only(
+    anonymous_client: Any,
+) -> None:
+    statement = anonymous_client.get("/fhir/metadata").json()
+    (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent"]
+
+    assert [i["code"] for i in entry["interaction"]] == ["read", "search-type"]
