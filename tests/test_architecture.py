@@ -15,6 +15,10 @@ ALLOWED = {
     Path("health/db/search_sql.py"),
     Path("health/db/include_sql.py"),
     Path("health/db/access_sql.py"),
+    Path("health/db/write_sql.py"),
+    # The access facts (a clinician's roles, emergency accesses, care relationships),
+    # queried with the repository's session and the caller's scope, for it alone.
+    Path("health/db/access_records.py"),
     Path("health/db/migrations/env.py"),
 }
 # Tables that hold no patient data: the development eID's state (eid_*), the

@@ -10,19 +10,16 @@ the access log (health/audit/).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     MetaData,
     Select,
     and_,
     bindparam,
-    delete,
     insert,
     or_,
     select,
@@ -33,23 +30,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.access.consent import compile_consent
 from health.access.policy import CareRules
 from health.access.recorder import recorder_of
-from health.access.relationships import relationships_of
 from health.access.scope import Visibility, visibility_of
-from health.db import access_sql, include_sql, search_sql
+from health.db import access_sql, include_sql, search_sql, write_sql
+from health.db.access_records import AccessRecords, organisations_of
 from health.db.tables import (
-    INDEX_TABLES,
-    break_glass,
     care_relationship,
     conditional_claim,
     consent_rule,
     metadata,
     resource,
     resource_version,
-    search_date,
-    search_reference,
     search_token,
 )
 from health.db.versions import SearchPage, StoredVersion, Write, stored_version
@@ -57,25 +49,6 @@ from health.fhir.criteria import Criterion, Token
 from health.fhir.errors import conflict, forbidden
 from health.fhir.search.includes import Include
 from health.fhir.search.params import SearchRequest
-
-# Where each kind of extracted value goes: IndexRows field -> (table, value columns,
-# their length limits; values longer than a column are cut to fit it).
-_INDEX_LAYOUT = {
-    field_name: (
-        INDEX_TABLES[kind],
-        columns,
-        tuple(getattr(INDEX_TABLES[kind].c[c].type, "length", None) for c in columns),
-    )
-    for field_name, kind, columns in (
-        ("tokens", "token", ("system", "code", "text")),
-        ("strings", "string", ("value", "exact")),
-        ("dates", "date", ("low", "high")),
-        ("references", "reference", ("target_type", "target_id", "url")),
-        ("quantities", "quantity", ("value", "system", "code", "unit")),
-        ("numbers", "number", ("value",)),
-        ("uris", "uri", ("value",)),
-    )
-}
 
 # Conditional matching fetches at most this many candidates from the index before it
 # falls back to one query (criteria so broad are not what conditional writes use).
@@ -120,10 +93,11 @@ class Repository:
         self.actor = actor
         self.now = now or datetime.now(UTC)
         # The caller's scope, computed once (DESIGN.md, "one door for patient data").
-        organisations = self._organisations_of(actor)
+        organisations = organisations_of(session, actor, self.now)
         self.visibility: Visibility = visibility_of(
             actor, self.now, rules or CareRules(), organisations
         )
+        self._access = AccessRecords(session, self.visibility)
         self._recorder = recorder_of(actor)
         # Every version the reads below handed out, for the access log.
         self.disclosed: list[StoredVersion] = []
@@ -150,66 +124,6 @@ class Repository:
         """The caller's scope, applied to every query this repository builds."""
         clause = access_sql.visible_clause(self.visibility, table)
         return statement if clause is None else statement.where(clause)
-
-    def _organisations_of(self, actor: Actor) -> tuple[str, ...]:
-        """A clinician's organisations: those of their PractitionerRoles, as recorded
-        by that organisation's own systems or the system (a role a clinician wrote
-        about themself gives nothing)."""
-        if actor.kind is not ActorKind.clinician or not actor.fhir_user:
-            return ()
-        kind, _, practitioner_id = actor.fhir_user.partition("/")
-        if kind != "Practitioner" or not practitioner_id:
-            return ()
-        organisation = search_reference.alias("organisation")
-        inactive = select(search_token.c.resource_id).where(
-            search_token.c.resource_type == "PractitionerRole",
-            search_token.c.param == "active",
-            search_token.c.code == "false",
-        )
-        # A role outside its period (ended, or not begun) gives nothing either.
-        out_of_period = select(search_date.c.resource_id).where(
-            search_date.c.resource_type == "PractitionerRole",
-            search_date.c.param == "date",
-            or_(search_date.c.high <= self.now, search_date.c.low > self.now),
-        )
-        rows = self._session.execute(
-            select(organisation.c.target_id, resource.c.recorded_by)
-            .select_from(search_reference)
-            .join(
-                organisation,
-                and_(
-                    organisation.c.resource_type == "PractitionerRole",
-                    organisation.c.resource_id == search_reference.c.resource_id,
-                    organisation.c.param == "organization",
-                    organisation.c.target_type == "Organization",
-                ),
-            )
-            .join(
-                resource,
-                and_(
-                    resource.c.resource_type == "PractitionerRole",
-                    resource.c.id == search_reference.c.resource_id,
-                ),
-            )
-            .where(
-                search_reference.c.resource_type == "PractitionerRole",
-                search_reference.c.param == "practitioner",
-                search_reference.c.target_type == "Practitioner",
-                search_reference.c.target_id == practitioner_id,
-                resource.c.deleted.is_(False),
-                search_reference.c.resource_id.not_in(inactive),
-                search_reference.c.resource_id.not_in(out_of_period),
-            )
-        ).all()
-        return tuple(
-            sorted(
-                {
-                    f"Organization/{organisation_id}"
-                    for organisation_id, recorded_by in rows
-                    if recorded_by is None or recorded_by == f"Organization/{organisation_id}"
-                }
-            )
-        )
 
     def check_changeable(self, current: StoredVersion) -> None:
         """403 when a hospital's or GP's client would change what another source
@@ -255,91 +169,26 @@ class Repository:
                     "system may not create or change it"
                 )
 
-    # Emergency access (health/access/emergency.py)
+    # The access facts the citizen's pages and the access log read (access_records.py)
 
-    def grant_emergency_access(self, patient_id: str, reason: str, duration: Any) -> bool:
-        """Open a clinician's emergency access to one citizen's record; False when the
-        citizen is unknown. An access still open is reused, not extended."""
-        practitioner = self.visibility.practitioner
-        if practitioner is None:
-            raise forbidden("Only a clinician can ask for emergency access")
-        known = self._session.execute(
-            select(resource.c.id).where(
-                resource.c.resource_type == "Patient",
-                resource.c.id == patient_id,
-                resource.c.deleted.is_(False),
-            )
-        ).first()
-        if known is None:
-            return False
-        if patient_id in self.emergency_patients():
-            return True
-        organisations = [p for p in self.visibility.parties if p.startswith("Organization/")]
-        self._session.execute(
-            insert(break_glass).values(
-                id=str(uuid.uuid4()),
-                practitioner=practitioner,
-                organization=organisations[0] if organisations else None,
-                client_id=self.actor.client_id,
-                patient_id=patient_id,
-                reason=reason,
-                started=self.now,
-                expires=self.now + duration,
-            )
-        )
-        return True
+    def grant_emergency_access(self, patient_id: str, reason: str, duration: timedelta) -> bool:
+        """Open the calling clinician's emergency access to one citizen's record; False
+        when the citizen is unknown. An access still open is reused, not extended."""
+        return self._access.grant_emergency_access(self.actor, patient_id, reason, duration)
 
     def emergency_patients(self) -> set[str]:
         """The citizens the calling clinician has open emergency access to."""
-        practitioner = self.visibility.practitioner
-        if practitioner is None:
-            return set()
-        return set(
-            self._session.execute(
-                select(break_glass.c.patient_id).where(
-                    break_glass.c.practitioner == practitioner,
-                    break_glass.c.started <= self.now,
-                    break_glass.c.expires > self.now,
-                )
-            ).scalars()
-        )
+        return self._access.emergency_patients()
 
     def emergency_accesses_to(self, patient_id: str, since: datetime) -> list[dict[str, Any]]:
         """Emergency accesses to a citizen's record begun since `since`, newest first:
         for the citizen's front page (their own record, or one they are proxy for)."""
-        if not self.visibility.everything and self.visibility.record_of != patient_id:
-            return []
-        rows = self._session.execute(
-            select(
-                break_glass.c.practitioner,
-                break_glass.c.organization,
-                break_glass.c.reason,
-                break_glass.c.started,
-                break_glass.c.expires,
-            )
-            .where(break_glass.c.patient_id == patient_id, break_glass.c.started >= since)
-            .order_by(break_glass.c.started.desc())
-        ).all()
-        return [dict(row._mapping) for row in rows]
+        return self._access.emergency_accesses_to(patient_id, since)
 
     def care_relationships_of(self, patient_id: str) -> list[dict[str, Any]]:
         """The parties that treat (or treated) a citizen, with the period and the entry
-        that establishes it: for the citizen's "who may look" page (their own record,
-        or one they are proxy for)."""
-        if not self.visibility.everything and self.visibility.record_of != patient_id:
-            return []
-        rows = self._session.execute(
-            select(
-                care_relationship.c.party,
-                care_relationship.c.since,
-                care_relationship.c.until,
-                care_relationship.c.resource_type,
-                care_relationship.c.resource_id,
-            )
-            .where(care_relationship.c.patient_id == patient_id)
-            .order_by(care_relationship.c.until.desc(), care_relationship.c.party)
-        ).all()
-        return [dict(row._mapping) for row in rows]
+        that establishes it: for the citizen's "who may look" page."""
+        return self._access.care_relationships_of(patient_id)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -503,110 +352,40 @@ class Repository:
         laters = [w for w in writes if not w.is_first_version]
         try:
             if firsts:
-                self._session.execute(insert(resource), [_current_row(w) for w in firsts])
+                self._session.execute(insert(resource), [write_sql.current_row(w) for w in firsts])
             if laters:
                 self._session.execute(
                     update(resource)
                     .where(resource.c.resource_type == bindparam("b_type"))
                     .where(resource.c.id == bindparam("b_id")),
-                    [{"b_type": w.resource_type, "b_id": w.id, **_current_row(w)} for w in laters],
+                    [
+                        {"b_type": w.resource_type, "b_id": w.id, **write_sql.current_row(w)}
+                        for w in laters
+                    ],
                 )
-                self._delete_index(laters)
-                self._delete_access_facts(laters)
-            self._session.execute(insert(resource_version), [_version_row(w) for w in writes])
+                self._delete_replaced(laters)
+            self._session.execute(
+                insert(resource_version), [write_sql.version_row(w) for w in writes]
+            )
         except IntegrityError:
             raise conflict(
                 "Another request wrote the same resource at the same time; retry"
             ) from None
-        self._write_index(writes)
-        self._write_access_facts(writes)
+        self._write_derived(writes)
 
-    def _write_access_facts(self, writes: Sequence[Write]) -> None:
-        """Care relationships and consent rules of the new versions (not deletions)."""
-        relationships = []
-        rules = []
-        for w in writes:
-            if w.deleted:
-                continue
-            relationships += [
-                {
-                    "resource_type": w.resource_type,
-                    "resource_id": w.id,
-                    "patient_id": w.patient_id,
-                    "party": r.party,
-                    "since": r.since,
-                    "until": r.until,
-                }
-                for r in relationships_of(
-                    w.resource_type, w.index, w.patient_id, w.recorded_by, w.last_updated
-                )
-            ]
-            if w.resource_type == "Consent" and w.patient_id is not None and w.body:
-                rules += [
-                    {
-                        "consent_id": w.id,
-                        "rule": number,
-                        "patient_id": w.patient_id,
-                        **rule.__dict__,
-                    }
-                    for number, rule in enumerate(compile_consent(orjson.loads(w.body)))
-                ]
+    def _write_derived(self, writes: Sequence[Write]) -> None:
+        """The index rows and access facts of the new versions (health/db/write_sql.py)."""
+        for table, rows in write_sql.index_rows(writes):
+            self._session.execute(insert(table), rows)
+        relationships, rules = write_sql.access_fact_rows(writes)
         if relationships:
             self._session.execute(insert(care_relationship), relationships)
         if rules:
             self._session.execute(insert(consent_rule), rules)
 
-    def _delete_access_facts(self, writes: Sequence[Write]) -> None:
-        by_type: dict[str, list[str]] = {}
-        for w in writes:
-            by_type.setdefault(w.resource_type, []).append(w.id)
-        for resource_type, ids in by_type.items():
-            self._session.execute(
-                delete(care_relationship).where(
-                    care_relationship.c.resource_type == resource_type,
-                    care_relationship.c.resource_id.in_(ids),
-                )
-            )
-        if "Consent" in by_type:
-            self._session.execute(
-                delete(consent_rule).where(consent_rule.c.consent_id.in_(by_type["Consent"]))
-            )
-
-    def _write_index(self, writes: Sequence[Write]) -> None:
-        # A deletion has no index rows, whatever its Write carries: searches rely on
-        # every index row being a current match (search_sql: a code's page is read
-        # from the index alone).
-        writes = [w for w in writes if not w.deleted]
-        for field_name, (table, columns, limits) in _INDEX_LAYOUT.items():
-            rows = [
-                {
-                    "resource_type": w.resource_type,
-                    "resource_id": w.id,
-                    "patient_id": w.patient_id,
-                    "recorded_by": w.recorded_by,
-                    "param": row[0],
-                    **{
-                        column: value[:limit] if limit and type(value) is str else value
-                        for column, limit, value in zip(columns, limits, row[1:], strict=True)
-                    },
-                }
-                for w in writes
-                for row in getattr(w.index, field_name)
-            ]
-            if rows:
-                self._session.execute(insert(table), rows)
-
-    def _delete_index(self, writes: Sequence[Write]) -> None:
-        by_type: dict[str, list[str]] = {}
-        for w in writes:
-            by_type.setdefault(w.resource_type, []).append(w.id)
-        for resource_type, ids in by_type.items():
-            for table in INDEX_TABLES.values():
-                self._session.execute(
-                    delete(table).where(
-                        table.c.resource_type == resource_type, table.c.resource_id.in_(ids)
-                    )
-                )
+    def _delete_replaced(self, writes: Sequence[Write]) -> None:
+        for statement in write_sql.replaced(writes):
+            self._session.execute(statement)
 
     def current_page(
         self, *, resource_type: str | None, after: tuple[str, str] | None, limit: int
@@ -631,8 +410,7 @@ class Repository:
         """
         if not entries:
             return
-        self._delete_index(entries)
-        self._delete_access_facts(entries)
+        self._delete_replaced(entries)
         self._session.execute(
             update(resource)
             .where(resource.c.resource_type == bindparam("b_type"))
@@ -640,8 +418,7 @@ class Repository:
             .values(patient_id=bindparam("b_patient")),
             [{"b_type": w.resource_type, "b_id": w.id, "b_patient": w.patient_id} for w in entries],
         )
-        self._write_index(entries)
-        self._write_access_facts(entries)
+        self._write_derived(entries)
 
     def claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
         """Claim conditional-create criteria for a new resource; False if already taken.
@@ -809,20 +586,3 @@ def _token_clause(criterion: Criterion) -> Any:
             )
         alternatives.append(and_(*conditions))
     return or_(*alternatives)
-
-
-def _current_row(w: Write) -> dict[str, Any]:
-    return {
-        "resource_type": w.resource_type,
-        "id": w.id,
-        "version_id": w.version_id,
-        "last_updated": w.last_updated,
-        "deleted": w.deleted,
-        "patient_id": w.patient_id,
-        "recorded_by": w.recorded_by,
-        "body": w.body,
-    }
-
-
-def _version_row(w: Write) -> dict[str, Any]:
-    return {**_current_row(w), "method": w.method}
