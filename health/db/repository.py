@@ -221,6 +221,28 @@ class Repository:
             self._disclose([found])
         return found
 
+    def current_for_update(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredVersion | None]:
+        """The current versions a unit of work is about to replace, locked, one query
+        per type (a transaction's PUT targets); None for those not written yet or not
+        the caller's to see. Not a disclosure."""
+        found: dict[tuple[str, str], StoredVersion | None] = dict.fromkeys(keys)
+        by_type: dict[str, list[str]] = {}
+        for resource_type, resource_id in found:
+            by_type.setdefault(resource_type, []).append(resource_id)
+        for resource_type, ids in by_type.items():
+            statement = self._visible(
+                select(*_CURRENT_COLUMNS).where(
+                    resource.c.resource_type == resource_type, resource.c.id.in_(ids)
+                ),
+                resource,
+            ).with_for_update()
+            for row in self._session.execute(statement):
+                version = stored_version(row)
+                found[(version.resource_type, version.id)] = version
+        return found
+
     def exists(self, resource_type: str, resource_id: str) -> bool:
         """Whether the caller can see that the resource was ever written (a lookup,
         not a disclosure: nothing of it is handed out)."""

@@ -81,6 +81,8 @@ class Interactions:
         self.written: list[Write] = []
         self._server_conditions = False
         self._unscoped: Repository | None = None
+        # Current versions fetched and locked ahead of the writes that replace them.
+        self._locked: dict[tuple[str, str], StoredVersion | None] = {}
 
     # Reads
 
@@ -144,7 +146,18 @@ class Interactions:
 
     def locked_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The current version a write is about to replace, locked (not a disclosure)."""
+        key = (resource_type, resource_id)
+        if key in self._locked:
+            return self._locked[key]
         return self._lookups().current(resource_type, resource_id, for_update=True)
+
+    def lock_ahead(self, keys: list[tuple[str, str]]) -> None:
+        """Fetch and lock, in one query per type, the current versions that the writes
+        to come will replace (a transaction's PUTs): one round trip instead of one
+        per entry."""
+        wanted = [key for key in dict.fromkeys(keys) if key not in self._pending_by_key]
+        if wanted:
+            self._locked.update(self._lookups().current_for_update(wanted))
 
     def _lookups(self) -> Repository:
         """Where conditions are looked up: the caller's scope, or for the server's own
@@ -368,7 +381,11 @@ class Interactions:
     def flush(self) -> None:
         self.repository.save(self._pending)
         self.written.extend(self._pending)
-        self.discard()
+        # Versions locked ahead stay valid for the writes still to come (a transaction
+        # flushes between its phases); each is dropped once it is replaced (_queue).
+        self._pending = []
+        self._pending_by_key = {}
+        self._claims = {}
 
     def forget_written_after(self, mark: int) -> None:
         """Rolled back to a savepoint: writes flushed after `mark` did not happen."""
@@ -378,6 +395,7 @@ class Interactions:
         """Forget queued writes (a failed batch entry whose savepoint rolled back)."""
         self._pending = []
         self._pending_by_key = {}
+        self._locked = {}
         # Claims made so far are either stored now (and found by search) or rolled back.
         self._claims = {}
 
@@ -417,7 +435,7 @@ class Interactions:
         pending = self._pending_by_key.get((resource_type, resource_id))
         if pending is not None:
             raise structure(f"{resource_type}/{resource_id} is written twice in one request")
-        current = self._lookups().current(resource_type, resource_id, for_update=True)
+        current = self.locked_current(resource_type, resource_id)
         if current is not None:
             self.repository.check_changeable(current)
         return current
@@ -490,6 +508,7 @@ class Interactions:
             raise structure(f"{write.resource_type}/{write.id} is written twice in one request")
         self._pending.append(write)
         self._pending_by_key[key] = write
+        self._locked.pop(key, None)
 
 
 def new_id() -> str:

@@ -88,6 +88,13 @@ def _transaction(
     for entry in entries:
         if entry.resource is not None:
             resolver.rewrite(entry.resource, f"{entry.where}.resource")
+    interactions.lock_ahead(
+        [
+            (entry.resource_type, entry.target_id)
+            for entry in entries
+            if entry.method == "PUT" and entry.target_id and entry.existing is None
+        ]
+    )
 
     for phase in (PHASE["POST"], PHASE["PUT"]):
         for entry in (e for e in ordered if PHASE[e.method] == phase):
