@@ -51,6 +51,10 @@ def visible_clause(v: Visibility, table: Any) -> Clause | None:
         inside = _clinician(v, table)
     else:
         inside = false()
+    if v.record_of is None:
+        # Whom a citizen blocked, permitted or hid things from is theirs to know: a
+        # clinician or a source never sees the Consent itself, only its effect.
+        inside = and_(inside, table.c.resource_type != "Consent")
     parts.append(or_(outside, inside))
     return and_(*parts)
 

@@ -374,3 +374,14 @@ def test_a_role_a_clinician_wrote_about_themself_gives_nothing(world: Any) -> No
     )
 
     assert world.get("Observation/anna-lab", world.clinician_headers("dr-south")).status_code == 404
+
+
+def test_a_clinician_never_sees_the_consent_itself_only_its_effect(world: Any) -> None:
+    world.block(
+        "anna", "anna-blocks-south", {"type": "deny", "actor": [_actor("Organization/south")]}
+    )
+
+    headers = world.clinician_headers("dr-north")
+    assert world.get("Consent/anna-blocks-south", headers).status_code == 404
+    assert world.ids("Consent", headers, patient="anna") == set()
+    assert world.get("Consent/anna-blocks-south", world.citizen_headers("anna")).status_code == 200
