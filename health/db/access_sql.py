@@ -80,40 +80,43 @@ def _client(v: Visibility, table: Any) -> Clause:
 
 
 def _clinician(v: Visibility, table: Any) -> Clause:
+    # Each is a probe for the row's own patient (correlated EXISTS on an index that
+    # starts with the party or practitioner and the patient), not a list of every
+    # citizen an organisation treats, which at national scale runs to hundreds of
+    # thousands.
     now = v.now
-    emergency = (
-        select(break_glass.c.patient_id)
-        .where(
-            break_glass.c.practitioner == v.practitioner,
-            break_glass.c.expires > now,
-            break_glass.c.started <= now,
-        )
-        .correlate(None)
+    emergency = _exists(
+        break_glass,
+        break_glass.c.patient_id == table.c.patient_id,
+        break_glass.c.practitioner == v.practitioner,
+        break_glass.c.expires > now,
+        break_glass.c.started <= now,
     )
-    treated = (
-        select(care_relationship.c.patient_id)
-        .where(
-            care_relationship.c.party.in_(v.parties),
-            or_(
-                care_relationship.c.until.is_(None),
-                care_relationship.c.until >= v.rules.window_start(now),
-            ),
-        )
-        .correlate(None)
+    allowed = _exists(
+        care_relationship,
+        care_relationship.c.patient_id == table.c.patient_id,
+        care_relationship.c.party.in_(v.parties),
+        or_(
+            care_relationship.c.until.is_(None),
+            care_relationship.c.until >= v.rules.window_start(now),
+        ),
     )
-    allowed: Clause = table.c.patient_id.in_(treated)
     if v.rules.policy is Policy.opt_in:
         permit = consent_rule.alias("permit")
-        permitted = (
-            select(permit.c.patient_id)
-            .where(permit.c.effect == "permit", _concerns(permit, v), _in_force(permit, v))
-            .correlate(None)
+        allowed = and_(
+            allowed,
+            _exists(
+                permit,
+                permit.c.patient_id == table.c.patient_id,
+                permit.c.effect == "permit",
+                _concerns(permit, v),
+                _in_force(permit, v),
+            ),
         )
-        allowed = and_(allowed, table.c.patient_id.in_(permitted))
     return and_(
         table.c.patient_id.is_not(None),
         or_(
-            table.c.patient_id.in_(emergency),
+            emergency,
             and_(
                 or_(allowed, table.c.recorded_by.in_(v.parties)),
                 not_(_denied(v, table)),
@@ -121,6 +124,11 @@ def _clinician(v: Visibility, table: Any) -> Clause:
             ),
         ),
     )
+
+
+def _exists(rule_table: Any, *conditions: Clause) -> Clause:
+    """EXISTS over `rule_table`, correlated with whatever row it is tested for."""
+    return select(literal(1)).where(*conditions).correlate_except(rule_table).exists()
 
 
 def _concerns(rule: Any, v: Visibility) -> Clause:

@@ -61,7 +61,9 @@ resource = Table(
     # The JSON as received plus the server's id and meta, serialised once at write time.
     Column("body", LargeBinary, nullable=True),
     PrimaryKeyConstraint("resource_type", "id"),
-    Index("ix_resource_patient", "patient_id", "resource_type"),
+    # A patient's resources of a type, in id order: a page of a patient-scoped search
+    # continues from its keyset here (docs/BENCHMARKS.md, "Search", finding 7).
+    Index("ix_resource_patient", "patient_id", "resource_type", "id"),
     Index("ix_resource_type_updated", "resource_type", "last_updated"),
     # What a hospital's client may read back: what its organisation recorded.
     Index("ix_resource_recorded_by", "recorded_by", "patient_id"),
