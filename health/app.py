@@ -23,6 +23,8 @@ from health.fhir.config import FhirConfig
 from health.fhir.http import install_error_handlers
 from health.fhir.routes import router as fhir_router
 from health.portal.headers import SecurityHeaders
+from health.portal.privacy_routes import router as portal_privacy_router
+from health.portal.proxy_routes import router as portal_proxy_router
 from health.portal.record_routes import router as portal_record_router
 from health.portal.routes import router as portal_router
 from health.settings import (
@@ -120,6 +122,8 @@ def create_app(
     app.include_router(fhir_router)
     app.include_router(portal_router)
     app.include_router(portal_record_router)
+    app.include_router(portal_privacy_router)
+    app.include_router(portal_proxy_router)
     # The stylesheets of every page (no inline styles: the pages' CSP forbids them).
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     app.add_middleware(SecurityHeaders, eid_issuer=settings.eid_issuer)

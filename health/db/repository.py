@@ -319,6 +319,11 @@ class Repository:
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
         return [stored_version(row) for row in self._session.execute(statement)]
 
+    def listing(self, resource_type: str, *, limit: int) -> list[StoredVersion]:
+        """Every current resource of a type the caller may see, by id, up to `limit`:
+        a page's reading of a record (a disclosure, unlike `find`'s lookups)."""
+        return self._disclose(self.find(resource_type, [], limit=limit))
+
     def match(
         self, resource_type: str, criteria: Sequence[Criterion], *, limit: int
     ) -> list[StoredVersion]:

@@ -75,6 +75,26 @@ def reference_display(reference: Any) -> str:
     return ""
 
 
+def display_name(resource: Any) -> str:
+    """What a person or an organisation is called: an Organization's name, else the
+    first HumanName (its text, or given names and family), else ""."""
+    if not isinstance(resource, dict):
+        return ""
+    name = resource.get("name")
+    if isinstance(name, str):
+        return name
+    for human in name if isinstance(name, list) else []:
+        if not isinstance(human, dict):
+            continue
+        if isinstance(human.get("text"), str) and human["text"]:
+            return str(human["text"])
+        parts = [*(human.get("given") or []), human.get("family") or ""]
+        text = " ".join(str(part) for part in parts if part)
+        if text:
+            return text
+    return ""
+
+
 def parse_time(value: Any) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware datetime (dates at midnight UTC).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from health.portal.access_log import EmergencyAccess
 from health.portal.appointments import AppointmentLine, appointments
 from health.portal.medications import MedicationLine, medication_card
 from health.portal.record import Record
@@ -31,16 +32,21 @@ class FrontPage:
     current_medications: list[MedicationLine]
     latest_results: list[LabTest]
     vaccinations: list[Vaccination]
-    # Emergency accesses and new results come with the access log (issue 7's consent
-    # part); until then the page keeps their place, empty.
+    # Clinicians who broke the glass to the record lately: shown first, prominently.
+    emergencies: list[EmergencyAccess] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
 
-def front_page(record: Record, now: datetime | None = None) -> FrontPage:
+def front_page(
+    record: Record,
+    now: datetime | None = None,
+    emergencies: list[EmergencyAccess] | None = None,
+) -> FrontPage:
     now = now or datetime.now(UTC)
     return FrontPage(
         upcoming=[a for a in appointments(record, now) if a.upcoming][:UPCOMING_SHOWN],
         current_medications=medication_card(record, now).current,
         latest_results=latest_results(record, RESULTS_SHOWN),
         vaccinations=vaccinations(record)[:VACCINATIONS_SHOWN],
+        emergencies=list(emergencies or []),
     )

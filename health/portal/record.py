@@ -18,9 +18,10 @@ import orjson
 from sqlalchemy.orm import Session
 
 from health.access.actor import Actor, ActorKind
+from health.access.policy import CareRules
 from health.auth.identity import with_national_id
 from health.db.repository import Repository
-from health.portal.datatypes import JsonDict, reference_key
+from health.portal.datatypes import JsonDict, display_name, reference_key
 
 # Pushes keep one Patient per national ID (health/ingest); records written another way
 # may still hold more, and a handful is plenty to say so.
@@ -116,16 +117,21 @@ def find_patient_ids(
 
 
 class CitizenRecords:
-    """Reads one citizen's record for one request, as that citizen."""
+    """Reads one citizen's record for one request, as `actor` (the citizen, or a proxy
+    acting for them); `repository` is None when the citizen has no record yet."""
 
     def __init__(
-        self, session: Session, national_id: str, name: str, national_id_systems: list[str]
+        self,
+        session: Session,
+        actor: Actor | None,
+        patient_ids: tuple[str, ...],
+        rules: CareRules | None = None,
     ) -> None:
-        self.patient_ids = find_patient_ids(session, national_id, national_id_systems)
-        self.patient_id = self.patient_ids[0] if self.patient_ids else None
+        self.patient_ids = patient_ids
+        self.patient_id = patient_ids[0] if patient_ids else None
         self.repository = (
-            Repository(session, citizen_actor(self.patient_id, national_id, name))
-            if self.patient_id
+            Repository(session, actor, rules=rules)
+            if actor is not None and self.patient_id
             else None
         )
 
@@ -142,12 +148,13 @@ class CitizenRecords:
         if types is None:
             resources = self._everything()
         else:
-            resources = [
-                orjson.loads(found.body)
+            found = [
+                version
                 for resource_type in sorted({*types, "Patient"})
-                for found in self.repository.find(resource_type, [], limit=_MAX_RESOURCES)
-                if found.body is not None
+                for version in self.repository.listing(resource_type, limit=_MAX_RESOURCES)
+                if version.body is not None
             ]
+            resources = [orjson.loads(version.body) for version in found]
         record = Record.of(self.patient_id, resources)
         directory = dict(record.directory)
         for key in _source_keys(record.resources):
@@ -183,6 +190,20 @@ class CitizenRecords:
         if found is None or found.body is None:
             return None
         return orjson.loads(found.body)  # type: ignore[no-any-return]
+
+    def names(self, references: Iterable[str]) -> dict[str, str]:
+        """The names of directory entries (`Practitioner/x`, `Organization/x`), read as
+        the citizen (the directory is everyone's to see); unknown ones are left out."""
+        found = {}
+        for reference in sorted(set(references)):
+            resource_type, _, resource_id = reference.partition("/")
+            if resource_type not in _DIRECTORY_TYPES or not resource_id:
+                continue
+            resource = self.read(resource_type, resource_id)
+            name = display_name(resource)
+            if name:
+                found[reference] = name
+        return found
 
 
 def _source_keys(resources: Iterable[JsonDict]) -> set[str]:

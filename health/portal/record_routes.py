@@ -7,7 +7,6 @@ existed. Not logged in: back to the front page, which offers the login.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,7 +16,7 @@ from fastapi.responses import Response
 
 from health.portal import appointments, conditions, documents, export, medications
 from health.portal.chart import chart_for
-from health.portal.citizen import NotSignedIn, SignedIn, settings_of, signed_in, to_front_page
+from health.portal.citizen import SignedIn, as_signed_in, settings_of
 from health.portal.rendering import PRIVATE, render_page
 from health.portal.results import lab_test, lab_tests
 from health.portal.timeline import KINDS, build_timeline
@@ -37,15 +36,6 @@ _TIMELINE_TYPES = (
     "DocumentReference",
     "ServiceRequest",
 )
-
-
-def _page(request: Request, build: Callable[[SignedIn], Response]) -> Response:
-    """Run `build` for the logged-in citizen; send anyone else to the front page."""
-    try:
-        with signed_in(request) as citizen:
-            return build(citizen)
-    except NotSignedIn:
-        return to_front_page()
 
 
 def _not_found(what: str) -> HTTPException:
@@ -77,13 +67,14 @@ def timeline(
             "portal/timeline.html",
             {
                 "citizen": citizen.session,
+                "person": citizen,
                 "timeline": view,
                 "kinds": KINDS,
                 "chosen": {"source": source, "kind": chosen_kind, "event": event},
             },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/results")
@@ -91,10 +82,12 @@ def results(request: Request) -> Response:
     def build(citizen: SignedIn) -> Response:
         tests = lab_tests(citizen.records.load(types=("Observation",)))
         return render_page(
-            request, "portal/results.html", {"citizen": citizen.session, "tests": tests}
+            request,
+            "portal/results.html",
+            {"citizen": citizen.session, "person": citizen, "tests": tests},
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/results/{code}")
@@ -109,10 +102,15 @@ def result(request: Request, code: str) -> Response:
         return render_page(
             request,
             "portal/result.html",
-            {"citizen": citizen.session, "test": test, "charts": charts},
+            {
+                "citizen": citizen.session,
+                "person": citizen,
+                "test": test,
+                "charts": charts,
+            },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/medications")
@@ -121,10 +119,12 @@ def medication_page(request: Request) -> Response:
         record = citizen.records.load(types=("MedicationRequest", "MedicationStatement"))
         card = medications.medication_card(record)
         return render_page(
-            request, "portal/medications.html", {"citizen": citizen.session, "card": card}
+            request,
+            "portal/medications.html",
+            {"citizen": citizen.session, "person": citizen, "card": card},
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/vaccinations")
@@ -134,10 +134,14 @@ def vaccination_page(request: Request) -> Response:
         return render_page(
             request,
             "portal/vaccinations.html",
-            {"citizen": citizen.session, "vaccinations": found},
+            {
+                "citizen": citizen.session,
+                "person": citizen,
+                "vaccinations": found,
+            },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/diagnoses")
@@ -149,12 +153,13 @@ def diagnosis_page(request: Request) -> Response:
             "portal/diagnoses.html",
             {
                 "citizen": citizen.session,
+                "person": citizen,
                 "diagnoses": conditions.diagnoses(record),
                 "allergies": conditions.allergies(record),
             },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/appointments")
@@ -166,12 +171,13 @@ def appointment_page(request: Request) -> Response:
             "portal/appointments.html",
             {
                 "citizen": citizen.session,
+                "person": citizen,
                 "appointments": appointments.appointments(record),
                 "referrals": appointments.referrals(record),
             },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/documents")
@@ -179,10 +185,12 @@ def document_list(request: Request) -> Response:
     def build(citizen: SignedIn) -> Response:
         found = documents.documents(citizen.records.load(types=("DocumentReference",)))
         return render_page(
-            request, "portal/documents.html", {"citizen": citizen.session, "documents": found}
+            request,
+            "portal/documents.html",
+            {"citizen": citizen.session, "person": citizen, "documents": found},
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/documents/{document_id}")
@@ -203,12 +211,13 @@ def document_page(request: Request, document_id: str) -> Response:
             "portal/document.html",
             {
                 "citizen": citizen.session,
+                "person": citizen,
                 "document": documents.document_of(resource, record),
                 "texts": texts,
             },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/documents/{document_id}/attachments/{index}")
@@ -235,7 +244,7 @@ def attachment(request: Request, document_id: str, index: int) -> Response:
             },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/summary")
@@ -247,10 +256,15 @@ def summary_page(request: Request) -> Response:
         return render_page(
             request,
             "portal/summary.html",
-            {"citizen": citizen.session, "record": record, "summary": export.summary(record)},
+            {
+                "citizen": citizen.session,
+                "person": citizen,
+                "record": record,
+                "summary": export.summary(record),
+            },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)
 
 
 @router.get("/record.json")
@@ -269,4 +283,4 @@ def record_download(request: Request) -> Response:
             },
         )
 
-    return _page(request, build)
+    return as_signed_in(request, build)

@@ -10,16 +10,29 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from health.access.actor import ActorKind
+from health.audit.entries import AuditEntry
+from health.audit.log import AuditLog
 from health.auth.eid_login import EidLoginError, EidRelyingParty, callback_error
 from health.db.engine import Database
-from health.portal.citizen import NotSignedIn, signed_in
+from health.portal.access_log import (
+    EMERGENCY_NOTICE_DAYS,
+    EmergencyAccess,
+    emergency_accesses,
+    emergency_references,
+)
+from health.portal.citizen import NotSignedIn, SignedIn, signed_in
 from health.portal.front_page import front_page
 from health.portal.languages import LANGUAGE_COOKIE, LANGUAGES
+from health.portal.proxies import ACTING_COOKIE
+from health.portal.record import find_patient_ids
 from health.portal.rendering import render_page
 from health.portal.sessions import (
     SESSION_COOKIE,
@@ -61,8 +74,8 @@ def home(request: Request) -> Response:
     """Logged out: the way in. Logged in: who, alerts, and the short lists."""
     settings = _settings(request)
     try:
-        with signed_in(request) as citizen:
-            record = citizen.records.load(
+        with signed_in(request) as person:
+            record = person.records.load(
                 types=(
                     "Appointment",
                     "MedicationRequest",
@@ -71,10 +84,11 @@ def home(request: Request) -> Response:
                     "Immunization",
                 )
             )
+            front = front_page(record, person.now, _emergencies(person))
             return render_page(
                 request,
                 "portal/home.html",
-                {"citizen": citizen.session, "record": record, "front": front_page(record)},
+                {"citizen": person.session, "person": person, "record": record, "front": front},
             )
     except NotSignedIn:
         pass
@@ -82,6 +96,16 @@ def home(request: Request) -> Response:
     if request.cookies.get(SESSION_COOKIE):
         clear_portal_cookie(response, settings, SESSION_COOKIE)
     return response
+
+
+def _emergencies(person: SignedIn) -> list[EmergencyAccess]:
+    """Emergency accesses to the record in the last 90 days, with names."""
+    repository = person.records.repository
+    if repository is None or person.patient_id is None:
+        return []
+    since = person.now - timedelta(days=EMERGENCY_NOTICE_DAYS)
+    rows = repository.emergency_accesses_to(person.patient_id, since)
+    return emergency_accesses(rows, person.records.names(emergency_references(rows)))
 
 
 @router.get("/language")
@@ -161,6 +185,7 @@ def callback(request: Request) -> Response:
         # planted a cookie in this browser does not share the citizen's session.
         sessions.end(request.cookies.get(SESSION_COOKIE))
         cookie = sessions.create(identity)
+        _log_session_event(session, settings, "login", identity.national_id, identity.name)
     response = RedirectResponse(continue_to if continue_to.startswith(HOME) else HOME, 303)
     set_portal_cookie(response, settings, SESSION_COOKIE, cookie)
     return response
@@ -182,6 +207,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
                     "Go back to the portal and use its Log out button.",
                 )
             sessions.end(cookie)
+            _log_session_event(session, settings, "logout", citizen.national_id, citizen.name)
     end_session = None
     if citizen is not None and citizen.id_token:
         end_session = _relying_party(request).end_session_url(
@@ -189,4 +215,31 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
         )
     response = RedirectResponse(end_session or HOME, status_code=303)
     clear_portal_cookie(response, settings, SESSION_COOKIE)
+    clear_portal_cookie(response, settings, ACTING_COOKIE)
     return response
+
+
+def _log_session_event(
+    session: Session, settings: Settings, action: str, national_id: str, name: str
+) -> None:
+    """A login or logout in the citizen's access log, in the session's transaction.
+
+    A person with no record of their own (a relative who only acts for others) is
+    logged without a patient: auditors see it, no citizen's log lists it.
+    """
+    patient_ids = find_patient_ids(session, national_id, settings.national_id_systems)
+    patient_id = patient_ids[0] if patient_ids else None
+    entry = AuditEntry(
+        action=action,
+        outcome="success",
+        purpose="self",
+        agent_kind=ActorKind.citizen.value,
+        agent=f"Patient/{patient_id}" if patient_id else None,
+        agent_name=name,
+        organization=None,
+        client_id=None,
+        on_behalf_of=None,
+        patient_id=patient_id,
+        entities=(f"Patient/{patient_id}",) if patient_id else (),
+    )
+    AuditLog(session, settings.audit_key.encode()).append([entry], datetime.now(UTC))

@@ -155,3 +155,8 @@ def clear_portal_cookie(response: Response, settings: Settings, name: str) -> No
 
 def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def csrf_matches(citizen: PortalSession, token: str) -> bool:
+    """Whether a form carried the session's CSRF token."""
+    return bool(token) and hmac.compare_digest(citizen.csrf_token.encode(), token.encode())

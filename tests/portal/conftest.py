@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from health.app import create_app
 from health.auth.eid_login import EidRelyingParty
+from health.auth.identity import with_national_id
 from health.db.engine import Database
 from health.fhir.config import FhirConfig
 from health.portal.languages import LANGUAGE_COOKIE
@@ -89,6 +90,8 @@ class Portal:
         self.app = app
         self.settings = settings
         self._exits = exits
+        # tests/conftest.py's issue_token (real tokens the app accepts), when set.
+        self.issue_token: Callable[..., str] | None = None
 
     def browser(self, language: str | None = "en") -> Browser:
         """A browser reading the portal in `language` (None: the default, Danish)."""
@@ -99,6 +102,40 @@ class Portal:
             client.cookies.set(LANGUAGE_COOKIE, language, path="/")
         self._exits.callback(client.close)
         return Browser(client)
+
+    def patient_id(self, national_id: str) -> str:
+        """The id of the Patient carrying `national_id` (found as the system)."""
+        with self.app.state.database.session(write=False) as session:
+            found = with_national_id(
+                session, "Patient", national_id, self.settings.national_id_systems, limit=1
+            )
+        assert found, national_id
+        return found[0].id
+
+    def practitioner_id(self, national_id: str) -> str:
+        with self.app.state.database.session(write=False) as session:
+            found = with_national_id(
+                session, "Practitioner", national_id, self.settings.national_id_systems, limit=1
+            )
+        assert found, national_id
+        return found[0].id
+
+    def clinician(self, practitioner_id: str, scope: str = "user/*.rs") -> TestClient:
+        """A clinician's app over HTTP, with a real token for `Practitioner/<id>`."""
+        assert self.issue_token is not None, "use the demo_portal fixture"
+        token = self.issue_token(
+            actor_kind="clinician",
+            fhir_user=f"Practitioner/{practitioner_id}",
+            scope=scope,
+        )
+        client = TestClient(
+            self.app,
+            base_url=self.settings.base_url,
+            raise_server_exceptions=False,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        self._exits.callback(client.close)
+        return client
 
     def path_of(self, url: str) -> str:
         parts = urlsplit(url)
@@ -137,7 +174,8 @@ def browser(portal: Portal) -> Browser:
 
 
 @pytest.fixture
-def demo_portal(portal: Portal, database: Database) -> Portal:
+def demo_portal(portal: Portal, database: Database, issue_token: Callable[..., str]) -> Portal:
     """The portal with the demo world loaded (health demo's citizens and their records)."""
     seed_demo_world(database, FhirConfig.load(portal.settings))
+    portal.issue_token = issue_token
     return portal
