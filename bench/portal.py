@@ -249,7 +249,7 @@ def run(url: str, resources: int, requests: int) -> None:
     client.cookies.set(SESSION_COOKIE, cookie, path="/portal")
     dialect = make_url(url).get_backend_name()
     print(f"{len(bundle['entry'])} resources pushed; {requests} requests per page; {dialect}")
-    print(f"{'page':<28}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'bytes':>9}")
+    print(f"{'page':<28}{'first ms':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'bytes':>9}")
     for path in (
         "/portal/",
         "/portal/timeline",
@@ -257,7 +257,12 @@ def run(url: str, resources: int, requests: int) -> None:
         "/portal/results/59261-8",
         "/portal/medications",
     ):
-        client.get(path)  # warm: templates compiled, catalogs loaded
+        # The first request compiles templates and loads catalogs, and shapes what the
+        # portal's view cache keeps (health/portal/view_cache.py): kept apart from the
+        # figures, as "first".
+        began = time.perf_counter()
+        client.get(path)
+        first = (time.perf_counter() - began) * 1000
         timings = []
         for _ in range(requests):
             began = time.perf_counter()
@@ -267,7 +272,8 @@ def run(url: str, resources: int, requests: int) -> None:
         timings.sort()
         p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
         print(
-            f"{path:<28}{statistics.median(timings):>9.1f}{p95:>9.1f}{timings[-1]:>9.1f}"
+            f"{path:<28}{first:>9.1f}{statistics.median(timings):>9.1f}{p95:>9.1f}"
+            f"{timings[-1]:>9.1f}"
             f"{len(answer.content):>9}"
         )
     database.dispose()

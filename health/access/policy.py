@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from health.settings import Settings
+
 # Resources about no one in particular: the directory of organisations, clinicians and
 # places, and medication definitions. A citizen's app reads them beside the citizen's
 # own record (to show who treated them, where, with what). A resource of any other
@@ -71,6 +73,16 @@ class CareRules:
     def window_start(self, now: datetime) -> datetime:
         """Relationships that ended before this no longer count."""
         return now - self.treatment_window
+
+
+def care_rules(settings: Settings) -> CareRules:
+    """The rules as configured (HEALTH_ACCESS_POLICY, HEALTH_TREATMENT_WINDOW_DAYS,
+    HEALTH_BREAK_GLASS_HOURS)."""
+    return CareRules(
+        policy=Policy(settings.access_policy),
+        treatment_window=timedelta(days=settings.treatment_window_days),
+        break_glass=timedelta(hours=settings.break_glass_hours),
+    )
 
 
 def is_organisation_record(recorded_by: str | None) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -171,10 +172,13 @@ class Repository:
 
     # The access facts the citizen's pages and the access log read (access_records.py)
 
-    def grant_emergency_access(self, patient_id: str, reason: str, duration: timedelta) -> bool:
-        """Open the calling clinician's emergency access to one citizen's record; False
-        when the citizen is unknown. An access still open is reused, not extended."""
-        return self._access.grant_emergency_access(self.actor, patient_id, reason, duration)
+    def grant_emergency_access(self, patient_id: str, reason: str) -> bool:
+        """Open the calling clinician's emergency access to one citizen's record, for
+        the configured time; False when the citizen is unknown. An access still open
+        is reused, not extended."""
+        return self._access.grant_emergency_access(
+            self.actor, patient_id, reason, self.visibility.rules.break_glass
+        )
 
     def emergency_patients(self) -> set[str]:
         """The citizens the calling clinician has open emergency access to."""
@@ -253,6 +257,22 @@ class Repository:
             resource,
         )
         return self._session.execute(statement).first() is not None
+
+    def compartment_stamp(self, patient_id: str) -> tuple[int, int, str]:
+        """A stamp of the part of a patient's compartment the caller may see: (resources,
+        sum of their version ids, newest lastUpdated). Any write or deletion there changes
+        it (version ids only grow), so the portal keys its per-citizen cache on it. A
+        lookup, not a disclosure: nothing of the resources is handed out."""
+        statement = self._visible(
+            select(
+                func.count(),
+                func.coalesce(func.sum(resource.c.version_id), 0),
+                func.max(resource.c.last_updated),
+            ).where(resource.c.patient_id == patient_id),
+            resource,
+        )
+        count, versions, newest = self._session.execute(statement).one()
+        return int(count), int(versions), str(newest)
 
     def _note_refused(self, resource_type: str, resource_id: str) -> None:
         """Remember, for the citizen's access log, a read of their data the caller was

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from health.access.disclosure import (
     disclosure_entries,
     refusal_entries,
 )
-from health.access.policy import CareRules, Policy
+from health.access.policy import care_rules
 from health.audit.entries import AuditEntry
 from health.audit.log import AuditLog
 from health.auth.request import actor_for_request
@@ -49,6 +49,8 @@ from health.settings import Settings
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = f"{FHIR_JSON}; charset=utf-8"
+# Why a refused read is in the citizen's log (the caller got a plain 404).
+NOT_VISIBLE = "not visible to the caller"
 PLAIN_JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 
 
@@ -98,23 +100,21 @@ def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
             entries: list[AuditEntry] = []
             if reason is not None:
                 patient_id = emergency_patient(request)
-                if repository.grant_emergency_access(
-                    patient_id, reason, timedelta(hours=settings.break_glass_hours)
-                ):
+                if repository.grant_emergency_access(patient_id, reason):
                     entries.append(break_glass_entry(repository, patient_id, reason))
             interactions = Interactions(repository, config)
             yield interactions
             interactions.flush()
             entries += consent_entries(repository, interactions.written)
             entries += disclosure_entries(repository, action)
-            entries += refusal_entries(repository, action, "not visible to the caller")
+            entries += refusal_entries(repository, action, NOT_VISIBLE)
             if write or reason is not None:
                 AuditLog(session, settings.audit_key.encode()).append(entries, repository.now)
             else:
                 after = entries
     except FhirError:
         if repository is not None and repository.refused:
-            _log(database, settings, refusal_entries(repository, action, "not visible"))
+            _log(database, settings, refusal_entries(repository, action, NOT_VISIBLE))
         raise
     _log(database, settings, after)
 
@@ -123,14 +123,6 @@ def _log(database: Database, settings: Settings, entries: list[AuditEntry]) -> N
     if entries:
         with database.session(write=True) as session:
             AuditLog(session, settings.audit_key.encode()).append(entries, datetime.now(UTC))
-
-
-def care_rules(settings: Settings) -> CareRules:
-    return CareRules(
-        policy=Policy(settings.access_policy),
-        treatment_window=timedelta(days=settings.treatment_window_days),
-        break_glass=timedelta(hours=settings.break_glass_hours),
-    )
 
 
 def action_of(request: Request) -> str:

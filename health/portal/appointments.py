@@ -15,7 +15,8 @@ from health.portal.datatypes import (
 from health.portal.record import Record
 from health.portal.sources import Reported, merge_facts
 
-_NOT_HAPPENING = frozenset({"cancelled", "noshow", "entered-in-error"})
+# Statuses of an appointment that will not take place.
+NOT_HAPPENING = frozenset({"cancelled", "noshow", "entered-in-error"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def appointments(record: Record, now: datetime | None = None) -> list[Appointmen
                 status=status,
                 clinician=clinician,
                 place=place,
-                upcoming=start is not None and start >= now and status not in _NOT_HAPPENING,
+                upcoming=start is not None and start >= now and status not in NOT_HAPPENING,
                 entry=entry,
             )
         )

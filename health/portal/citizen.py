@@ -18,11 +18,11 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from health.access.disclosure import disclosure_entries, refusal_entries
+from health.access.policy import care_rules
 from health.audit.entries import AuditEntry
 from health.audit.log import AuditLog
 from health.db.engine import Database
 from health.fhir.config import FhirConfig
-from health.fhir.http import care_rules
 from health.portal.proxies import (
     ACTING_COOKIE,
     Principal,
@@ -166,7 +166,9 @@ def _person(
         patient_ids = own_ids
     else:
         actor, patient_ids = None, ()
-    records = CitizenRecords(session, actor, patient_ids, care_rules(settings))
+    records = CitizenRecords(
+        session, actor, patient_ids, care_rules(settings), fhir_config_of(request)
+    )
     return SignedIn(
         session=citizen,
         records=records,

@@ -9,8 +9,9 @@ the citizen's own actor, so another citizen's id in a URL simply is not found.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,10 @@ from health.access.actor import Actor, ActorKind
 from health.access.policy import CareRules
 from health.auth.identity import with_national_id
 from health.db.repository import Repository
+from health.db.versions import StoredVersion
+from health.fhir.config import FhirConfig
+from health.fhir.search.params import SearchLimits, parse_search
+from health.fhir.search.scope import confine_to_patient
 from health.portal.datatypes import JsonDict, display_name, reference_key
 
 # Pushes keep one Patient per national ID (health/ingest); records written another way
@@ -31,6 +36,8 @@ _PAGE_ROWS = 5000
 # Resources of one type read for a page: far above any real record (the benchmark's
 # citizen has 5,000 resources in all).
 _MAX_RESOURCES = 100_000
+# The most a page asks one search for (the front page's short lists ask for 5 or 6).
+_MAX_SEARCH = 100
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,14 @@ def find_patient_ids(
 
 class CitizenRecords:
     """Reads one citizen's record for one request, as `actor` (the citizen, or a proxy
-    acting for them); `repository` is None when the citizen has no record yet."""
+    acting for them); `repository` is None when the citizen has no record yet.
+
+    What a page shows is what the access log names. Reads that show what they return
+    (`load`, `search`, `read`) are disclosures; a page that reads more than it shows
+    (a list it cuts, a timeline it pages) reads with `load(disclose=False)`, which
+    looks the resources up through the same repository (the same actor, the same
+    scope: `Repository.find`), and then `disclose`s exactly the entries it shows.
+    """
 
     def __init__(
         self,
@@ -126,35 +140,97 @@ class CitizenRecords:
         actor: Actor | None,
         patient_ids: tuple[str, ...],
         rules: CareRules | None = None,
+        config: FhirConfig | None = None,
     ) -> None:
         self.patient_ids = patient_ids
         self.patient_id = patient_ids[0] if patient_ids else None
+        self.actor = actor
+        self.config = config
         self.repository = (
             Repository(session, actor, rules=rules)
             if actor is not None and self.patient_id
             else None
         )
+        # Versions looked up and not disclosed (yet), by `Type/id`, bodies dropped.
+        self._looked_up: dict[str, StoredVersion] = {}
 
-    def load(self, types: Sequence[str] | None = None) -> Record:
+    def load(self, types: Sequence[str] | None = None, *, disclose: bool = True) -> Record:
         """The citizen's record (only `types` of it, when given) with the organisations
         that pushed it.
 
         With `types`, one query per type (the repository confines each to the citizen's
         compartment); without, Patient/$everything, which also brings the directory
         entries the record refers to (what a download of the whole record needs).
+        With `disclose=False` (and `types`), a lookup: the page discloses what it shows.
         """
         if self.repository is None or self.patient_id is None:
             return Record(patient_id=None)
         if types is None:
             resources = self._everything()
         else:
+            read = self.repository.listing if disclose else self._find
             found = [
                 version
                 for resource_type in sorted({*types, "Patient"})
-                for version in self.repository.listing(resource_type, limit=_MAX_RESOURCES)
+                for version in read(resource_type, limit=_MAX_RESOURCES)
                 if version.body is not None
             ]
             resources = [orjson.loads(version.body) for version in found]
+        return self.with_sources(resources)
+
+    def _find(self, resource_type: str, *, limit: int) -> list[StoredVersion]:
+        assert self.repository is not None
+        found = self.repository.find(resource_type, [], limit=limit)
+        for version in found:
+            key = f"{version.resource_type}/{version.id}"
+            self._looked_up[key] = dataclasses.replace(version, body=None)
+        return found
+
+    def looked_up(self) -> dict[str, StoredVersion]:
+        """What `load(disclose=False)` looked up, by `Type/id` (bodies dropped)."""
+        return dict(self._looked_up)
+
+    def disclose(
+        self, keys: Iterable[str], looked_up: Mapping[str, StoredVersion] | None = None
+    ) -> None:
+        """Log as shown the looked-up resources `keys` (`Type/id`): what a page shows
+        of what it read with `load(disclose=False)` (or of `looked_up`, a cached view's
+        lookups, health/portal/view_cache.py)."""
+        if self.repository is None:
+            return
+        versions = self._looked_up if looked_up is None else looked_up
+        self.repository.disclosed.extend(
+            versions[key] for key in sorted(set(keys)) if key in versions
+        )
+
+    def search(self, resource_type: str, params: Sequence[tuple[str, str]]) -> list[JsonDict]:
+        """The citizen's current resources matching a FHIR search (`_sort`, `_count`,
+        dates, `:not`...), parsed as the FHIR API parses it: a disclosure, so ask only
+        for what the page shows."""
+        if self.repository is None or self.patient_id is None or self.config is None:
+            return []
+        request = parse_search(
+            resource_type,
+            [("patient", f"Patient/{self.patient_id}"), ("_total", "none"), *params],
+            self.config.search,
+            base_url=self.config.settings.fhir_base_url,
+            limits=SearchLimits(_MAX_SEARCH, _MAX_SEARCH),
+        )
+        request = confine_to_patient(request, self.config.search, self.config.compartment)
+        page = self.repository.search(request, limit=request.count)
+        return [orjson.loads(version.body) for version in page.matches if version.body]
+
+    def stamp(self) -> tuple[int, int, str] | None:
+        """Changes whenever the part of the record the actor may see changes (a cache
+        key, `Repository.compartment_stamp`); None without a record."""
+        if self.repository is None or self.patient_id is None:
+            return None
+        return self.repository.compartment_stamp(self.patient_id)
+
+    def with_sources(self, resources: Iterable[JsonDict]) -> Record:
+        """The resources as a Record, with the organisations that pushed them."""
+        if self.patient_id is None:
+            return Record(patient_id=None)
         record = Record.of(self.patient_id, resources)
         directory = dict(record.directory)
         for key in _source_keys(record.resources):

@@ -19,8 +19,9 @@ from health.portal.chart import chart_for
 from health.portal.citizen import SignedIn, as_signed_in, settings_of
 from health.portal.rendering import PRIVATE, render_page
 from health.portal.results import lab_test, lab_tests
-from health.portal.timeline import KINDS, build_timeline
+from health.portal.timeline import KINDS, page_of, shape_timeline, shown_keys
 from health.portal.vaccinations import vaccinations
+from health.portal.view_cache import CachedView, view_cache_of, view_key
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -53,15 +54,17 @@ def timeline(
     """Contacts over time, grouped into life events; filtered by source, kind, event."""
 
     def build(citizen: SignedIn) -> Response:
-        record = citizen.records.load(types=_TIMELINE_TYPES)
+        shaped = _shaped_timeline(request, citizen)
         chosen_kind = kind if kind in KINDS else ""
-        view = build_timeline(
-            record,
+        view = page_of(
+            shaped.view,
             source=source or None,
             kind=chosen_kind or None,
             event=event or None,
             page=page,
         )
+        # The log names what this page shows, not the whole record it was cut from.
+        citizen.records.disclose(shown_keys(view), shaped.looked_up)
         return render_page(
             request,
             "portal/timeline.html",
@@ -75,6 +78,26 @@ def timeline(
         )
 
     return as_signed_in(request, build)
+
+
+def _shaped_timeline(request: Request, citizen: SignedIn) -> CachedView:
+    """The whole timeline of what the reader may see, from the app's view cache while
+    the record (as the reader sees it) has not changed, else shaped from a lookup."""
+    records = citizen.records
+
+    def shape() -> CachedView:
+        record = records.load(types=_TIMELINE_TYPES, disclose=False)
+        return CachedView(
+            view=shape_timeline(record, now=citizen.now),
+            looked_up=records.looked_up(),
+            weight=len(record.resources),
+        )
+
+    stamp = records.stamp()
+    key = None
+    if stamp is not None and records.actor is not None and records.patient_id is not None:
+        key = view_key("timeline", records.actor, records.patient_id, stamp, citizen.now)
+    return view_cache_of(request.app.state).get_or_shape(key, shape)
 
 
 @router.get("/results")

@@ -29,7 +29,7 @@ from health.portal.access_log import (
     emergency_references,
 )
 from health.portal.citizen import NotSignedIn, SignedIn, signed_in
-from health.portal.front_page import front_page
+from health.portal.front_page import read_front_page
 from health.portal.languages import LANGUAGE_COOKIE, LANGUAGES
 from health.portal.proxies import ACTING_COOKIE
 from health.portal.record import find_patient_ids
@@ -40,6 +40,7 @@ from health.portal.sessions import (
     clear_portal_cookie,
     set_portal_cookie,
 )
+from health.portal.view_cache import view_cache_of
 from health.settings import Settings
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -75,16 +76,12 @@ def home(request: Request) -> Response:
     settings = _settings(request)
     try:
         with signed_in(request) as person:
-            record = person.records.load(
-                types=(
-                    "Appointment",
-                    "MedicationRequest",
-                    "MedicationStatement",
-                    "Observation",
-                    "Immunization",
-                )
+            record, front = read_front_page(
+                person.records,
+                person.now,
+                _emergencies(person),
+                view_cache_of(request.app.state),
             )
-            front = front_page(record, person.now, _emergencies(person))
             return render_page(
                 request,
                 "portal/home.html",

@@ -97,6 +97,55 @@ class Timeline:
     pages: int
 
 
+@dataclass(frozen=True)
+class ShapedTimeline:
+    """The whole timeline, before filters and pages: what a page is cut from (and what
+    health/portal/view_cache.py keeps). Never changed once shaped."""
+
+    # Newest first, each with the life event it belongs to.
+    contacts: list[Contact]
+    life_events: list[LifeEvent]
+    sources: list[Source]
+
+
+def shape_timeline(
+    record: Record, *, rules: Iterable[Rule] | None = None, now: datetime | None = None
+) -> ShapedTimeline:
+    """Every contact with what happened there and its life event, newest first."""
+    contacts = all_contacts(record)
+    events = group_life_events(record, None if rules is None else tuple(rules), now)
+    by_encounter = {encounter_id: e for e in events for encounter_id in e.encounter_ids}
+    for contact in contacts:
+        contact.life_event = by_encounter.get(contact.key)
+    return ShapedTimeline(contacts=contacts, life_events=events, sources=record_sources(record))
+
+
+def page_of(
+    shaped: ShapedTimeline,
+    *,
+    source: str | None = None,
+    kind: str | None = None,
+    event: str | None = None,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> Timeline:
+    """One page of the shaped timeline, filtered; `shaped` is left as it was."""
+    chosen = [c for c in shaped.contacts if _wanted(c, source, kind, event)]
+    pages = max(1, math.ceil(len(chosen) / per_page))
+    page = min(max(page, 1), pages)
+    shown = chosen[(page - 1) * per_page : page * per_page]
+    if source or kind:
+        shown = [_narrowed(c, source, kind) for c in shown]
+    return Timeline(
+        contacts=shown,
+        life_events=shaped.life_events,
+        sources=shaped.sources,
+        total=len(chosen),
+        page=page,
+        pages=pages,
+    )
+
+
 def build_timeline(
     record: Record,
     *,
@@ -109,24 +158,23 @@ def build_timeline(
     now: datetime | None = None,
 ) -> Timeline:
     """The timeline, newest contact first, filtered and cut to one page."""
-    contacts = all_contacts(record)
-    events = group_life_events(record, None if rules is None else tuple(rules), now)
-    by_encounter = {encounter_id: e for e in events for encounter_id in e.encounter_ids}
-    for contact in contacts:
-        contact.life_event = by_encounter.get(contact.key)
-    chosen = [c for c in contacts if _wanted(c, source, kind, event)]
-    if source or kind:
-        chosen = [_narrowed(c, source, kind) for c in chosen]
-    pages = max(1, math.ceil(len(chosen) / per_page))
-    page = min(max(page, 1), pages)
-    return Timeline(
-        contacts=chosen[(page - 1) * per_page : page * per_page],
-        life_events=events,
-        sources=record_sources(record),
-        total=len(chosen),
-        page=page,
-        pages=pages,
-    )
+    shaped = shape_timeline(record, rules=rules, now=now)
+    return page_of(shaped, source=source, kind=kind, event=event, page=page, per_page=per_page)
+
+
+def shown_keys(timeline: Timeline) -> set[str]:
+    """`Type/id` of every resource a page of the timeline shows: its contacts, what
+    happened there (each source's copy), and the resources life events are named from."""
+    keys = set()
+    for contact in timeline.contacts:
+        entries = [h.entry for h in contact.happenings]
+        if contact.entry is not None:
+            entries.append(contact.entry)
+        for entry in entries:
+            for report in entry.reports:
+                keys.add(f"{report.resource.get('resourceType')}/{report.resource.get('id')}")
+    keys.update(event.anchor for event in timeline.life_events if event.anchor)
+    return keys
 
 
 def all_contacts(record: Record) -> list[Contact]:

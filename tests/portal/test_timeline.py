@@ -7,7 +7,7 @@ from pathlib import Path
 
 from health.portal.life_events import group_life_events, load_rules
 from health.portal.record import Record
-from health.portal.timeline import build_timeline
+from health.portal.timeline import build_timeline, page_of, shape_timeline, shown_keys
 
 GP = "http://testserver/fhir/Organization/gp"
 HOSPITAL = "http://testserver/fhir/Organization/hospital"
@@ -133,3 +133,35 @@ def test_filters_by_source_kind_and_event() -> None:
 def test_pages() -> None:
     timeline = build_timeline(_record(), per_page=1, page=2, now=NOW)
     assert (timeline.page, timeline.pages, len(timeline.contacts)) == (2, timeline.total, 1)
+
+
+def test_pages_are_cut_from_one_shaped_timeline_that_filters_leave_alone() -> None:
+    shaped = shape_timeline(_record(), now=NOW)
+    everything = [c.key for c in shaped.contacts]
+    assert len(everything) == 4
+    pages = [page_of(shaped, page=n, per_page=3) for n in (1, 2, 3)]
+    assert [c.key for p in pages[:2] for c in p.contacts] == everything
+    assert [len(p.contacts) for p in pages] == [3, 1, 1]
+    assert [(p.page, p.pages, p.total) for p in pages] == [(1, 2, 4), (2, 2, 4), (2, 2, 4)]
+    assert page_of(shaped, page=0, per_page=3).page == 1
+    gp = page_of(shaped, source="Organization/gp", kind="results")
+    assert [[h.kind for h in c.happenings] for c in gp.contacts] == [["results"]]
+    # The filter narrowed copies: the shaped timeline still holds every happening.
+    assert sum(len(c.happenings) for c in shaped.contacts) == sum(
+        len(c.happenings) for c in build_timeline(_record(), now=NOW).contacts
+    )
+
+
+def test_a_page_shows_its_contacts_what_happened_there_and_the_life_events() -> None:
+    shaped = shape_timeline(_record(), now=NOW)
+    first = page_of(shaped, page=1, per_page=1)
+    assert [c.key for c in first.contacts] == ["checkup"]
+    assert shown_keys(first) == {
+        "Encounter/checkup",
+        "Observation/hba1c",
+        # Life events are named from their anchors, listed on every page.
+        "Condition/dm",
+        "Encounter/stay",
+    }
+    second = page_of(shaped, page=2, per_page=1)
+    assert "Observation/hba1c" not in shown_keys(second)
