@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from health.access.actor import Actor, ActorKind
@@ -37,16 +37,29 @@ def organisations_of(session: Session, actor: Actor, now: datetime) -> tuple[str
     if kind != "Practitioner" or not practitioner_id:
         return ()
     organisation = search_reference.alias("organisation")
-    inactive = select(search_token.c.resource_id).where(
-        search_token.c.resource_type == "PractitionerRole",
-        search_token.c.param == "active",
-        search_token.c.code == "false",
+    # Probes of the clinician's own roles (correlated), not lists of every role's rows.
+    inactive = (
+        select(literal(1))
+        .where(
+            search_token.c.resource_type == "PractitionerRole",
+            search_token.c.resource_id == search_reference.c.resource_id,
+            search_token.c.param == "active",
+            search_token.c.code == "false",
+        )
+        .correlate_except(search_token)
+        .exists()
     )
     # A role outside its period (ended, or not begun) gives nothing either.
-    out_of_period = select(search_date.c.resource_id).where(
-        search_date.c.resource_type == "PractitionerRole",
-        search_date.c.param == "date",
-        or_(search_date.c.high <= now, search_date.c.low > now),
+    out_of_period = (
+        select(literal(1))
+        .where(
+            search_date.c.resource_type == "PractitionerRole",
+            search_date.c.resource_id == search_reference.c.resource_id,
+            search_date.c.param == "date",
+            or_(search_date.c.high <= now, search_date.c.low > now),
+        )
+        .correlate_except(search_date)
+        .exists()
     )
     rows = session.execute(
         select(organisation.c.target_id, resource.c.recorded_by)
@@ -73,8 +86,8 @@ def organisations_of(session: Session, actor: Actor, now: datetime) -> tuple[str
             search_reference.c.target_type == "Practitioner",
             search_reference.c.target_id == practitioner_id,
             resource.c.deleted.is_(False),
-            search_reference.c.resource_id.not_in(inactive),
-            search_reference.c.resource_id.not_in(out_of_period),
+            ~inactive,
+            ~out_of_period,
         )
     ).all()
     return tuple(

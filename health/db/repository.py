@@ -99,6 +99,7 @@ class Repository:
             actor, self.now, rules or CareRules(), organisations
         )
         self._access = AccessRecords(session, self.visibility)
+        self._clauses: dict[int, tuple[Any, Any]] = {}
         self._recorder = recorder_of(actor)
         # Every version the reads below handed out, for the access log.
         self.disclosed: list[StoredVersion] = []
@@ -123,7 +124,15 @@ class Repository:
 
     def _visible(self, statement: Select[Any], table: Any) -> Select[Any]:
         """The caller's scope, applied to every query this repository builds."""
-        clause = access_sql.visible_clause(self.visibility, table)
+        if self.visibility.everything:
+            return statement
+        # Built once per table (or alias) and repository: the clause is a few hundred
+        # expression objects for a clinician.
+        cached = self._clauses.get(id(table))
+        if cached is None or cached[0] is not table:
+            cached = (table, access_sql.visible_clause(self.visibility, table))
+            self._clauses[id(table)] = cached
+        clause = cached[1]
         return statement if clause is None else statement.where(clause)
 
     def check_changeable(self, current: StoredVersion) -> None:

@@ -1,9 +1,16 @@
 """A parsed search compiled to SQL over `resource` and the search index tables.
 
 https://hl7.org/fhir/R4/search.html. Only the repository executes what this module
-builds; every SELECT here is passed through the repository's scope (`visible`, i.e.
-Repository._visible) before it becomes part of a statement, subqueries included, so a
-chain or `_has` cannot match through a resource the caller may not see.
+builds, and the repository applies the caller's scope (`visible`, i.e.
+Repository._visible) to the statement it runs. Inside, every SELECT that picks
+*other* resources carries the scope too: the ids a chain or `_has` goes through, and
+the page a code search reads from the index, so nothing matches through, or is
+counted from, a resource the caller may not see. A subquery over the index rows of the
+row being tested (its own codes, dates, references, sort keys) does not: a resource's
+index rows carry its type, id, patient and recorder, so they are visible exactly when
+the resource is, and the resource itself is scoped. Repeating the scope there made
+each row's access checks run once per condition (docs/BENCHMARKS.md, "Consent and
+logging").
 
 Each condition is an `id IN (subquery on one index table)` (or NOT IN for `:not` and
 `:missing=true`): both SQLite and PostgreSQL then drive the query from the index and
@@ -94,11 +101,10 @@ class Filters:
             return table.c.id.in_(self.chain(resource_type, condition))
         index = INDEX_TABLES[condition.type]
         if condition.modifier == "missing":
-            rows = self.visible(
+            rows = (
                 select(index.c.resource_id)
                 .where(index.c.resource_type == resource_type, index.c.param == condition.param)
-                .correlate(None),
-                index,
+                .correlate(None)
             )
             return table.c.id.not_in(rows) if condition.values[0] else table.c.id.in_(rows)
         rows = self.rows(resource_type, condition)
@@ -106,8 +112,11 @@ class Filters:
         # https://hl7.org/fhir/R4/search.html#modifiers
         return table.c.id.not_in(rows) if condition.modifier == "not" else table.c.id.in_(rows)
 
-    def rows(self, resource_type: str, condition: Condition) -> Select[Any]:
-        """Ids of the resources with an index row matching any of the values."""
+    def rows(
+        self, resource_type: str, condition: Condition, *, scoped: bool = False
+    ) -> Select[Any]:
+        """Ids of the resources with an index row matching any of the values; in the
+        caller's scope when `scoped` (the ids are the result, not a test of a row)."""
         index = INDEX_TABLES[condition.type]
         param = condition.param
         if condition.modifier == "of-type":
@@ -115,7 +124,7 @@ class Filters:
         alternatives = [
             _value_clause(index, condition, value, self.now) for value in condition.values
         ]
-        return self.visible(
+        rows = (
             select(index.c.resource_id)
             .where(
                 index.c.resource_type == resource_type,
@@ -123,9 +132,9 @@ class Filters:
                 or_(*alternatives),
                 *self.confined(resource_type, index),
             )
-            .correlate(None),
-            index,
+            .correlate(None)
         )
+        return self.visible(rows, index) if scoped else rows
 
     def chain(self, resource_type: str, condition: Condition) -> Select[Any]:
         """Resources whose reference points at a resource matching the chained condition."""
@@ -138,21 +147,22 @@ class Filters:
             )
             for target_type in condition.target_types
         ]
-        return self.visible(
+        # The row's own references; the targets they may point at are scoped (`ids`).
+        return (
             select(references.c.resource_id)
             .where(
                 references.c.resource_type == resource_type,
                 references.c.param == condition.param,
                 or_(*per_target),
             )
-            .correlate(None),
-            references,
+            .correlate(None)
         )
 
     def has(self, resource_type: str, has: Has) -> Select[Any]:
         """Targets of `reference` in resources of `source_type` matching the condition."""
         references = INDEX_TABLES["reference"]
-        return self.visible(
+        # The references of the scoped sources (`ids`): visible as their sources are.
+        return (
             select(references.c.target_id)
             .where(
                 references.c.resource_type == has.source_type,
@@ -160,8 +170,7 @@ class Filters:
                 references.c.target_type == resource_type,
                 references.c.resource_id.in_(self.ids(has.source_type, (has.condition,))),
             )
-            .correlate(None),
-            references,
+            .correlate(None)
         )
 
 
@@ -420,15 +429,16 @@ class SearchStatements:
         # A correlated scalar subquery per candidate row (through the owner index), not
         # a join to an aggregate over every resource of the type: 0.06 ms instead of
         # 76 ms for `Encounter?patient=x&_sort=-date` at 1,000 patients.
-        key = self.visible(
-            select(aggregate).where(
+        key = (
+            select(aggregate)
+            .where(
                 index.c.resource_type == resource_type,
                 index.c.param == sort.param,
                 index.c.resource_id == resource.c.id,
                 *self.filters.confined(resource_type, index),
-            ),
-            index,
-        ).scalar_subquery()
+            )
+            .scalar_subquery()
+        )
         return _Key(key, sort.descending, True, sort.type == "date")
 
     def count(self) -> Select[Any]:
@@ -468,7 +478,7 @@ class SearchStatements:
         here only: on the resource table as well, SQLite would read every resource of
         the type after the cursor instead.
         """
-        rows = self.filters.rows(self.resource_type, condition)
+        rows = self.filters.rows(self.resource_type, condition, scoped=True)
         resource_id = rows.selected_columns.resource_id
         if position is not None:
             rows = rows.where(resource_id < position.id if backwards else resource_id > position.id)
