@@ -429,13 +429,15 @@ class SearchStatements:
         # A correlated scalar subquery per candidate row (through the owner index), not
         # a join to an aggregate over every resource of the type: 0.06 ms instead of
         # 76 ms for `Encounter?patient=x&_sort=-date` at 1,000 patients.
+        # Not narrowed by patient: with the patient id too, SQLite probed the patient
+        # index, reading every date of the patient for every candidate row (2.5 s for
+        # `Observation?patient=x&_sort=-date&_count=6` over 3,000 results; 57 ms without).
         key = (
             select(aggregate)
             .where(
                 index.c.resource_type == resource_type,
                 index.c.param == sort.param,
                 index.c.resource_id == resource.c.id,
-                *self.filters.confined(resource_type, index),
             )
             .scalar_subquery()
         )
