@@ -34,7 +34,10 @@ class Visibility:
 
     @property
     def practitioner(self) -> str | None:
-        return self.parties[0] if self.kind is ActorKind.clinician and self.parties else None
+        """A clinician's own `Practitioner/x` (None for every other caller)."""
+        if self.kind is not ActorKind.clinician:
+            return None
+        return next((p for p in self.parties if p.startswith("Practitioner/")), None)
 
 
 def visibility_of(
