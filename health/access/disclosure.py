@@ -18,11 +18,11 @@ from health.db.versions import StoredVersion, Write
 
 def disclosure_entries(repository: Repository, action: str) -> list[AuditEntry]:
     """One entry per citizen whose data the repository handed out."""
-    emergency = (
-        repository.emergency_patients() if repository.actor.kind is ActorKind.clinician else set()
-    )
+    disclosed = _by_patient(repository.disclosed)
+    clinician = repository.actor.kind is ActorKind.clinician
+    emergency = repository.emergency_patients() if clinician and disclosed else set()
     entries = []
-    for patient_id, references in _by_patient(repository.disclosed).items():
+    for patient_id, references in disclosed.items():
         entries.append(
             entry_for(
                 repository,
