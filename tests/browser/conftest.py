@@ -10,7 +10,7 @@ it. Screenshots go to test-artifacts/browser/ (git-ignored); the run prints wher
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +94,24 @@ def axe() -> str:
             raise RuntimeError("axe-core is not installed (npm install axe-core; HEALTH_AXE_CORE)")
         pytest.skip("axe-core not found: npm install axe-core, or set HEALTH_AXE_CORE")
     return script
+
+
+@pytest.fixture
+def checked(page: Any, axe: str, screenshots: Path) -> Callable[[str], None]:
+    """Screenshot the page as `name`, and run axe-core in it: no serious or critical
+    violations."""
+
+    def check(name: str) -> None:
+        page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+        # Through DevTools, not a <script> tag: the page's CSP (rightly) refuses inline
+        # script.
+        page.evaluate(f"() => {{ {axe}\n }}")
+        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert not bad, f"{name}: " + "; ".join(bad)
+
+    return check

@@ -6,7 +6,6 @@ and checked by axe-core (no serious or critical violations)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,18 +18,6 @@ ALMA = "0905164990"
 METTE = "1110750992"  # Erik's GP
 SOFIE = "0506800990"  # another practice's GP: no relationship with Erik
 CPR_SYSTEMS = ["urn:oid:1.2.208.176.1.2"]
-
-
-def _check(page: Any, axe: str, screenshots: Path, name: str) -> None:
-    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
-    page.evaluate(f"() => {{ {axe}\n }}")
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"{name}: " + "; ".join(bad)
 
 
 def _log_in(page: Any, base_url: str, national_id: str) -> None:
@@ -56,7 +43,7 @@ def _clinician(server: Any, national_id: str) -> httpx.Client:
 
 
 def test_a_blocked_clinicians_search_comes_back_empty(
-    demo_server: Any, page: Any, axe: str, screenshots: Path
+    demo_server: Any, page: Any, checked: Any
 ) -> None:
     base = demo_server.base_url
     erik_id = _id(demo_server, "Patient", ERIK)
@@ -65,25 +52,23 @@ def test_a_blocked_clinicians_search_comes_back_empty(
 
         _log_in(page, base, ERIK)
         page.get_by_role("link", name="Who may look", exact=True).click()
-        _check(page, axe, screenshots, "20-who-may-look")
+        checked("20-who-may-look")
         page.select_option("#find-kind", "Practitioner")
         page.get_by_label("Name").fill("Mette")
         page.get_by_role("button", name="Search").click()
         page.get_by_role("button", name=re.compile("^Block Mette")).click()
         assert page.get_by_role("button", name=re.compile("^Unblock Mette")).is_visible()
-        _check(page, axe, screenshots, "21-clinician-blocked")
+        checked("21-clinician-blocked")
 
         after = mette.get("/Encounter", params={"patient": erik_id}).json()
         assert after["total"] == 0 and not after.get("entry")
 
     page.get_by_role("link", name="Who has looked", exact=True).click()
     assert "changed who may look" in page.inner_text("main")
-    _check(page, axe, screenshots, "22-access-log")
+    checked("22-access-log")
 
 
-def test_an_emergency_access_is_highlighted(
-    demo_server: Any, page: Any, axe: str, screenshots: Path
-) -> None:
+def test_an_emergency_access_is_highlighted(demo_server: Any, page: Any, checked: Any) -> None:
     base = demo_server.base_url
     erik_id = _id(demo_server, "Patient", ERIK)
     reason = "Found unconscious, no relatives reachable"
@@ -96,28 +81,26 @@ def test_an_emergency_access_is_highlighted(
     assert alert.is_visible()
     text = alert.inner_text()
     assert reason in text and "Sofie" in text
-    _check(page, axe, screenshots, "23-emergency-alert")
+    checked("23-emergency-alert")
 
     page.get_by_role("link", name="See what was looked at in the access log").click()
     row = page.locator("tr.emergency-row").first
     assert row.is_visible() and "emergency" in row.inner_text().lower()
-    _check(page, axe, screenshots, "24-emergency-in-log")
+    checked("24-emergency-in-log")
 
 
-def test_a_parent_switches_to_his_childs_record(
-    demo_server: Any, page: Any, axe: str, screenshots: Path
-) -> None:
+def test_a_parent_switches_to_his_childs_record(demo_server: Any, page: Any, checked: Any) -> None:
     base = demo_server.base_url
     _log_in(page, base, MADS)
-    _check(page, axe, screenshots, "25-parent-front-page")
+    checked("25-parent-front-page")
     page.get_by_role("button", name="View Alma Kristensen's record").click()
     banner = page.get_by_role("status")
     assert "You are viewing Alma Kristensen's record on their behalf." in banner.inner_text()
-    _check(page, axe, screenshots, "26-child-front-page")
+    checked("26-child-front-page")
 
     page.get_by_role("link", name="Timeline", exact=True).click()
     assert "Alma Kristensen" in page.get_by_role("status").inner_text()
-    _check(page, axe, screenshots, "27-child-timeline")
+    checked("27-child-timeline")
 
     page.get_by_role("button", name="Back to your own record").click()
     assert page.get_by_role("status").count() == 0

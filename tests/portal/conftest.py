@@ -38,6 +38,16 @@ def hidden_fields(html: str) -> dict[str, str]:
     return {name: unescape(value) for name, value in re.findall(pattern, html)}
 
 
+def post_forms(html: str, action: str) -> list[dict[str, str]]:
+    """The hidden fields of each form in `html` posting to `action`."""
+    found = []
+    for body in re.findall(
+        rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', html, re.S
+    ):
+        found.append(hidden_fields(body))
+    return found
+
+
 class Browser:
     """One browser: its own cookies, following the portal and the eID like a person would."""
 
@@ -136,6 +146,9 @@ class Portal:
         )
         self._exits.callback(client.close)
         return client
+
+    # For test modules, which cannot import this conftest.
+    forms = staticmethod(post_forms)
 
     def path_of(self, url: str) -> str:
         parts = urlsplit(url)

@@ -6,7 +6,6 @@ citizen's choices."""
 from __future__ import annotations
 
 import re
-from html import unescape
 from typing import Any
 
 from health.audit.log import AuditLog
@@ -16,17 +15,6 @@ ERIK = "1406580991"
 MADS = "2102850991"
 # Erik's GP (Lægehuset Søndergade): treats him, so sees his record.
 METTE = "1110750992"
-
-
-def _forms(html: str, action: str) -> list[dict[str, str]]:
-    """The hidden fields of each form posting to `action`."""
-    found = []
-    for body in re.findall(
-        rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', html, re.S
-    ):
-        fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body)
-        found.append({name: unescape(value) for name, value in fields})
-    return found
 
 
 def _log(portal: Portal, patient_id: str) -> list[Any]:
@@ -39,7 +27,7 @@ def _log(portal: Portal, patient_id: str) -> list[Any]:
 def _block_mette(portal: Portal, erik: Any) -> None:
     page = erik.client.get("/portal/access", params={"kind": "Practitioner", "name": "Mette"})
     assert page.status_code == 200
-    forms = _forms(page.text, "/portal/access/block")
+    forms = portal.forms(page.text, "/portal/access/block")
     assert len(forms) == 1, page.text
     assert forms[0]["party"] == f"Practitioner/{portal.practitioner_id(METTE)}"
     answer = erik.client.post("/portal/access/block", data=forms[0], follow_redirects=False)
@@ -95,7 +83,7 @@ def test_a_block_shuts_the_clinician_out_of_the_fhir_api(demo_portal: Portal) ->
     assert consent_rows and consent_rows[0].agent == f"Patient/{patient_id}"
 
     # Unblocking deletes the Consent: the clinician sees the record again.
-    withdraw = _forms(page, "/portal/access/withdraw")
+    withdraw = demo_portal.forms(page, "/portal/access/withdraw")
     assert len(withdraw) == 1
     assert erik.client.post("/portal/access/withdraw", data=withdraw[0]).status_code == 200
     again = mette.get("/fhir/Encounter", params={"patient": patient_id}).json()
@@ -106,13 +94,13 @@ def test_a_hidden_episode_is_hidden_from_other_organisations(demo_portal: Portal
     erik = demo_portal.browser()
     erik.login(ERIK)
     page = erik.client.get("/portal/access").text
-    hide = _forms(page, "/portal/access/hide")
+    hide = demo_portal.forms(page, "/portal/access/hide")
     assert hide
     answer = erik.client.post("/portal/access/hide", data=hide[0], follow_redirects=False)
     assert answer.status_code == 303
     page = erik.client.get("/portal/access").text
     assert "Hidden" in page and "Show to others again" in page
-    assert len(_forms(page, "/portal/access/hide")) == len(hide) - 1
+    assert len(demo_portal.forms(page, "/portal/access/hide")) == len(hide) - 1
 
 
 def test_forms_without_the_csrf_token_are_refused(demo_portal: Portal) -> None:
@@ -131,7 +119,8 @@ def test_a_citizen_cannot_withdraw_another_citizens_choice(demo_portal: Portal) 
     erik = demo_portal.browser()
     erik.login(ERIK)
     _block_mette(demo_portal, erik)
-    erik_consent = _forms(erik.client.get("/portal/access").text, "/portal/access/withdraw")[0]
+    access_page = erik.client.get("/portal/access").text
+    erik_consent = demo_portal.forms(access_page, "/portal/access/withdraw")[0]
 
     mads = demo_portal.browser()
     mads.login(MADS)
@@ -166,12 +155,12 @@ def test_permits_are_offered_only_under_opt_in(demo_portal: Portal, make_portal:
     erik = demo_portal.browser()
     erik.login(ERIK)
     page = erik.client.get("/portal/access", params={"kind": "Organization", "name": "Søndergade"})
-    assert _forms(page.text, "/portal/access/block") and not _forms(
+    assert demo_portal.forms(page.text, "/portal/access/block") and not demo_portal.forms(
         page.text, "/portal/access/permit"
     )
     refused = erik.client.post(
         "/portal/access/permit",
-        data={**_forms(page.text, "/portal/access/block")[0]},
+        data={**demo_portal.forms(page.text, "/portal/access/block")[0]},
     )
     assert refused.status_code == 400
 
@@ -179,7 +168,7 @@ def test_permits_are_offered_only_under_opt_in(demo_portal: Portal, make_portal:
     erik = opt_in.browser()
     erik.login(ERIK)
     page = erik.client.get("/portal/access", params={"kind": "Organization", "name": "Søndergade"})
-    permit = _forms(page.text, "/portal/access/permit")
+    permit = demo_portal.forms(page.text, "/portal/access/permit")
     assert len(permit) == 1
     assert erik.client.post("/portal/access/permit", data=permit[0]).status_code == 200
     assert (

@@ -4,7 +4,6 @@ checked again on every request, and a citizen gives and revokes powers of attorn
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from html import unescape
 from typing import Any
@@ -20,16 +19,6 @@ INGRID = "3011380990"
 BANNER = "record on their behalf"
 
 
-def _forms(html: str, action: str) -> list[dict[str, str]]:
-    found = []
-    for body in re.findall(
-        rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', html, re.S
-    ):
-        fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body)
-        found.append({name: unescape(value) for name, value in fields})
-    return found
-
-
 def _switch_to(browser: Any, patient_id: str) -> Any:
     data = {"patient": patient_id, "csrf_token": browser.csrf_token()}
     return browser.client.post("/portal/act-for", data=data, follow_redirects=False)
@@ -40,7 +29,7 @@ def test_a_parent_switches_to_his_childs_record(demo_portal: Portal) -> None:
     mads = demo_portal.browser()
     mads.login(MADS)
     home = mads.home().text
-    choices = [f for f in _forms(home, "/portal/act-for") if f.get("patient")]
+    choices = [f for f in demo_portal.forms(home, "/portal/act-for") if f.get("patient")]
     assert [f["patient"] for f in choices] == [alma_id]
     assert "View Alma Kristensen's record" in unescape(home)
 
@@ -87,7 +76,7 @@ def test_the_switch_ends_when_the_child_is_older_than_the_limit(
     mads_there.client.cookies = mads.client.cookies
     home = mads_there.home().text
     assert "Mads Kristensen" in home and BANNER not in unescape(home)
-    assert not [f for f in _forms(home, "/portal/act-for") if f.get("patient")]
+    assert not [f for f in demo_portal.forms(home, "/portal/act-for") if f.get("patient")]
 
 
 def test_a_revoked_power_of_attorney_stops_the_switch(demo_portal: Portal) -> None:
@@ -100,7 +89,7 @@ def test_a_revoked_power_of_attorney_stops_the_switch(demo_portal: Portal) -> No
     ingrid = demo_portal.browser()
     ingrid.login(INGRID)
     page = ingrid.client.get("/portal/attorney").text
-    revoke = _forms(page, "/portal/attorney/revoke")
+    revoke = demo_portal.forms(page, "/portal/attorney/revoke")
     assert len(revoke) == 1
     assert ingrid.client.post("/portal/attorney/revoke", data=revoke[0]).status_code == 200
     assert "Revoked" in ingrid.client.get("/portal/attorney").text
@@ -128,7 +117,7 @@ def test_a_citizen_gives_a_power_of_attorney_that_works(demo_portal: Portal) -> 
     mads = demo_portal.browser()
     mads.login(MADS)
     erik_id = demo_portal.patient_id(ERIK)
-    assert erik_id in [f["patient"] for f in _forms(mads.home().text, "/portal/act-for")]
+    assert erik_id in [f["patient"] for f in demo_portal.forms(mads.home().text, "/portal/act-for")]
     assert _switch_to(mads, erik_id).status_code == 303
     assert "You are viewing Erik Mortensen's record" in unescape(mads.home().text)
     # A proxy does not pass the right on.
@@ -161,7 +150,8 @@ def test_the_grant_form_says_what_is_wrong(demo_portal: Portal) -> None:
 def test_a_citizen_cannot_revoke_another_citizens_power_of_attorney(demo_portal: Portal) -> None:
     ingrid = demo_portal.browser()
     ingrid.login(INGRID)
-    revoke = _forms(ingrid.client.get("/portal/attorney").text, "/portal/attorney/revoke")[0]
+    attorney_page = ingrid.client.get("/portal/attorney").text
+    revoke = demo_portal.forms(attorney_page, "/portal/attorney/revoke")[0]
 
     erik = demo_portal.browser()
     erik.login(ERIK)
