@@ -44,6 +44,10 @@ _ACTIONS: dict[str, tuple[dict[str, str], dict[str, str] | None, str]] = {
     "create": (_REST, _interaction("create"), "C"),
     "update": (_REST, _interaction("update"), "U"),
     "delete": (_REST, _interaction("delete"), "D"),
+    "patch": (_REST, _interaction("patch"), "U"),
+    "transaction": (_REST, _interaction("transaction"), "E"),
+    # A portal page that showed part of the record (health/portal/citizen.py).
+    "portal": (_PATIENT_RECORD, None, "R"),
     "consent": (_REST, _interaction("update"), "U"),
     "login": (_AUTHENTICATION, {"system": DCM, "code": "110122", "display": "Login"}, "E"),
     "logout": (_AUTHENTICATION, {"system": DCM, "code": "110123", "display": "Logout"}, "E"),

@@ -33,6 +33,9 @@ def _event(entry: AuditEntry, recorded: datetime, seq: int = 42) -> dict[str, An
         "create",
         "update",
         "delete",
+        "patch",
+        "transaction",
+        "portal",
         "consent",
         "login",
         "logout",
@@ -92,6 +95,15 @@ def test_the_purpose_is_a_v3_act_reason(
     coding = _event(make_entry(purpose=purpose), start)["purposeOfEvent"][0]["coding"][0]
     assert coding["system"] == "http://terminology.hl7.org/CodeSystem/v3-ActReason"
     assert coding["code"] == code
+
+
+def test_a_portal_view_is_a_read_of_the_patient_record(
+    make_entry: MakeEntry, start: datetime
+) -> None:
+    event = _event(make_entry(action="portal"), start)
+
+    assert event["type"]["code"] == "110110"
+    assert event["action"] == "R"
 
 
 def test_a_refusal_says_why(make_entry: MakeEntry, start: datetime) -> None:
