@@ -37,6 +37,7 @@ from health.access.scope import Visibility, visibility_of
 from health.db import access_sql, include_sql, search_sql, write_sql
 from health.db.access_records import AccessRecords, organisations_of
 from health.db.tables import (
+    INDEX_TABLES,
     care_relationship,
     conditional_claim,
     consent_rule,
@@ -54,6 +55,17 @@ from health.fhir.search.params import SearchRequest
 # Conditional matching fetches at most this many candidates from the index before it
 # falls back to one query (criteria so broad are not what conditional writes use).
 _CANDIDATE_CAP = 1000
+
+# The values `Repository.outline` reads from each index table.
+_OUTLINE_VALUES = {
+    "token": ("system", "code"),
+    "string": ("value",),
+    "date": ("low", "high"),
+    "reference": ("target_type", "target_id"),
+    "quantity": ("value", "system", "code"),
+    "number": ("value",),
+    "uri": ("value",),
+}
 
 _CURRENT_COLUMNS = (
     resource.c.resource_type,
@@ -282,6 +294,55 @@ class Repository:
         )
         count, versions, newest = self._session.execute(statement).one()
         return int(count), int(versions), str(newest)
+
+    def outline(
+        self, resource_type: str, patient_id: str, params: Sequence[tuple[str, str]], *, limit: int
+    ) -> dict[str, dict[str, list[tuple[Any, ...]]]]:
+        """The index values of `params` ((code, type) pairs, such as ("encounter",
+        "reference")) of the current resources of one type in a patient's compartment
+        that the caller may see, by resource id: every such resource has a key, with the
+        values each param holds for it ((target_type, target_id) for a reference,
+        (system, code) for a token, (value,) for a uri...). What a page needs to arrange
+        a large record without reading every body. A lookup, not a disclosure: the
+        page reads (and discloses) the bodies it shows."""
+        owned = and_(
+            resource.c.resource_type == resource_type,
+            resource.c.patient_id == patient_id,
+            resource.c.deleted.is_(False),
+        )
+        ids = self._visible(
+            select(resource.c.id).where(owned).order_by(resource.c.id).limit(limit), resource
+        )
+        found: dict[str, dict[str, list[tuple[Any, ...]]]] = {
+            row.id: {code: [] for code, _ in params} for row in self._session.execute(ids)
+        }
+        for code, kind in params:
+            index = INDEX_TABLES[kind]
+            values = [index.c[name] for name in _OUTLINE_VALUES[kind]]
+            statement = self._visible(
+                select(index.c.resource_id, *values)
+                .select_from(
+                    index.join(
+                        resource,
+                        and_(
+                            resource.c.resource_type == index.c.resource_type,
+                            resource.c.id == index.c.resource_id,
+                        ),
+                    )
+                )
+                .where(
+                    index.c.patient_id == patient_id,
+                    index.c.resource_type == resource_type,
+                    index.c.param == code,
+                    owned,
+                ),
+                resource,
+            )
+            for row in self._session.execute(statement):
+                held = found.get(row[0])
+                if held is not None:
+                    held[code].append(tuple(row[1:]))
+        return found
 
     def _note_refused(self, resource_type: str, resource_id: str) -> None:
         """Remember, for the citizen's access log, a read of their data the caller was
@@ -578,12 +639,18 @@ class Repository:
     # Search (health/db/search_sql.py)
 
     def search(
-        self, request: SearchRequest, *, limit: int, cursor: str | None = None
+        self,
+        request: SearchRequest,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        disclose: bool = True,
     ) -> SearchPage:
         """One page of a search (up to `limit` matches after `cursor`) and its total.
 
         The total is counted unless `_total=none` (`estimate` is answered with the exact
-        count); on a first page that holds every match it is the page's length.
+        count); on a first page that holds every match it is the page's length. With
+        `disclose=False` a lookup: the caller discloses what it shows of the matches.
         """
         statements = search_sql.SearchStatements(request, self._visible, datetime.now(UTC))
         position = statements.position(cursor) if cursor else None
@@ -598,7 +665,8 @@ class Repository:
             backwards = position is not None and position.before
             if backwards:
                 rows.reverse()
-            page.matches = self._disclose([stored_version(row) for row in rows])
+            matches = [stored_version(row) for row in rows]
+            page.matches = self._disclose(matches) if disclose else matches
             if rows and (more or backwards):
                 page.next_cursor = statements.cursor(rows[-1], before=False)
             if rows and position is not None and (more or not backwards):

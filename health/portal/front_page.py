@@ -1,10 +1,9 @@
 """The front page: who is logged in, alerts, and the short lists a citizen looks for first.
 
 `read_front_page` asks the database only for what the short lists show (the next
-appointments and the latest vaccinations: FHIR searches with `_sort` and `_count`),
-looks the medicines up to tell which are current, and takes the newest results from
-a cached view of every result (health/portal/view_cache.py); the access log names
-exactly the entries shown.
+appointments, the latest vaccinations and the newest results: FHIR searches with
+`_sort` and `_count`) and looks the medicines up to tell which are current; the access
+log names exactly the entries shown.
 """
 
 from __future__ import annotations
@@ -14,16 +13,19 @@ from datetime import UTC, datetime
 
 from health.portal.access_log import EmergencyAccess
 from health.portal.appointments import NOT_HAPPENING, AppointmentLine, appointments
-from health.portal.datatypes import JsonDict
+from health.portal.datatypes import JsonDict, first_code
 from health.portal.medications import MedicationLine, medication_card
 from health.portal.record import CitizenRecords, Record
 from health.portal.results import LabTest, latest_results
 from health.portal.vaccinations import Vaccination, vaccinations
-from health.portal.view_cache import CachedView, ViewCache, view_key
 
 UPCOMING_SHOWN = 5
 RESULTS_SHOWN = 6
 VACCINATIONS_SHOWN = 5
+# The newest results are read a page at a time, and no more than this many in all: a
+# record whose newest 500 values name fewer tests shows the tests they name.
+RESULTS_PER_READ = 100
+RESULTS_READ = 500
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,13 @@ def front_page(
     record: Record,
     now: datetime | None = None,
     emergencies: list[EmergencyAccess] | None = None,
-    latest: list[LabTest] | None = None,
 ) -> FrontPage:
-    """The front page's lists from `record` (the latest results from `latest`, if given)."""
+    """The front page's lists from `record`."""
     now = now or datetime.now(UTC)
     return FrontPage(
         upcoming=[a for a in appointments(record, now) if a.upcoming][:UPCOMING_SHOWN],
         current_medications=medication_card(record, now).current,
-        latest_results=latest_results(record, RESULTS_SHOWN) if latest is None else latest,
+        latest_results=latest_results(record, RESULTS_SHOWN),
         vaccinations=vaccinations(record)[:VACCINATIONS_SHOWN],
         emergencies=list(emergencies or []),
     )
@@ -67,7 +68,6 @@ def read_front_page(
     records: CitizenRecords,
     now: datetime,
     emergencies: list[EmergencyAccess] | None = None,
-    cache: ViewCache | None = None,
 ) -> tuple[Record, FrontPage]:
     """The front page of the record `records` reads, and the resources it shows."""
     moment = now.replace(microsecond=0).isoformat()
@@ -94,35 +94,30 @@ def read_front_page(
     # Which medicines are current depends on every prescription of each: looked up,
     # and only the current ones' entries disclosed.
     medicines = records.load(types=("MedicationRequest", "MedicationStatement"), disclose=False)
-    record = records.with_sources([*found, *medicines.resources])
-    results = _latest_results(records, now, cache)
-    page = front_page(record, now, emergencies, latest=results.view)
+    record = records.with_sources([*found, *medicines.resources, *_newest_results(records)])
+    page = front_page(record, now, emergencies)
     records.disclose(
         _key(report.resource) for line in page.current_medications for report in line.entry.reports
     )
-    records.disclose(shown_results(page.latest_results), results.looked_up)
+    records.disclose(shown_results(page.latest_results))
     return record, page
 
 
-def _latest_results(records: CitizenRecords, now: datetime, cache: ViewCache | None) -> CachedView:
-    """The newest tests, shaped from every result the reader may see: cached while the
-    record is unchanged. (A FHIR search `Observation?_sort=-date&_count=6` would read
-    less, but the search's sort costs seconds on SQLite at 4,000 results: see
-    docs/BENCHMARKS.md, "Portal".)"""
+def _newest_results(records: CitizenRecords) -> list[JsonDict]:
+    """The newest Observations, newest first, until they name more tests than the page
+    shows (so that the last test shown has all of its newest values, each source's copy
+    among them), at most `RESULTS_READ` of them. Looked up: the page discloses the
+    latest value of each test it shows."""
 
-    def shape() -> CachedView:
-        observations = records.load(types=("Observation",), disclose=False)
-        return CachedView(
-            view=latest_results(observations, RESULTS_SHOWN),
-            looked_up=records.looked_up(),
-            weight=len(observations.resources),
-        )
+    def enough(found: list[JsonDict]) -> bool:
+        return len({first_code(o.get("code")) for o in found} - {None}) > RESULTS_SHOWN
 
-    stamp = records.stamp() if cache is not None else None
-    if cache is None or stamp is None or records.actor is None or records.patient_id is None:
-        return shape()
-    key = view_key("latest-results", records.actor, records.patient_id, stamp, now)
-    return cache.get_or_shape(key, shape)
+    return records.search_until(
+        "Observation",
+        [("_sort", "-date"), ("_count", str(RESULTS_PER_READ))],
+        enough,
+        max_pages=RESULTS_READ // RESULTS_PER_READ,
+    )
 
 
 def shown_results(tests: list[LabTest]) -> set[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,8 @@ from health.auth.identity import with_national_id
 from health.db.repository import Repository
 from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
-from health.fhir.search.params import SearchLimits, parse_search
+from health.fhir.criteria import Criterion
+from health.fhir.search.params import SearchLimits, SearchRequest, parse_search
 from health.fhir.search.scope import confine_to_patient
 from health.portal.datatypes import JsonDict, display_name, reference_key
 
@@ -38,6 +39,8 @@ _PAGE_ROWS = 5000
 _MAX_RESOURCES = 100_000
 # The most a page asks one search for (the front page's short lists ask for 5 or 6).
 _MAX_SEARCH = 100
+# Ids per look-up query (well under SQLite's and PostgreSQL's bound-parameter limits).
+_IDS_PER_QUERY = 500
 
 
 @dataclass(frozen=True)
@@ -181,10 +184,14 @@ class CitizenRecords:
     def _find(self, resource_type: str, *, limit: int) -> list[StoredVersion]:
         assert self.repository is not None
         found = self.repository.find(resource_type, [], limit=limit)
-        for version in found:
+        self._remember(found)
+        return found
+
+    def _remember(self, versions: Iterable[StoredVersion]) -> None:
+        """Keep what was looked up, so that the page can disclose what it shows of it."""
+        for version in versions:
             key = f"{version.resource_type}/{version.id}"
             self._looked_up[key] = dataclasses.replace(version, body=None)
-        return found
 
     def looked_up(self) -> dict[str, StoredVersion]:
         """What `load(disclose=False)` looked up, by `Type/id` (bodies dropped)."""
@@ -209,6 +216,40 @@ class CitizenRecords:
         for what the page shows."""
         if self.repository is None or self.patient_id is None or self.config is None:
             return []
+        request = self._search_request(resource_type, params)
+        page = self.repository.search(request, limit=request.count)
+        return [orjson.loads(version.body) for version in page.matches if version.body]
+
+    def search_until(
+        self,
+        resource_type: str,
+        params: Sequence[tuple[str, str]],
+        enough: Callable[[list[JsonDict]], bool],
+        *,
+        max_pages: int,
+    ) -> list[JsonDict]:
+        """Pages of a search (as `search`), read until `enough` of what was found, the
+        last page or `max_pages`: a lookup, the page discloses what it shows."""
+        if self.repository is None or self.patient_id is None or self.config is None:
+            return []
+        request = self._search_request(resource_type, params)
+        found: list[JsonDict] = []
+        cursor = None
+        for _ in range(max_pages):
+            page = self.repository.search(
+                request, limit=request.count, cursor=cursor, disclose=False
+            )
+            self._remember(page.matches)
+            found.extend(orjson.loads(version.body) for version in page.matches if version.body)
+            cursor = page.next_cursor
+            if cursor is None or enough(found):
+                break
+        return found
+
+    def _search_request(
+        self, resource_type: str, params: Sequence[tuple[str, str]]
+    ) -> SearchRequest:
+        assert self.config is not None
         request = parse_search(
             resource_type,
             [("patient", f"Patient/{self.patient_id}"), ("_total", "none"), *params],
@@ -216,9 +257,32 @@ class CitizenRecords:
             base_url=self.config.settings.fhir_base_url,
             limits=SearchLimits(_MAX_SEARCH, _MAX_SEARCH),
         )
-        request = confine_to_patient(request, self.config.search, self.config.compartment)
-        page = self.repository.search(request, limit=request.count)
-        return [orjson.loads(version.body) for version in page.matches if version.body]
+        return confine_to_patient(request, self.config.search, self.config.compartment)
+
+    def outline(
+        self, resource_type: str, params: Sequence[tuple[str, str]]
+    ) -> dict[str, dict[str, list[tuple[Any, ...]]]]:
+        """Index values of the citizen's resources of one type, by id, without their
+        bodies (`Repository.outline`): a lookup."""
+        if self.repository is None or self.patient_id is None:
+            return {}
+        return self.repository.outline(resource_type, self.patient_id, params, limit=_MAX_RESOURCES)
+
+    def look_up(self, resource_type: str, ids: Iterable[str]) -> list[JsonDict]:
+        """The citizen's current resources of one type with these ids, in id order (the
+        order `load` reads in); absent or invisible ones are left out. A lookup."""
+        if self.repository is None:
+            return []
+        wanted = sorted(set(ids))
+        found: list[StoredVersion] = []
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = tuple(wanted[start : start + _IDS_PER_QUERY])
+            found.extend(
+                self.repository.find(resource_type, [Criterion("_id", chunk)], limit=len(chunk))
+            )
+        self._remember(found)
+        found.sort(key=lambda version: version.id)
+        return [orjson.loads(version.body) for version in found if version.body is not None]
 
     def stamp(self) -> tuple[int, int, str] | None:
         """Changes whenever the part of the record the actor may see changes (a cache

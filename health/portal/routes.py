@@ -40,7 +40,6 @@ from health.portal.sessions import (
     clear_portal_cookie,
     set_portal_cookie,
 )
-from health.portal.view_cache import view_cache_of
 from health.settings import Settings
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -76,12 +75,7 @@ def home(request: Request) -> Response:
     settings = _settings(request)
     try:
         with signed_in(request) as person:
-            record, front = read_front_page(
-                person.records,
-                person.now,
-                _emergencies(person),
-                view_cache_of(request.app.state),
-            )
+            record, front = read_front_page(person.records, person.now, _emergencies(person))
             return render_page(
                 request,
                 "portal/home.html",
