@@ -300,43 +300,39 @@ class Repository:
     ) -> dict[str, dict[str, list[tuple[Any, ...]]]]:
         """The index values of `params` ((code, type) pairs, such as ("encounter",
         "reference")) of the current resources of one type in a patient's compartment
-        that the caller may see, by resource id: every such resource has a key, with the
-        values each param holds for it ((target_type, target_id) for a reference,
-        (system, code) for a token, (value,) for a uri...). What a page needs to arrange
-        a large record without reading every body. A lookup, not a disclosure: the
-        page reads (and discloses) the bodies it shows."""
-        owned = and_(
-            resource.c.resource_type == resource_type,
-            resource.c.patient_id == patient_id,
-            resource.c.deleted.is_(False),
-        )
+        that the caller may see, by resource id in id order: every such resource has a
+        key, with the values each param holds for it ((target_type, target_id) for a
+        reference, (system, code) for a token, (value,) for a uri...). What a page needs
+        to arrange a large record without reading every body. A lookup, not a
+        disclosure: the page reads (and discloses) the bodies it shows.
+
+        The scope decides which resources are listed (the first query); the index rows
+        are then read for the whole compartment, through the index's patient columns,
+        and kept only for those resources: joining every index row to its resource to
+        apply the scope again would double the cost and decide nothing more."""
         ids = self._visible(
-            select(resource.c.id).where(owned).order_by(resource.c.id).limit(limit), resource
+            select(resource.c.id)
+            .where(
+                resource.c.resource_type == resource_type,
+                resource.c.patient_id == patient_id,
+                resource.c.deleted.is_(False),
+            )
+            .order_by(resource.c.id)
+            .limit(limit),
+            resource,
         )
         found: dict[str, dict[str, list[tuple[Any, ...]]]] = {
-            row.id: {code: [] for code, _ in params} for row in self._session.execute(ids)
+            resource_id: {code: [] for code, _ in params}
+            for resource_id in self._session.execute(ids).scalars()
         }
         for code, kind in params:
             index = INDEX_TABLES[kind]
-            values = [index.c[name] for name in _OUTLINE_VALUES[kind]]
-            statement = self._visible(
-                select(index.c.resource_id, *values)
-                .select_from(
-                    index.join(
-                        resource,
-                        and_(
-                            resource.c.resource_type == index.c.resource_type,
-                            resource.c.id == index.c.resource_id,
-                        ),
-                    )
-                )
-                .where(
-                    index.c.patient_id == patient_id,
-                    index.c.resource_type == resource_type,
-                    index.c.param == code,
-                    owned,
-                ),
-                resource,
+            statement = select(
+                index.c.resource_id, *(index.c[name] for name in _OUTLINE_VALUES[kind])
+            ).where(
+                index.c.patient_id == patient_id,
+                index.c.resource_type == resource_type,
+                index.c.param == code,
             )
             for row in self._session.execute(statement):
                 held = found.get(row[0])

@@ -25,6 +25,23 @@ class StoredVersion:
     patient_id: str | None = None
     recorded_by: str | None = None
 
+    def without_body(self) -> StoredVersion:
+        """The version's facts without its body (what a page keeps of a lookup, to log
+        what it shows); built field by field, several times faster than
+        `dataclasses.replace`, which matters for the thousands a record has."""
+        return StoredVersion(
+            self.resource_type,
+            self.id,
+            self.version_id,
+            self.last_updated,
+            self.deleted,
+            None,
+            self.method,
+            self.seq,
+            self.patient_id,
+            self.recorded_by,
+        )
+
 
 @dataclass
 class Write:

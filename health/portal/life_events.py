@@ -93,9 +93,9 @@ def group_life_events(
     """The life events of the record, newest first; each contact in at most one."""
     rules = default_rules() if rules is None else rules
     now = now or datetime.now(UTC)
-    encounters = sorted(
-        record.of_type("Encounter"),
-        key=lambda e: (_start(e) or datetime.min.replace(tzinfo=UTC), str(e.get("id"))),
+    visits = sorted(
+        (_visit(encounter) for encounter in record.of_type("Encounter")),
+        key=lambda v: (v.start or datetime.min.replace(tzinfo=UTC), v.id),
     )
     claimed: set[str] = set()
     # Conditions already anchoring an event (a pregnancy is not also a long illness).
@@ -103,25 +103,49 @@ def group_life_events(
     events: list[LifeEvent] = []
     for rule in rules:
         if rule.anchor == "EpisodeOfCare":
-            events += _episodes(record, encounters, claimed)
+            events += _episodes(record, visits, claimed)
         elif rule.anchor == "Condition":
-            events += _conditions(rule, record, encounters, (claimed, anchored), now)
+            events += _conditions(rule, record, visits, (claimed, anchored), now)
         elif rule.anchor == "Encounter":
-            events += _stays(rule, record, encounters, claimed)
+            events += _stays(rule, visits, claimed)
     return sorted(events, key=lambda e: e.start or datetime.min.replace(tzinfo=UTC), reverse=True)
 
 
-def _start(encounter: JsonDict) -> datetime | None:
-    return first_time(encounter, _ENCOUNTER_TIME)
+@dataclass(frozen=True)
+class _Visit:
+    """What the rules ask of an Encounter, read from it once (the rules look at every
+    contact for every anchor)."""
+
+    id: str
+    encounter: JsonDict
+    start: datetime | None
+    reasons: frozenset[tuple[str, str]]
+    # `Type/id` of the conditions it names as its reason or diagnosis.
+    conditions: frozenset[str | None]
+    episodes: frozenset[str | None]
+    provider: str | None
 
 
-def _claim(event: LifeEvent, encounter: JsonDict, claimed: set[str]) -> None:
-    encounter_id = str(encounter.get("id"))
-    claimed.add(encounter_id)
-    event.encounter_ids.append(encounter_id)
+def _visit(encounter: JsonDict) -> _Visit:
+    named = [*(encounter.get("reasonReference") or [])]
+    named += [d.get("condition") for d in encounter.get("diagnosis") or []]
+    return _Visit(
+        id=str(encounter.get("id")),
+        encounter=encounter,
+        start=first_time(encounter, _ENCOUNTER_TIME),
+        reasons=frozenset(codes_of_all(encounter.get("reasonCode"))),
+        conditions=frozenset(reference_key(r) for r in named),
+        episodes=frozenset(reference_key(r) for r in encounter.get("episodeOfCare") or []),
+        provider=reference_key(encounter.get("serviceProvider")),
+    )
 
 
-def _episodes(record: Record, encounters: list[JsonDict], claimed: set[str]) -> list[LifeEvent]:
+def _claim(event: LifeEvent, visit: _Visit, claimed: set[str]) -> None:
+    claimed.add(visit.id)
+    event.encounter_ids.append(visit.id)
+
+
+def _episodes(record: Record, visits: list[_Visit], claimed: set[str]) -> list[LifeEvent]:
     events = []
     for episode in record.of_type("EpisodeOfCare"):
         key = f"EpisodeOfCare/{episode.get('id')}"
@@ -131,10 +155,9 @@ def _episodes(record: Record, encounters: list[JsonDict], claimed: set[str]) -> 
             condition = record.resolve(diagnosis.get("condition"))
             title = title or concept_text((condition or {}).get("code"))
         event = LifeEvent(key, "course-of-care", title, start, end, anchor=key)
-        for encounter in encounters:
-            links = {reference_key(r) for r in encounter.get("episodeOfCare") or []}
-            if key in links and str(encounter.get("id")) not in claimed:
-                _claim(event, encounter, claimed)
+        for visit in visits:
+            if key in visit.episodes and visit.id not in claimed:
+                _claim(event, visit, claimed)
         events.append(event)
     return events
 
@@ -148,7 +171,7 @@ def _code_matches(rule: Rule, concept_codes: set[tuple[str, str]]) -> bool:
 def _conditions(
     rule: Rule,
     record: Record,
-    encounters: list[JsonDict],
+    visits: list[_Visit],
     taken: tuple[set[str], set[str]],
     now: datetime,
 ) -> list[LifeEvent]:
@@ -171,16 +194,13 @@ def _conditions(
         event = LifeEvent(
             key, rule.kind, concept_text(condition.get("code")), onset, abated, anchor=key
         )
-        for encounter in encounters:
-            if str(encounter.get("id")) in claimed:
+        for visit in visits:
+            if visit.id in claimed:
                 continue
-            start = _start(encounter)
-            if start is None or not window_start <= start <= window_end:
+            if visit.start is None or not window_start <= visit.start <= window_end:
                 continue
-            if _refers_to(encounter, key) or codes_of_all(encounter.get("reasonCode")) & (
-                condition_codes
-            ):
-                _claim(event, encounter, claimed)
+            if key in visit.conditions or visit.reasons & condition_codes:
+                _claim(event, visit, claimed)
         # A condition without contacts is still an event in the citizen's life, but
         # the same code from two sources (the same fact) is one event.
         anchored.add(key)
@@ -197,42 +217,31 @@ def _duplicate(event: LifeEvent, events: list[LifeEvent]) -> bool:
     return False
 
 
-def _refers_to(encounter: JsonDict, condition_key: str) -> bool:
-    references = [*(encounter.get("reasonReference") or [])]
-    references += [d.get("condition") for d in encounter.get("diagnosis") or []]
-    return condition_key in {reference_key(r) for r in references}
-
-
-def _stays(
-    rule: Rule, record: Record, encounters: list[JsonDict], claimed: set[str]
-) -> list[LifeEvent]:
+def _stays(rule: Rule, visits: list[_Visit], claimed: set[str]) -> list[LifeEvent]:
     events = []
-    for encounter in encounters:
-        encounter_id = str(encounter.get("id"))
+    for visit in visits:
+        encounter = visit.encounter
         cls = str((encounter.get("class") or {}).get("code", ""))
-        if encounter_id in claimed or cls not in rule.classes:
+        if visit.id in claimed or cls not in rule.classes:
             continue
         start, end = period(encounter.get("period"))
         title = first_concept_text(encounter.get("reasonCode")) or first_concept_text(
             encounter.get("type")
         )
-        key = f"Encounter/{encounter_id}"
+        key = f"Encounter/{visit.id}"
         event = LifeEvent(key, rule.kind, title, start, end, anchor=key)
-        _claim(event, encounter, claimed)
-        reasons = codes_of_all(encounter.get("reasonCode"))
-        provider = reference_key(encounter.get("serviceProvider"))
+        _claim(event, visit, claimed)
         limit = (end or start or datetime.max.replace(tzinfo=UTC)) + timedelta(
             days=rule.follow_up_days
         )
-        for later in encounters:
-            later_start = _start(later)
+        for later in visits:
             if (
-                str(later.get("id")) not in claimed
-                and later_start is not None
+                later.id not in claimed
+                and later.start is not None
                 and start is not None
-                and start < later_start <= limit
-                and reference_key(later.get("serviceProvider")) == provider
-                and codes_of_all(later.get("reasonCode")) & reasons
+                and start < later.start <= limit
+                and later.provider == visit.provider
+                and later.reasons & visit.reasons
             ):
                 _claim(event, later, claimed)
         events.append(event)

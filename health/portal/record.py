@@ -9,7 +9,6 @@ the citizen's own actor, so another citizen's id in a URL simply is not found.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -191,7 +190,7 @@ class CitizenRecords:
         """Keep what was looked up, so that the page can disclose what it shows of it."""
         for version in versions:
             key = f"{version.resource_type}/{version.id}"
-            self._looked_up[key] = dataclasses.replace(version, body=None)
+            self._looked_up[key] = version.without_body()
 
     def looked_up(self) -> dict[str, StoredVersion]:
         """What `load(disclose=False)` looked up, by `Type/id` (bodies dropped)."""
@@ -268,21 +267,25 @@ class CitizenRecords:
             return {}
         return self.repository.outline(resource_type, self.patient_id, params, limit=_MAX_RESOURCES)
 
-    def look_up(self, resource_type: str, ids: Iterable[str]) -> list[JsonDict]:
-        """The citizen's current resources of one type with these ids, in id order (the
-        order `load` reads in); absent or invisible ones are left out. A lookup."""
+    def look_up(self, resource_type: str, ids: Sequence[str]) -> list[JsonDict]:
+        """The citizen's current resources of one type with these ids, in the order of
+        `ids`; absent or invisible ones are left out. A lookup."""
         if self.repository is None:
             return []
-        wanted = sorted(set(ids))
-        found: list[StoredVersion] = []
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, StoredVersion] = {}
         for start in range(0, len(wanted), _IDS_PER_QUERY):
             chunk = tuple(wanted[start : start + _IDS_PER_QUERY])
-            found.extend(
-                self.repository.find(resource_type, [Criterion("_id", chunk)], limit=len(chunk))
-            )
-        self._remember(found)
-        found.sort(key=lambda version: version.id)
-        return [orjson.loads(version.body) for version in found if version.body is not None]
+            for version in self.repository.find(
+                resource_type, [Criterion("_id", chunk)], limit=len(chunk)
+            ):
+                found[version.id] = version
+        self._remember(found.values())
+        return [
+            orjson.loads(body)
+            for body in (found[i].body for i in wanted if i in found)
+            if body is not None
+        ]
 
     def stamp(self) -> tuple[int, int, str] | None:
         """Changes whenever the part of the record the actor may see changes (a cache
@@ -291,13 +294,16 @@ class CitizenRecords:
             return None
         return self.repository.compartment_stamp(self.patient_id)
 
-    def with_sources(self, resources: Iterable[JsonDict]) -> Record:
-        """The resources as a Record, with the organisations that pushed them."""
+    def with_sources(
+        self, resources: Iterable[JsonDict], source_urls: Iterable[str | None] = ()
+    ) -> Record:
+        """The resources as a Record, with the organisations that pushed them (and those
+        named by `source_urls`, the `meta.source` of entries read without their bodies)."""
         if self.patient_id is None:
             return Record(patient_id=None)
         record = Record.of(self.patient_id, resources)
         directory = dict(record.directory)
-        for key in _source_keys(record.resources):
+        for key in _source_keys(record.resources, source_urls):
             if key not in directory:
                 resource_type, _, resource_id = key.partition("/")
                 organisation = self.read(resource_type, resource_id)
@@ -346,11 +352,11 @@ class CitizenRecords:
         return found
 
 
-def _source_keys(resources: Iterable[JsonDict]) -> set[str]:
-    """`Organization/<id>` of every organisation named in the resources' meta.source."""
+def _source_keys(resources: Iterable[JsonDict], urls: Iterable[str | None]) -> set[str]:
+    """`Organization/<id>` of every organisation named in the resources' meta.source,
+    or in `urls`."""
     keys = set()
-    for resource in resources:
-        url = (resource.get("meta") or {}).get("source")
+    for url in (*((resource.get("meta") or {}).get("source") for resource in resources), *urls):
         if isinstance(url, str) and "/Organization/" in url:
             keys.add("Organization/" + url.rsplit("/Organization/", 1)[1].split("/")[0])
     return keys

@@ -19,24 +19,11 @@ from health.portal.chart import chart_for
 from health.portal.citizen import SignedIn, as_signed_in, settings_of
 from health.portal.rendering import PRIVATE, render_page
 from health.portal.results import lab_test, lab_tests
-from health.portal.timeline import KINDS, page_of, shape_timeline, shown_keys
+from health.portal.timeline import KINDS, page_of, read_timeline, shown_keys
 from health.portal.vaccinations import vaccinations
 from health.portal.view_cache import CachedView, view_cache_of, view_key
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
-
-_TIMELINE_TYPES = (
-    "Encounter",
-    "EpisodeOfCare",
-    "Condition",
-    "Procedure",
-    "Observation",
-    "MedicationRequest",
-    "MedicationStatement",
-    "Immunization",
-    "DocumentReference",
-    "ServiceRequest",
-)
 
 
 def _not_found(what: str) -> HTTPException:
@@ -56,15 +43,17 @@ def timeline(
     def build(citizen: SignedIn) -> Response:
         shaped = _shaped_timeline(request, citizen)
         chosen_kind = kind if kind in KINDS else ""
+        records = citizen.records
         view = page_of(
             shaped.view,
             source=source or None,
             kind=chosen_kind or None,
             event=event or None,
             page=page,
+            read_results=lambda ids: records.look_up("Observation", ids),
         )
         # The log names what this page shows, not the whole record it was cut from.
-        citizen.records.disclose(shown_keys(view), shaped.looked_up)
+        records.disclose(shown_keys(view), {**shaped.looked_up, **records.looked_up()})
         return render_page(
             request,
             "portal/timeline.html",
@@ -86,12 +75,8 @@ def _shaped_timeline(request: Request, citizen: SignedIn) -> CachedView:
     records = citizen.records
 
     def shape() -> CachedView:
-        record = records.load(types=_TIMELINE_TYPES, disclose=False)
-        return CachedView(
-            view=shape_timeline(record, now=citizen.now),
-            looked_up=records.looked_up(),
-            weight=len(record.resources),
-        )
+        shaped, weight = read_timeline(records, citizen.now)
+        return CachedView(view=shaped, looked_up=records.looked_up(), weight=weight)
 
     stamp = records.stamp()
     key = None

@@ -63,15 +63,34 @@ UNKNOWN_SOURCE = Source(key="", name="")
 
 def source_of(resource: JsonDict, record: Record) -> Source:
     """The organisation that pushed `resource`, named from the directory when we can."""
+    return source_named(resource_source(resource), record)
+
+
+def resource_source(resource: JsonDict) -> str | None:
     url = (resource.get("meta") or {}).get("source")
-    if not isinstance(url, str) or not url:
+    return url if isinstance(url, str) and url else None
+
+
+def source_named(url: str | None, record: Record) -> Source:
+    """The source a `meta.source` URL names, named from the directory when we can."""
+    key = source_key(url)
+    if not key:
         return UNKNOWN_SOURCE
-    marker = url.rfind("/Organization/")
-    if marker < 0:
-        return Source(key=url, name=url)
-    key = "Organization/" + url[marker + len("/Organization/") :].split("/")[0]
+    if not key.startswith("Organization/"):
+        return Source(key=key, name=key)
     organisation = record.directory.get(key) or {}
     return Source(key=key, name=str(organisation.get("name") or key))
+
+
+def source_key(url: str | None) -> str:
+    """`Organization/<id>` when a `meta.source` URL names one of ours, else the URL
+    itself ("" without one)."""
+    if not url:
+        return ""
+    marker = url.rfind("/Organization/")
+    if marker < 0:
+        return url
+    return "Organization/" + url[marker + len("/Organization/") :].split("/")[0]
 
 
 def fact_code(resource: JsonDict) -> str | None:
@@ -115,13 +134,17 @@ def merge_facts(resources: Iterable[JsonDict], record: Record) -> list[Reported]
     ]
 
 
-def record_sources(record: Record) -> list[Source]:
-    """Every organisation that pushed part of the record, by name (for filters)."""
+def record_sources(record: Record, also: Iterable[str | None] = ()) -> list[Source]:
+    """Every organisation that pushed part of the record, by name (for filters); `also`:
+    the `meta.source` URLs of further entries known without their bodies."""
     found: dict[str, Source] = {}
-    for resource in record.resources:
-        if resource.get("resourceType") in ("Patient", "Provenance"):
-            continue
-        source = source_of(resource, record)
+    urls = (
+        resource_source(resource)
+        for resource in record.resources
+        if resource.get("resourceType") not in ("Patient", "Provenance")
+    )
+    for url in (*urls, *also):
+        source = source_named(url, record)
         if source.key:
             found.setdefault(source.key, source)
     return sorted(found.values(), key=lambda source: source.name)

@@ -11,10 +11,12 @@ into life events by life_events.py. Filters: by source, by kind, by life event.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
+from health.ingest.facts import FACT_SYSTEM
 from health.portal.datatypes import (
     JsonDict,
     concept_text,
@@ -28,9 +30,9 @@ from health.portal.datatypes import (
     reference_key,
 )
 from health.portal.life_events import LifeEvent, Rule, group_life_events
-from health.portal.record import Record
+from health.portal.record import CitizenRecords, Record
 from health.portal.results import measurement
-from health.portal.sources import Reported, Source, merge_facts, record_sources
+from health.portal.sources import Reported, Source, merge_facts, record_sources, source_key
 
 # The kinds a reader can filter by, in the order the filter offers them.
 KINDS = (
@@ -76,6 +78,9 @@ class Contact:
     source: Source | None = None
     happenings: list[Happening] = field(default_factory=list)
     life_event: LifeEvent | None = None
+    # Results at this contact known from the search index only (see `outline_results`):
+    # read when a page shows the contact.
+    pending: PendingResults | None = None
 
     @property
     def source_keys(self) -> frozenset[str]:
@@ -84,7 +89,38 @@ class Contact:
             keys.add(self.source.key)
         for happening in self.happenings:
             keys |= happening.entry.source_keys
+        if self.pending is not None:
+            keys |= self.pending.source_keys
         return frozenset(keys)
+
+    def has(self, kind: str) -> bool:
+        if kind == "results" and self.pending is not None:
+            return True
+        return any(happening.kind == kind for happening in self.happenings)
+
+
+@dataclass(frozen=True)
+class PendingResults:
+    """The results at one contact, from the index: every copy of each, in the order the
+    record is read in (so that each fact's copies merge as in a record read whole), and
+    the sources that reported them."""
+
+    ids: tuple[str, ...]
+    source_keys: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ResultOutline:
+    """Where a record's Observations go, decided from their index rows: most go to the
+    contact (Encounter) they name and are read only for the page that shows it; the
+    rest (no contact of their own, so placed by day and source) are read whole."""
+
+    at_contacts: dict[str, PendingResults]
+    # Ids to read whole, in the order the record is read in.
+    loose: list[str]
+    # meta.source of every result left at a contact (for the list of sources).
+    source_urls: frozenset[str | None]
+    count: int
 
 
 @dataclass(frozen=True)
@@ -106,18 +142,117 @@ class ShapedTimeline:
     contacts: list[Contact]
     life_events: list[LifeEvent]
     sources: list[Source]
+    # The organisations that pushed the record (to name the sources of pending results).
+    directory: dict[str, JsonDict] = field(default_factory=dict)
 
 
 def shape_timeline(
-    record: Record, *, rules: Iterable[Rule] | None = None, now: datetime | None = None
+    record: Record,
+    *,
+    rules: Iterable[Rule] | None = None,
+    now: datetime | None = None,
+    results: ResultOutline | None = None,
 ) -> ShapedTimeline:
-    """Every contact with what happened there and its life event, newest first."""
+    """Every contact with what happened there and its life event, newest first; with
+    `results`, the record's Observations other than `results.loose` are left pending at
+    their contacts (`page_of` reads them for the contacts it shows)."""
     contacts = all_contacts(record)
     events = group_life_events(record, None if rules is None else tuple(rules), now)
     by_encounter = {encounter_id: e for e in events for encounter_id in e.encounter_ids}
     for contact in contacts:
         contact.life_event = by_encounter.get(contact.key)
-    return ShapedTimeline(contacts=contacts, life_events=events, sources=record_sources(record))
+        if results is not None:
+            contact.pending = results.at_contacts.get(contact.key)
+    return ShapedTimeline(
+        contacts=contacts,
+        life_events=events,
+        sources=record_sources(record, results.source_urls if results else ()),
+        directory=dict(record.directory),
+    )
+
+
+# What the timeline reads whole; its Observations are outlined (`outline_results`).
+TIMELINE_TYPES = (
+    "Encounter",
+    "EpisodeOfCare",
+    "Condition",
+    "Procedure",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Immunization",
+    "DocumentReference",
+    "ServiceRequest",
+)
+
+
+def read_timeline(records: CitizenRecords, now: datetime) -> tuple[ShapedTimeline, int]:
+    """The whole timeline of what `records` may read, and how many resources it was
+    shaped from. The results (most of a record: 4,200 of the benchmark citizen's 5,000
+    resources) are arranged from their index rows and read for the page that shows
+    them (`page_of`); the rest is read whole. Lookups only: the page discloses what it
+    shows."""
+    others = records.load(types=TIMELINE_TYPES, disclose=False)
+    results = outline_results(records.outline("Observation", RESULT_OUTLINE), contact_keys(others))
+    loose = records.look_up("Observation", results.loose)
+    record = records.with_sources([*others.resources, *loose], results.source_urls)
+    shaped = shape_timeline(record, now=now, results=results)
+    return shaped, len(others.resources) + results.count
+
+
+def contact_keys(record: Record) -> set[str]:
+    """The keys of the contacts the record's Encounters make (a fact two sources
+    reported is one contact, under its first copy's id)."""
+    return {
+        str(entry.resource.get("id")) for entry in merge_facts(record.of_type("Encounter"), record)
+    }
+
+
+# The index values `outline_results` decides from (Repository.outline).
+RESULT_OUTLINE = (("encounter", "reference"), ("_source", "uri"), ("_tag", "token"))
+
+
+def outline_results(
+    outline: Mapping[str, Mapping[str, Sequence[tuple[Any, ...]]]], contacts: set[str]
+) -> ResultOutline:
+    """Where each Observation of `outline` (index values of RESULT_OUTLINE by id, in the
+    order the record is read in) goes. Copies of one fact (sources.merge_facts) go
+    together, where the first copy goes: to the contact its Encounter makes, or, when it
+    names none of `contacts` (or any other than one local Encounter), to be read whole."""
+    position = {resource_id: number for number, resource_id in enumerate(outline)}
+    groups: dict[str, list[str]] = {}
+    for resource_id, values in outline.items():
+        fact = next(
+            (code for system, code in values["_tag"] if system == FACT_SYSTEM and code), None
+        )
+        groups.setdefault(fact or f"id:{resource_id}", []).append(resource_id)
+    at_contacts: dict[str, list[str]] = {}
+    loose: list[str] = []
+    for copies in groups.values():
+        encounters = outline[copies[0]]["encounter"]
+        contact = encounters[0][1] if len(encounters) == 1 else None
+        if encounters and encounters[0][0] != "Encounter":
+            contact = None
+        if contact in contacts:
+            at_contacts.setdefault(contact, []).extend(copies)
+        else:
+            loose.extend(copies)
+    urls: set[str | None] = set()
+    pending = {}
+    for contact, ids in at_contacts.items():
+        ids.sort(key=position.__getitem__)
+        sources = [_first_value(outline[i]["_source"]) for i in ids]
+        urls.update(sources)
+        pending[contact] = PendingResults(
+            ids=tuple(ids), source_keys=frozenset(source_key(url) for url in sources)
+        )
+    loose.sort(key=position.__getitem__)
+    return ResultOutline(
+        at_contacts=pending, loose=loose, source_urls=frozenset(urls), count=len(outline)
+    )
+
+
+def _first_value(values: Sequence[tuple[Any, ...]]) -> str | None:
+    return str(values[0][0]) if values and values[0][0] else None
 
 
 def page_of(
@@ -128,12 +263,18 @@ def page_of(
     event: str | None = None,
     page: int = 1,
     per_page: int = PER_PAGE,
+    read_results: Callable[[Sequence[str]], list[JsonDict]] | None = None,
 ) -> Timeline:
-    """One page of the shaped timeline, filtered; `shaped` is left as it was."""
+    """One page of the shaped timeline, filtered; `shaped` is left as it was. Pending
+    results of the contacts shown are read with `read_results` (Observations by id)."""
     chosen = [c for c in shaped.contacts if _wanted(c, source, kind, event)]
     pages = max(1, math.ceil(len(chosen) / per_page))
     page = min(max(page, 1), pages)
     shown = chosen[(page - 1) * per_page : page * per_page]
+    if any(c.pending is not None for c in shown):
+        if read_results is None:
+            raise ValueError("the timeline has pending results and nothing to read them")
+        shown = _with_results(shown, shaped.directory, read_results)
     if source or kind:
         shown = [_narrowed(c, source, kind) for c in shown]
     return Timeline(
@@ -160,6 +301,28 @@ def build_timeline(
     """The timeline, newest contact first, filtered and cut to one page."""
     shaped = shape_timeline(record, rules=rules, now=now)
     return page_of(shaped, source=source, kind=kind, event=event, page=page, per_page=per_page)
+
+
+def _with_results(
+    contacts: list[Contact],
+    directory: dict[str, JsonDict],
+    read_results: Callable[[Sequence[str]], list[JsonDict]],
+) -> list[Contact]:
+    """The contacts with their pending results read and shaped as in a record read
+    whole: merged per fact in the record's order, sorted in among the other happenings."""
+    wanted = [i for contact in contacts if contact.pending for i in contact.pending.ids]
+    by_id = {str(resource.get("id")): resource for resource in read_results(wanted)}
+    sources = Record(patient_id=None, directory=directory)
+    done = []
+    for contact in contacts:
+        if contact.pending is None:
+            done.append(contact)
+            continue
+        found = [by_id[i] for i in contact.pending.ids if i in by_id]
+        results = [_result(entry) for entry in merge_facts(found, sources)]
+        happenings = sorted([*results, *contact.happenings], key=_happening_order)
+        done.append(Contact(**{**contact.__dict__, "happenings": happenings, "pending": None}))
+    return done
 
 
 def shown_keys(timeline: Timeline) -> set[str]:
@@ -210,8 +373,12 @@ def all_contacts(record: Record) -> list[Contact]:
             contact.happenings.append(happening)
     ordered = sorted(contacts.values(), key=_newest_first)
     for contact in ordered:
-        contact.happenings.sort(key=lambda h: (KINDS.index(h.kind), h.title.casefold()))
+        contact.happenings.sort(key=_happening_order)
     return ordered
+
+
+def _happening_order(happening: Happening) -> tuple[int, str]:
+    return (KINDS.index(happening.kind), happening.title.casefold())
 
 
 def _newest_first(contact: Contact) -> tuple[float, str]:
@@ -240,23 +407,7 @@ def _contact(entry: Reported) -> Contact:
 def _happenings(record: Record) -> Iterable[tuple[Happening, str | None]]:
     """(happening, the Encounter it names) for everything that happens at contacts."""
     for entry in merge_facts(record.of_type("Observation"), record):
-        observation = entry.resource
-        when = first_time(observation, ("effectiveDateTime", "effectivePeriod", "issued"))
-        detail, abnormal = _result_value(observation, when)
-        code = (observation.get("code") or {}).get("coding") or [{}]
-        yield (
-            Happening(
-                "results",
-                "",
-                concept_text(observation.get("code"), "?"),
-                detail,
-                abnormal,
-                when,
-                entry,
-                str(code[0].get("code", "")),
-            ),
-            reference_key(observation.get("encounter")),
-        )
+        yield _result(entry), reference_key(entry.resource.get("encounter"))
     for entry in merge_facts(record.of_type("Condition"), record):
         condition = entry.resource
         when = first_time(condition, ("onsetDateTime", "onsetPeriod", "recordedDate"))
@@ -321,6 +472,23 @@ def _happenings(record: Record) -> Iterable[tuple[Happening, str | None]]:
             ),
             reference_key(request.get("encounter")),
         )
+
+
+def _result(entry: Reported) -> Happening:
+    observation = entry.resource
+    when = first_time(observation, ("effectiveDateTime", "effectivePeriod", "issued"))
+    detail, abnormal = _result_value(observation, when)
+    code = (observation.get("code") or {}).get("coding") or [{}]
+    return Happening(
+        "results",
+        "",
+        concept_text(observation.get("code"), "?"),
+        detail,
+        abnormal,
+        when,
+        entry,
+        str(code[0].get("code", "")),
+    )
 
 
 def _medicines(record: Record) -> Iterable[tuple[Happening, str | None]]:
@@ -391,7 +559,7 @@ def _wanted(contact: Contact, source: str | None, kind: str | None, event: str |
         return False
     if source and source not in contact.source_keys:
         return False
-    return not kind or any(h.kind == kind for h in contact.happenings)
+    return not kind or contact.has(kind)
 
 
 def _narrowed(contact: Contact, source: str | None, kind: str | None) -> Contact:
