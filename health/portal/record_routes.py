@@ -14,6 +14,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
+from health.fhir.search.values import escape
 from health.portal import appointments, conditions, documents, export, medications
 from health.portal.chart import chart_for
 from health.portal.citizen import SignedIn, as_signed_in, settings_of
@@ -24,6 +25,9 @@ from health.portal.vaccinations import vaccinations
 from health.portal.view_cache import CachedView, view_cache_of, view_key
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+
+# Pages of 100 values read for one test's page, at most: 10,000 values of one test.
+_TEST_PAGES = 100
 
 
 def _not_found(what: str) -> HTTPException:
@@ -103,9 +107,21 @@ def result(request: Request, code: str) -> Response:
     """One test: a trend chart per measured quantity and a table of every value."""
 
     def build(citizen: SignedIn) -> Response:
-        test = lab_test(citizen.records.load(types=("Observation",)), code)
+        records = citizen.records
+        # The values of this test only (a search on the code, a lookup: any of its
+        # codings may match, the test is its first one), then what the page shows logged.
+        observations = records.search_until(
+            "Observation", [("code", escape(code))], lambda found: False, max_pages=_TEST_PAGES
+        )
+        test = lab_test(records.with_sources(observations), code)
         if test is None:
             raise _not_found(f"The test {code}")
+        records.disclose(
+            f"{report.resource.get('resourceType')}/{report.resource.get('id')}"
+            for series in test.series
+            for point in series.points
+            for report in point.entry.reports
+        )
         charts = [(series, chart_for(series)) for series in test.series]
         return render_page(
             request,

@@ -8,7 +8,10 @@ from typing import Any
 
 import orjson
 
+from health.audit.log import AuditLog
 from health.portal.languages import LANGUAGE_COOKIE
+from health.portal.record import CitizenRecords, citizen_actor
+from health.portal.results import lab_test
 
 Portal = Any
 ERIK = "1406580991"
@@ -165,3 +168,35 @@ def test_every_form_carries_the_csrf_token(demo_portal: Portal) -> None:
         html = erik.client.get(path).text
         for form in re.findall(r'<form method="post".*?</form>', html, flags=re.S):
             assert 'name="csrf_token"' in form, path
+
+
+def test_a_tests_page_shows_and_logs_that_test_only(demo_portal: Portal) -> None:
+    """The page reads the test by a code search, yet shows what the whole record has of
+    it; the access log names its values (each source's copy), no other result."""
+    patient_id = demo_portal.patient_id(ERIK)
+    with demo_portal.app.state.database.session(write=False) as session:
+        records = CitizenRecords(
+            session, citizen_actor(patient_id, ERIK, "Erik"), (patient_id,), config=None
+        )
+        whole = lab_test(records.load(types=("Observation",), disclose=False), "59261-8")
+        log = AuditLog(session, demo_portal.settings.audit_key.encode())
+        before = {row.seq for row in log.for_patient(patient_id, limit=1000)}
+    assert whole is not None
+    values = {
+        f"Observation/{report.resource['id']}"
+        for series in whole.series
+        for point in series.points
+        for report in point.entry.reports
+    }
+    erik = demo_portal.browser()
+    erik.login(ERIK)
+    page = erik.client.get("/portal/results/59261-8").text
+    assert page.count("<tr") - 1 == sum(len(series.points) for series in whole.series)
+    with demo_portal.app.state.database.session(write=False) as session:
+        log = AuditLog(session, demo_portal.settings.audit_key.encode())
+        looks = {
+            row.seq: set(row.entry.entities)
+            for row in log.for_patient(patient_id, limit=1000)
+            if row.seq not in before and row.entry.action == "portal"
+        }
+    assert looks[max(looks)] == values
