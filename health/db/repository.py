@@ -301,8 +301,8 @@ class Repository:
         """The index values of `params` ((code, type) pairs, such as ("encounter",
         "reference")) of the current resources of one type in a patient's compartment
         that the caller may see, by resource id in id order: every such resource has a
-        key, with the values each param holds for it ((target_type, target_id) for a
-        reference, (system, code) for a token, (value,) for a uri...). What a page needs
+        key, with the values of each param it holds values for ((target_type, target_id)
+        for a reference, (system, code) for a token, (value,) for a uri...). What a page needs
         to arrange a large record without reading every body. A lookup, not a
         disclosure: the page reads (and discloses) the bodies it shows.
 
@@ -322,8 +322,7 @@ class Repository:
             resource,
         )
         found: dict[str, dict[str, list[tuple[Any, ...]]]] = {
-            resource_id: {code: [] for code, _ in params}
-            for resource_id in self._session.execute(ids).scalars()
+            resource_id: {} for resource_id in self._session.execute(ids).scalars()
         }
         for code, kind in params:
             index = INDEX_TABLES[kind]
@@ -337,7 +336,7 @@ class Repository:
             for row in self._session.execute(statement):
                 held = found.get(row[0])
                 if held is not None:
-                    held[code].append(tuple(row[1:]))
+                    held.setdefault(code, []).append(tuple(row[1:]))
         return found
 
     def _note_refused(self, resource_type: str, resource_id: str) -> None:

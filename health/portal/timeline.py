@@ -222,13 +222,14 @@ def outline_results(
     groups: dict[str, list[str]] = {}
     for resource_id, values in outline.items():
         fact = next(
-            (code for system, code in values["_tag"] if system == FACT_SYSTEM and code), None
+            (code for system, code in values.get("_tag", ()) if system == FACT_SYSTEM and code),
+            None,
         )
         groups.setdefault(fact or f"id:{resource_id}", []).append(resource_id)
     at_contacts: dict[str, list[str]] = {}
     loose: list[str] = []
     for copies in groups.values():
-        encounters = outline[copies[0]]["encounter"]
+        encounters = outline[copies[0]].get("encounter", ())
         contact = encounters[0][1] if len(encounters) == 1 else None
         if encounters and encounters[0][0] != "Encounter":
             contact = None
@@ -240,7 +241,7 @@ def outline_results(
     pending = {}
     for contact, ids in at_contacts.items():
         ids.sort(key=position.__getitem__)
-        sources = [_first_value(outline[i]["_source"]) for i in ids]
+        sources = [_first_value(outline[i].get("_source", ())) for i in ids]
         urls.update(sources)
         pending[contact] = PendingResults(
             ids=tuple(ids), source_keys=frozenset(source_key(url) for url in sources)
