@@ -7,6 +7,7 @@ existed. Not logged in: back to the front page, which offers the login.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -45,19 +46,32 @@ def timeline(
     """Contacts over time, grouped into life events; filtered by source, kind, event."""
 
     def build(citizen: SignedIn) -> Response:
-        shaped = _shaped_timeline(request, citizen)
+        shaped, key = _shaped_timeline(request, citizen)
         chosen_kind = kind if kind in KINDS else ""
         records = citizen.records
-        view = page_of(
-            shaped.view,
-            source=source or None,
-            kind=chosen_kind or None,
-            event=event or None,
-            page=page,
-            read_results=lambda ids: records.look_up("Observation", ids),
-        )
+        filters = (source or None, chosen_kind or None, event or None, page)
+
+        def cut() -> CachedView:
+            view = page_of(
+                shaped.view,
+                source=filters[0],
+                kind=filters[1],
+                event=filters[2],
+                page=page,
+                read_results=lambda ids: records.look_up("Observation", ids),
+            )
+            shown = shown_keys(view)
+            read = {k: v for k, v in records.looked_up().items() if k in shown}
+            # Never weightless: every page kept counts against the cache's bound.
+            return CachedView(view=view, looked_up=read, weight=max(1, len(read)))
+
+        # The page with its results read: kept beside the shaped timeline it was cut
+        # from, under the same key (the record unchanged, the same reader and hour).
+        page_key = None if key is None else (*key, "page", *filters)
+        cut_page = view_cache_of(request.app.state).get_or_shape(page_key, cut)
+        view = cut_page.view
         # The log names what this page shows, not the whole record it was cut from.
-        records.disclose(shown_keys(view), {**shaped.looked_up, **records.looked_up()})
+        records.disclose(shown_keys(view), {**shaped.looked_up, **cut_page.looked_up})
         return render_page(
             request,
             "portal/timeline.html",
@@ -73,9 +87,12 @@ def timeline(
     return as_signed_in(request, build)
 
 
-def _shaped_timeline(request: Request, citizen: SignedIn) -> CachedView:
+def _shaped_timeline(
+    request: Request, citizen: SignedIn
+) -> tuple[CachedView, tuple[Hashable, ...] | None]:
     """The whole timeline of what the reader may see, from the app's view cache while
-    the record (as the reader sees it) has not changed, else shaped from a lookup."""
+    the record (as the reader sees it) has not changed, else shaped from a lookup; and
+    its key in the cache (None without a record)."""
     records = citizen.records
 
     def shape() -> CachedView:
@@ -86,7 +103,7 @@ def _shaped_timeline(request: Request, citizen: SignedIn) -> CachedView:
     key = None
     if stamp is not None and records.actor is not None and records.patient_id is not None:
         key = view_key("timeline", records.actor, records.patient_id, stamp, citizen.now)
-    return view_cache_of(request.app.state).get_or_shape(key, shape)
+    return view_cache_of(request.app.state).get_or_shape(key, shape), key
 
 
 @router.get("/results")
