@@ -238,6 +238,14 @@ def run(url: str, resources: int, requests: int) -> None:
             bundle, config.types, base=settings.fhir_base_url, max_entries=len(bundle["entry"]) + 1
         )
         push_bundle(interactions, parsed, base=settings.fhir_base_url, prefer=None)
+    if make_url(url).get_backend_name() == "postgresql":
+        # What autovacuum does within a minute of a load this size: without statistics
+        # PostgreSQL plans the patient's searches as nested loops (seconds instead of
+        # milliseconds; docs/BENCHMARKS.md, "Portal").
+        with database.write_engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"
+        ) as connection:
+            connection.execute(text("ANALYZE"))
     with database.session(write=True) as session:
         cookie = PortalSessionStore(session, settings).create(
             EidIdentity(

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 
 from health.db.tables import INDEX_TABLES, resource
 from health.fhir.errors import invalid
@@ -459,12 +459,15 @@ class SearchStatements:
             if position is not None:
                 statement = statement.where(self._beyond(position, backwards))
         order: list[Any] = []
-        for key in self.keys:
+        for key, label in zip(self.keys, labelled, strict=True):
             descending = key.descending != backwards
+            # By the selected key's name: the sort subquery runs once per row (ordering
+            # by its expression, and by whether it is NULL, made PostgreSQL run it twice
+            # more). Missing values last, first when paging backwards.
+            term = label.desc() if descending else label.asc()
             if key.nullable:
-                missing = case((key.expression.is_(None), 1), else_=0)
-                order.append(missing.desc() if backwards else missing.asc())
-            order.append(key.expression.desc() if descending else key.expression.asc())
+                term = term.nulls_first() if backwards else term.nulls_last()
+            order.append(term)
         order.append(resource.c.id.desc() if backwards else resource.c.id.asc())
         return statement.order_by(*order).limit(limit)
 

@@ -531,6 +531,23 @@ def test_previous_cursor_returns_the_page_before(store: Store) -> None:
     assert store.all_pages("Patient", "_count=2&_sort=family") == [f"p{i}" for i in range(7)]
 
 
+@pytest.mark.parametrize("sort", ["family", "-family"])
+def test_previous_pages_keep_resources_without_the_key_last(store: Store, sort: str) -> None:
+    for i in range(7):
+        store.put(f"Patient/p{i}", strings=[name(f"N{i}")] if i % 3 else [])
+    query = f"_count=2&_sort={sort}"
+    pages = [store.page("Patient", query)]
+    while pages[-1].next_cursor:
+        pages.append(store.page("Patient", query, pages[-1].next_cursor))
+    forward = [v.id for page in pages for v in page.matches]
+    named = sorted((f"p{i}" for i in range(7) if i % 3), reverse=sort.startswith("-"))
+    assert forward == [*named, "p0", "p3", "p6"]
+    back = [pages[-1]]
+    while back[-1].previous_cursor:
+        back.append(store.page("Patient", query, back[-1].previous_cursor))
+    assert [v.id for page in reversed(back) for v in page.matches] == forward
+
+
 def test_totals(store: Store) -> None:
     for i in range(5):
         store.put(f"Patient/p{i}", strings=[name("Jensen" if i < 3 else "Hansen")])
