@@ -6,6 +6,11 @@ resource's link to its Encounter; a resource without one goes to a contact of th
 organisation on the same day, or else stands as a contact of its own ("recorded by").
 Facts reported by two sources appear once (sources.merge_facts). Contacts are grouped
 into life events by life_events.py. Filters: by source, by kind, by life event.
+
+A record is mostly results, and a page shows a few hundred of them: `read_timeline`
+places the results from their index rows (`outline_results`) and `page_of` reads the
+ones of the contacts it shows; the timeline is the same as one shaped from the record
+read whole (tests/portal/test_timeline_outline.py).
 """
 
 from __future__ import annotations
