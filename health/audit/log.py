@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,6 +33,18 @@ from health.db.tables import audit_head, audit_log
 HEAD_ID = 1
 # Rows fetched per query while verifying: the log is never held in memory whole.
 VERIFY_BATCH = 1000
+
+# The statements of an append, built once: every read request that disclosed
+# something appends, and building and keying them anew each time cost more than
+# running them on SQLite (docs/BENCHMARKS.md, "Consent and logging").
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == HEAD_ID)
+_LOCK_HEAD = _HEAD.with_for_update()
+_INSERT_ROWS = insert(audit_log)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 class AuditLog:
@@ -60,10 +72,8 @@ class AuditLog:
             columns = row_columns(seq, now, entry, previous)
             previous = chain_hash(self._key, columns)
             rows.append({**columns, "hash": previous})
-        self._session.execute(insert(audit_log), rows)
-        self._session.execute(
-            update(audit_head).where(audit_head.c.id == HEAD_ID).values(seq=seq, hash=previous)
-        )
+        self._session.execute(_INSERT_ROWS, rows)
+        self._session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
 
     def _locked_head(self) -> tuple[int, str]:
         """The head's seq and hash, its row locked until this transaction ends.
@@ -72,24 +82,20 @@ class AuditLog:
         no row: both insert-if-absent (one waits for the other's commit, then inserts
         nothing), then both lock the one row that exists.
         """
-        head = self._session.execute(self._head_query().with_for_update()).first()
+        head = self._session.execute(_LOCK_HEAD).first()
         if head is None:
             values = {"id": HEAD_ID, "seq": 0, "hash": GENESIS_HASH}
             dialect = self._session.get_bind().dialect.name
             builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
             self._session.execute(builder(audit_head).values(values).on_conflict_do_nothing())
-            head = self._session.execute(self._head_query().with_for_update()).one()
+            head = self._session.execute(_LOCK_HEAD).one()
         return int(head.seq), str(head.hash)
-
-    @staticmethod
-    def _head_query() -> Select[Any]:
-        return select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == HEAD_ID)
 
     # Verifying
 
     def verify(self, batch: int = VERIFY_BATCH) -> VerifyReport:
         """Every problem in the chain: changed, inserted or deleted rows, a cut tail, a bad head."""
-        head = self._session.execute(self._head_query()).first()
+        head = self._session.execute(_HEAD).first()
         return check_chain(
             self._key,
             self._rows_in_order(batch),

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, literal, or_, select
+from sqlalchemy import Select, and_, bindparam, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from health.access.actor import Actor, ActorKind
@@ -36,6 +36,22 @@ def organisations_of(session: Session, actor: Actor, now: datetime) -> tuple[str
     kind, _, practitioner_id = actor.fhir_user.partition("/")
     if kind != "Practitioner" or not practitioner_id:
         return ()
+    rows = session.execute(_ROLES, {"practitioner_id": practitioner_id, "now": now}).all()
+    return tuple(
+        sorted(
+            {
+                f"Organization/{organisation_id}"
+                for organisation_id, recorded_by in rows
+                if recorded_by is None or recorded_by == f"Organization/{organisation_id}"
+            }
+        )
+    )
+
+
+def _roles_statement() -> Select[tuple[str, str | None]]:
+    """The organisations of a practitioner's roles in force (`:practitioner_id`, `:now`)
+    and who recorded each role: built once, as it is run for every clinician request."""
+    now = bindparam("now", type_=search_date.c.low.type)
     organisation = search_reference.alias("organisation")
     # Probes of the clinician's own roles (correlated), not lists of every role's rows.
     inactive = (
@@ -61,7 +77,7 @@ def organisations_of(session: Session, actor: Actor, now: datetime) -> tuple[str
         .correlate_except(search_date)
         .exists()
     )
-    rows = session.execute(
+    return (
         select(organisation.c.target_id, resource.c.recorded_by)
         .select_from(search_reference)
         .join(
@@ -84,21 +100,29 @@ def organisations_of(session: Session, actor: Actor, now: datetime) -> tuple[str
             search_reference.c.resource_type == "PractitionerRole",
             search_reference.c.param == "practitioner",
             search_reference.c.target_type == "Practitioner",
-            search_reference.c.target_id == practitioner_id,
+            search_reference.c.target_id == bindparam("practitioner_id"),
             resource.c.deleted.is_(False),
             ~inactive,
             ~out_of_period,
         )
-    ).all()
-    return tuple(
-        sorted(
-            {
-                f"Organization/{organisation_id}"
-                for organisation_id, recorded_by in rows
-                if recorded_by is None or recorded_by == f"Organization/{organisation_id}"
-            }
-        )
     )
+
+
+def _open_emergencies_statement() -> Select[tuple[str]]:
+    """The citizens a practitioner (`:practitioner`) has emergency access to at `:now`."""
+    now = bindparam("now", type_=break_glass.c.started.type)
+    return select(break_glass.c.patient_id).where(
+        break_glass.c.practitioner == bindparam("practitioner"),
+        break_glass.c.started <= now,
+        break_glass.c.expires > now,
+    )
+
+
+# Built once per process: building them per request cost more than running them, and
+# a statement object that is reused keeps its SQLAlchemy cache key, so it is neither
+# rebuilt nor walked again (docs/BENCHMARKS.md, "Consent and logging").
+_ROLES = _roles_statement()
+_OPEN_EMERGENCIES = _open_emergencies_statement()
 
 
 class AccessRecords:
@@ -149,11 +173,7 @@ class AccessRecords:
             return set()
         return set(
             self._session.execute(
-                select(break_glass.c.patient_id).where(
-                    break_glass.c.practitioner == practitioner,
-                    break_glass.c.started <= self.visibility.now,
-                    break_glass.c.expires > self.visibility.now,
-                )
+                _OPEN_EMERGENCIES, {"practitioner": practitioner, "now": self.visibility.now}
             ).scalars()
         )
 

@@ -5,13 +5,44 @@ version table and the search index tables alike: each carries the resource type,
 resource id, the patient whose compartment the row is in and who recorded it, so the
 same clause filters a resource and its index rows, and paging, totals and includes
 never see what the caller may not (docs/ACCESS.md has the rules in prose).
+
+For a clinician the clause is a few hundred expression objects. Building them took
+about 2 ms per table and request, and SQLAlchemy walked them all again for the cache
+key of every statement that carried them (docs/BENCHMARKS.md, "Consent and
+logging"). So, on the tables themselves, the clause is built once per process for
+each table and shape of caller (`_Template`), with the caller's values (parties, now,
+the readable types, ...) as bound parameters, and each request gets a small
+`_Scope` element that names the template and carries its own values: its cache key
+is the template's number and those values, and the statement compiles once. On an
+alias (the targets of chains and `_has`) the clause is still built per request, with the
+values inline, because an alias is a new object every time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select
+from sqlalchemy import (
+    BindParameter,
+    Boolean,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from health.access.actor import ActorKind
 from health.access.policy import SHARED_DIRECTORY_TYPES, Policy
@@ -36,22 +67,193 @@ def visible_clause(v: Visibility, table: Any) -> Clause | None:
     if v.kind is ActorKind.auditor:
         # Auditors read the access log (health/audit/), never the record itself.
         return false()
+    shape = _Shape.of(v)
+    if isinstance(table, Table):
+        return _template(table, shape).scope(_values_of(v))
+    return _clause(_Inline(_values_of(v)), shape, table)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What of the caller changes the clause's structure (everything else is a value)."""
+
+    kind: ActorKind
+    policy: Policy
+    readable_types: bool
+    record_of: bool
+    practitioner: bool
+
+    @classmethod
+    def of(cls, v: Visibility) -> _Shape:
+        return cls(
+            kind=v.kind,
+            policy=v.rules.policy,
+            readable_types=v.readable_types is not None,
+            record_of=v.record_of is not None,
+            practitioner=v.practitioner is not None,
+        )
+
+
+def _values_of(v: Visibility) -> dict[str, Any]:
+    """The caller's values the clause compares with, by name."""
+    return {
+        "now": v.now,
+        "window_start": v.rules.window_start(v.now),
+        "parties": list(v.parties),
+        "practitioner": v.practitioner,
+        "record_of": v.record_of,
+        "readable_types": sorted(v.readable_types) if v.readable_types is not None else None,
+    }
+
+
+class _Inline:
+    """The caller's values as themselves: for a clause built for one request."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def one(self, name: str, column: Any) -> Any:
+        return self._values[name]
+
+    def many(self, name: str, column: Any) -> Any:
+        return self._values[name]
+
+
+class _Bound:
+    """The caller's values as bound parameters, for a clause built once per process.
+
+    Each use gets a key of its own, typed as the column it is compared with, so that
+    two templates in one statement never share a name.
+    """
+
+    def __init__(self, serial: int) -> None:
+        self._serial = serial
+        self.binds: list[tuple[BindParameter[Any], str]] = []
+
+    def one(self, name: str, column: Any) -> Any:
+        return self._bind(name, column, expanding=False)
+
+    def many(self, name: str, column: Any) -> Any:
+        return self._bind(name, column, expanding=True)
+
+    def _bind(self, name: str, column: Any, *, expanding: bool) -> BindParameter[Any]:
+        key = f"access_{self._serial}_{len(self.binds)}_{name}"
+        parameter = bindparam(key, type_=column.type, expanding=expanding)
+        self.binds.append((parameter, name))
+        return parameter
+
+
+class _Template:
+    """The clause for one table and shape of caller, its values as bound parameters."""
+
+    def __init__(self, table: Table, shape: _Shape, serial: int) -> None:
+        self.serial = serial
+        bound = _Bound(serial)
+        self.clause = _clause(bound, shape, table)
+        self.binds = tuple(bound.binds)
+
+    def scope(self, values: dict[str, Any]) -> _Scope:
+        """The clause for one caller: this template with the caller's values."""
+        return _Scope(
+            self,
+            tuple(
+                p._with_value(values[name], maintain_key=True, required=False)
+                for p, name in self.binds
+            ),
+        )
+
+
+_templates: dict[tuple[Table, _Shape], _Template] = {}
+_serials = itertools.count(1)
+_templates_lock = threading.Lock()
+
+
+def _template(table: Table, shape: _Shape) -> _Template:
+    template = _templates.get((table, shape))
+    if template is None:
+        with _templates_lock:
+            template = _templates.get((table, shape))
+            if template is None:
+                template = _Template(table, shape, next(_serials))
+                _templates[(table, shape)] = template
+    return template
+
+
+class _Scope(ColumnElement[bool]):
+    """A template's clause with one caller's values.
+
+    SQLAlchemy keys its compiled statements on a walk of the whole statement
+    (https://docs.sqlalchemy.org/en/20/core/connections.html#sql-compilation-caching);
+    this element stands in that walk for the whole template by the template's number,
+    and hands over its values as the statement's bound parameters, so that a compiled
+    statement is reused with the values of whoever runs it next.
+
+    It leans on SQLAlchemy internals of the 2.0 series (pinned below 2.1): the
+    traversal list that makes the cache key, and `BindParameter._with_value`. A walk of
+    the statement sees the values, not the template inside, so nothing may adapt a
+    scoped statement to other tables (nothing does: the repository scopes what it has
+    built, and the tests in tests/db/test_access_sql.py catch values that go astray).
+    """
+
+    __visit_name__ = "access_scope"
+    inherit_cache = False
+    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
+        ("serial", InternalTraversal.dp_plain_obj),
+        ("binds", InternalTraversal.dp_clauseelement_tuple),
+    ]
+    type = Boolean()
+    # A predicate, not a boolean column: no `= 1` where booleans are integers (SQLite).
+    _is_implicitly_boolean = True
+
+    def __init__(self, template: _Template, binds: tuple[BindParameter[Any], ...]) -> None:
+        self.template = template
+        self.serial = template.serial
+        self.binds = binds
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.template.clause._from_objects  # type: ignore[no-any-return]
+
+    def with_values(self) -> Clause:
+        """The template's clause with this element's bound parameters in it."""
+        by_key = {p.key: p for p in self.binds}
+
+        def replace(element: Any, **_: Any) -> Any:
+            if isinstance(element, BindParameter):
+                return by_key.get(element.key)
+            return None
+
+        return visitors.replacement_traverse(self.template.clause, {}, replace)  # type: ignore[no-any-return]
+
+
+@compiles(_Scope)
+def _compile_scope(scope: _Scope, compiler: SQLCompiler, **kw: Any) -> str:
+    # Compiled only when the statement is not in the cache yet (or is compiled apart
+    # from it, as str() and literal_binds do): the statement then holds this element's
+    # parameters, which later executions replace with theirs, matched by key.
+    return "(" + compiler.process(scope.with_values(), **kw) + ")"
+
+
+def _clause(p: _Inline | _Bound, shape: _Shape, table: Any) -> Clause:
     parts: list[Clause] = []
-    if v.readable_types is not None:
-        parts.append(table.c.resource_type.in_(sorted(v.readable_types)))
+    if shape.readable_types:
+        parts.append(table.c.resource_type.in_(p.many("readable_types", table.c.resource_type)))
     outside = and_(
         table.c.patient_id.is_(None),
-        or_(table.c.resource_type.in_(_DIRECTORY), table.c.recorded_by.in_(v.parties)),
+        or_(
+            table.c.resource_type.in_(_DIRECTORY),
+            table.c.recorded_by.in_(p.many("parties", table.c.recorded_by)),
+        ),
     )
-    if v.record_of is not None:
-        inside: Clause = table.c.patient_id == v.record_of
-    elif v.kind is ActorKind.client:
-        inside = _client(v, table)
-    elif v.kind is ActorKind.clinician:
-        inside = _clinician(v, table)
+    if shape.record_of:
+        inside: Clause = table.c.patient_id == p.one("record_of", table.c.patient_id)
+    elif shape.kind is ActorKind.client:
+        inside = _client(p, table)
+    elif shape.kind is ActorKind.clinician:
+        inside = _clinician(p, shape, table)
     else:
         inside = false()
-    if v.record_of is None:
+    if not shape.record_of:
         # Whom a citizen blocked, permitted or hid things from is theirs to know: a
         # clinician or a source never sees the Consent itself, only its effect.
         inside = and_(inside, table.c.resource_type != "Consent")
@@ -63,45 +265,50 @@ def _id_of(table: Any) -> Any:
     return table.c.id if "id" in table.c else table.c.resource_id
 
 
-def _client(v: Visibility, table: Any) -> Clause:
+def _client(p: _Inline | _Bound, table: Any) -> Clause:
     """What the client's organisation recorded, and the Patient it recorded it for."""
     patients_recorded_for = (
         select(resource.c.patient_id)
-        .where(resource.c.recorded_by.in_(v.parties), resource.c.patient_id.is_not(None))
+        .where(
+            resource.c.recorded_by.in_(p.many("parties", resource.c.recorded_by)),
+            resource.c.patient_id.is_not(None),
+        )
         .correlate(None)
     )
     return and_(
         table.c.patient_id.is_not(None),
         or_(
-            table.c.recorded_by.in_(v.parties),
+            table.c.recorded_by.in_(p.many("parties", table.c.recorded_by)),
             and_(table.c.resource_type == "Patient", _id_of(table).in_(patients_recorded_for)),
         ),
     )
 
 
-def _clinician(v: Visibility, table: Any) -> Clause:
+def _clinician(p: _Inline | _Bound, shape: _Shape, table: Any) -> Clause:
     # Each is a probe for the row's own patient (correlated EXISTS on an index that
     # starts with the party or practitioner and the patient), not a list of every
     # citizen an organisation treats, which at national scale runs to hundreds of
     # thousands.
-    now = v.now
-    emergency = _exists(
-        break_glass,
-        break_glass.c.patient_id == table.c.patient_id,
-        break_glass.c.practitioner == v.practitioner,
-        break_glass.c.expires > now,
-        break_glass.c.started <= now,
-    )
+    # Emergency access is a clinician's own (break_glass.practitioner is never null).
+    emergency: Clause = false()
+    if shape.practitioner:
+        emergency = _exists(
+            break_glass,
+            break_glass.c.patient_id == table.c.patient_id,
+            break_glass.c.practitioner == p.one("practitioner", break_glass.c.practitioner),
+            break_glass.c.expires > p.one("now", break_glass.c.expires),
+            break_glass.c.started <= p.one("now", break_glass.c.started),
+        )
     allowed = _exists(
         care_relationship,
         care_relationship.c.patient_id == table.c.patient_id,
-        care_relationship.c.party.in_(v.parties),
+        care_relationship.c.party.in_(p.many("parties", care_relationship.c.party)),
         or_(
             care_relationship.c.until.is_(None),
-            care_relationship.c.until >= v.rules.window_start(now),
+            care_relationship.c.until >= p.one("window_start", care_relationship.c.until),
         ),
     )
-    if v.rules.policy is Policy.opt_in:
+    if shape.policy is Policy.opt_in:
         permit = consent_rule.alias("permit")
         allowed = and_(
             allowed,
@@ -109,8 +316,8 @@ def _clinician(v: Visibility, table: Any) -> Clause:
                 permit,
                 permit.c.patient_id == table.c.patient_id,
                 permit.c.effect == "permit",
-                _concerns(permit, v),
-                _in_force(permit, v),
+                _concerns(permit, p),
+                _in_force(permit, p),
             ),
         )
     return and_(
@@ -118,9 +325,9 @@ def _clinician(v: Visibility, table: Any) -> Clause:
         or_(
             emergency,
             and_(
-                or_(allowed, table.c.recorded_by.in_(v.parties)),
-                not_(_denied(v, table)),
-                not_(_hidden(v, table)),
+                or_(allowed, table.c.recorded_by.in_(p.many("parties", table.c.recorded_by))),
+                not_(_denied(p, table)),
+                not_(_hidden(p, table)),
             ),
         ),
     )
@@ -131,19 +338,19 @@ def _exists(rule_table: Any, *conditions: Clause) -> Clause:
     return select(literal(1)).where(*conditions).correlate_except(rule_table).exists()
 
 
-def _concerns(rule: Any, v: Visibility) -> Clause:
+def _concerns(rule: Any, p: _Inline | _Bound) -> Clause:
     """The rule names one of the caller's parties, or everyone."""
-    return or_(rule.c.party.is_(None), rule.c.party.in_(v.parties))
+    return or_(rule.c.party.is_(None), rule.c.party.in_(p.many("parties", rule.c.party)))
 
 
-def _in_force(rule: Any, v: Visibility) -> Clause:
+def _in_force(rule: Any, p: _Inline | _Bound) -> Clause:
     return and_(
-        or_(rule.c.since.is_(None), rule.c.since <= v.now),
-        or_(rule.c.until.is_(None), rule.c.until > v.now),
+        or_(rule.c.since.is_(None), rule.c.since <= p.one("now", rule.c.since)),
+        or_(rule.c.until.is_(None), rule.c.until > p.one("now", rule.c.until)),
     )
 
 
-def _denied(v: Visibility, table: Any) -> Clause:
+def _denied(p: _Inline | _Bound, table: Any) -> Clause:
     """A deny rule of the citizen's consent covers this row for the caller."""
     deny = consent_rule.alias("deny")
     label = search_token.alias("security_label")
@@ -165,14 +372,14 @@ def _denied(v: Visibility, table: Any) -> Clause:
         deny.c.patient_id == table.c.patient_id,
         deny.c.effect == "deny",
         deny.c.target_type.is_(None),
-        _concerns(deny, v),
-        _in_force(deny, v),
+        _concerns(deny, p),
+        _in_force(deny, p),
         or_(deny.c.resource_class.is_(None), deny.c.resource_class == table.c.resource_type),
         or_(deny.c.label_code.is_(None), labelled),
     )
 
 
-def _hidden(v: Visibility, table: Any) -> Clause:
+def _hidden(p: _Inline | _Bound, table: Any) -> Clause:
     """The row is, or refers to, an episode the citizen hid from the caller (an
     episode stays visible to the organisation that recorded it)."""
     hide = consent_rule.alias("hide")
@@ -203,9 +410,12 @@ def _hidden(v: Visibility, table: Any) -> Clause:
             hide.c.patient_id == table.c.patient_id,
             hide.c.effect == "deny",
             hide.c.target_type.is_not(None),
-            _concerns(hide, v),
-            _in_force(hide, v),
-            or_(episode.c.recorded_by.is_(None), episode.c.recorded_by.not_in(v.parties)),
+            _concerns(hide, p),
+            _in_force(hide, p),
+            or_(
+                episode.c.recorded_by.is_(None),
+                episode.c.recorded_by.not_in(p.many("parties", episode.c.recorded_by)),
+            ),
             or_(
                 and_(
                     table.c.resource_type == hide.c.target_type,

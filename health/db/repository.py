@@ -138,8 +138,9 @@ class Repository:
         """The caller's scope, applied to every query this repository builds."""
         if self.visibility.everything:
             return statement
-        # Built once per table (or alias) and repository: the clause is a few hundred
-        # expression objects for a clinician.
+        # Once per table (or alias) and repository: on a table, a small element that
+        # carries the caller's values into a clause built once per process; on an
+        # alias, the clause itself, a few hundred expression objects for a clinician.
         cached = self._clauses.get(id(table))
         if cached is None or cached[0] is not table:
             cached = (table, access_sql.visible_clause(self.visibility, table))

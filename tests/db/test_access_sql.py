@@ -1,0 +1,143 @@
+"""The caller's scope as SQL (health/db/access_sql.py): a clause built once per process
+and table, that every caller of the same shape shares with their own values.
+
+The rules themselves are tested over HTTP in tests/access/; this pins down what the
+sharing must not break: a compiled statement reused for another caller filters with
+that caller's parties and time, not the first caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from health.access.actor import SYSTEM, Actor, ActorKind
+from health.access.policy import CareRules
+from health.access.scope import visibility_of
+from health.auth.scopes import Scopes
+from health.db.access_sql import visible_clause
+from health.db.engine import Database
+from health.db.repository import Repository
+from health.fhir.interactions import Interactions
+from health.fhir.validation import check
+
+NOW = datetime.now(UTC)
+DAY = timedelta(days=1)
+
+
+def _write(app: FastAPI, database: Database, resource: dict[str, Any], by: str | None) -> None:
+    """Store `resource` as recorded by `Organization/<by>`, or the system."""
+    actor = SYSTEM if by is None else Actor(kind=ActorKind.client, display=by, organization_id=by)
+    config = app.state.fhir_config
+    with database.session(write=True) as session:
+        interactions = Interactions(Repository(session, actor), config)
+        interactions.update(resource["id"], check(resource, resource["resourceType"], config.types))
+        interactions.flush()
+
+
+def _clinician(key: str) -> Actor:
+    return Actor(
+        kind=ActorKind.clinician,
+        display=key,
+        scopes=Scopes.parse("user/*.rs"),
+        fhir_user=f"Practitioner/{key}",
+    )
+
+
+@pytest.fixture
+def two_practices(app: FastAPI, database: Database) -> None:
+    """dr-north works at north, which treats anna; dr-south at south, which treats bo."""
+    for place, doctor, citizen in (("north", "dr-north", "anna"), ("south", "dr-south", "bo")):
+        when = (NOW - 10 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for resource, by in (
+            ({"resourceType": "Organization", "id": place}, None),
+            ({"resourceType": "Practitioner", "id": doctor}, None),
+            (
+                {
+                    "resourceType": "PractitionerRole",
+                    "id": f"{doctor}-role",
+                    "practitioner": {"reference": f"Practitioner/{doctor}"},
+                    "organization": {"reference": f"Organization/{place}"},
+                },
+                place,
+            ),
+            ({"resourceType": "Patient", "id": citizen}, None),
+            (
+                {
+                    "resourceType": "Encounter",
+                    "id": f"{citizen}-visit",
+                    "status": "finished",
+                    "class": {"code": "AMB"},
+                    "subject": {"reference": f"Patient/{citizen}"},
+                    "serviceProvider": {"reference": f"Organization/{place}"},
+                    "period": {"start": when, "end": when},
+                },
+                place,
+            ),
+        ):
+            _write(app, database, resource, by)
+
+
+@pytest.fixture
+def cache_hits(database: Database) -> Iterator[list[bool]]:
+    """Whether each statement executed came from SQLAlchemy's compiled cache."""
+    hits: list[bool] = []
+
+    def note(
+        _conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, *_: Any
+    ) -> None:
+        if context.compiled is not None:  # not BEGIN, which is sent as it is
+            hits.append(context.cache_hit == context.dialect.CACHE_HIT)
+
+    engine = database.read_engine
+    event.listen(engine, "before_cursor_execute", note)
+    yield hits
+    event.remove(engine, "before_cursor_execute", note)
+
+
+def _patients_seen(database: Database, actor: Actor, now: datetime = NOW) -> set[str]:
+    with database.session(write=False) as session:
+        repository = Repository(session, actor, now=now)
+        return {key for key in ("anna", "bo") if repository.current("Patient", key) is not None}
+
+
+@pytest.mark.usefixtures("two_practices")
+def test_a_statement_compiled_for_one_clinician_filters_with_the_next_ones_values(
+    database: Database, cache_hits: list[bool]
+) -> None:
+    assert _patients_seen(database, _clinician("dr-north")) == {"anna"}
+    cache_hits.clear()
+
+    assert _patients_seen(database, _clinician("dr-south")) == {"bo"}
+    # The same statement, from the cache, with dr-south's parties.
+    assert cache_hits and all(cache_hits)
+    assert _patients_seen(database, _clinician("dr-north")) == {"anna"}
+
+
+@pytest.mark.usefixtures("two_practices")
+def test_the_time_a_repository_reads_at_is_a_value_of_the_shared_clause(
+    database: Database,
+) -> None:
+    # The treatment window (365 days) has passed a year and a half later.
+    later = NOW + 540 * DAY
+    assert _patients_seen(database, _clinician("dr-north"), later) == set()
+    assert _patients_seen(database, _clinician("dr-north")) == {"anna"}
+
+
+def test_the_clause_renders_with_its_own_values_outside_the_cache() -> None:
+    """Literal rendering (EXPLAIN, debugging) compiles apart from the cache: it shows
+    this caller's values, whoever's were compiled before."""
+    resource = Repository.schema().tables["resource"]
+    for doctor, place in (("dr-north", "north"), ("dr-south", "south")):
+        scope = visibility_of(_clinician(doctor), NOW, CareRules(), (f"Organization/{place}",))
+        statement = select(resource.c.id).where(visible_clause(scope, resource))
+        for dialect in (sqlite.dialect(), postgresql.dialect()):
+            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            assert f"'Organization/{place}'" in sql and f"'Practitioner/{doctor}'" in sql
+            assert ("north" in sql) == (place == "north")
