@@ -27,7 +27,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
@@ -463,9 +463,11 @@ class Repository:
             w.recorded_by = self._recorder
         firsts = [w for w in writes if w.is_first_version]
         laters = [w for w in writes if not w.is_first_version]
+        connection = self._session.connection()
+        inserts = write_sql.inserts_for(connection.dialect)
         try:
             if firsts:
-                self._session.execute(insert(resource), [write_sql.current_row(w) for w in firsts])
+                self._insert(inserts.current, [write_sql.current_tuple(w) for w in firsts])
             if laters:
                 self._session.execute(
                     update(resource)
@@ -477,9 +479,7 @@ class Repository:
                     ],
                 )
                 self._delete_replaced(laters)
-            self._session.execute(
-                insert(resource_version), [write_sql.version_row(w) for w in writes]
-            )
+            self._insert(inserts.version, [write_sql.version_tuple(w) for w in writes])
         except IntegrityError:
             raise conflict(
                 "Another request wrote the same resource at the same time; retry"
@@ -488,13 +488,34 @@ class Repository:
 
     def _write_derived(self, writes: Sequence[Write]) -> None:
         """The index rows and access facts of the new versions (health/db/write_sql.py)."""
-        for table, rows in write_sql.index_rows(writes):
-            self._session.execute(insert(table), rows)
+        inserts = write_sql.inserts_for(self._session.connection().dialect)
+        for field_name, rows in write_sql.index_rows(writes):
+            self._insert(inserts.index[field_name], rows)
         relationships, rules = write_sql.access_fact_rows(writes)
         if relationships:
             self._session.execute(insert(care_relationship), relationships)
         if rules:
             self._session.execute(insert(consent_rule), rules)
+
+    def _insert(self, statement: write_sql.Insert, rows: list[tuple[Any, ...]]) -> None:
+        """One executemany of plain tuples on the session's connection, or one COPY on
+        PostgreSQL (write_sql.Insert)."""
+        connection = self._session.connection()
+        parameters = statement.parameters(rows)
+        if statement.copy is None:
+            connection.exec_driver_sql(statement.sql, parameters)
+            return
+        dbapi = connection.dialect.dbapi
+        try:
+            with (
+                connection.connection.driver_connection.cursor() as cursor,
+                cursor.copy(statement.copy) as copy,
+            ):
+                for row in parameters:
+                    copy.write_row(row)
+        except dbapi.Error as error:
+            # As SQLAlchemy would have raised it: an IntegrityError is a conflict (`save`).
+            raise DBAPIError.instance(statement.copy, None, error, dbapi.Error) from error
 
     def _delete_replaced(self, writes: Sequence[Write]) -> None:
         for statement in write_sql.replaced(writes):

@@ -9,6 +9,11 @@ from typing import Any
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
+from health.fhir import model_validators
+
+# Before any model class is created: pydantic binds validators at class creation.
+model_validators.install()
+
 
 class ResourceTypes:
     """The served types and their R4B models, loaded once from conformance data."""
@@ -23,9 +28,10 @@ class ResourceTypes:
         return name in self._names
 
     def model(self, name: str) -> Any:
-        return _model(name)
+        return model_class(name)
 
 
 @cache
-def _model(name: str) -> Any:
+def model_class(name: str) -> Any:
+    """The R4B model of a resource or data type (ValueError or KeyError if unknown)."""
     return get_fhir_model_class(name)

@@ -22,7 +22,7 @@ from functools import cache
 from types import UnionType
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
+from health.fhir.resource_types import model_class
 
 # A step either reads a key (and flattens lists, as FHIRPath does) or filters items.
 Step = str | Callable[[Any], bool]
@@ -240,7 +240,7 @@ class _Parser:
             name = self._name()
             if name not in (self.resource_type, *_BASE_TYPES):
                 raise Unsupported(f"the expression starts at {name}")
-            model = get_fhir_model_class(self.resource_type)
+            model = model_class(self.resource_type)
             states = [_State((), self.resource_type, model)]
         while self._peek() == ".":
             self._take(".")
