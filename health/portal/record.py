@@ -36,7 +36,8 @@ _PAGE_ROWS = 5000
 # Resources of one type read for a page: far above any real record (the benchmark's
 # citizen has 5,000 resources in all).
 _MAX_RESOURCES = 100_000
-# The most a page asks one search for (the front page's short lists ask for 5 or 6).
+# The most one search reads at once (the front page's short lists ask for 5; longer
+# lookups read page after page of this many: `search_until`).
 _MAX_SEARCH = 100
 # Ids per look-up query (well under SQLite's and PostgreSQL's bound-parameter limits).
 _IDS_PER_QUERY = 500
