@@ -145,3 +145,14 @@ def quantity_unit(quantity: Any) -> str:
     if not isinstance(quantity, dict):
         return ""
     return str(quantity.get("unit") or quantity.get("code") or "")
+
+
+def source_key(url: str | None) -> str:
+    """`Organization/<id>` when a `meta.source` URL names one of ours, else the URL
+    itself ("" without one)."""
+    if not url:
+        return ""
+    marker = url.rfind("/Organization/")
+    if marker < 0:
+        return url
+    return "Organization/" + url[marker + len("/Organization/") :].split("/")[0]

@@ -26,7 +26,7 @@ from health.fhir.config import FhirConfig
 from health.fhir.criteria import Criterion
 from health.fhir.search.params import SearchLimits, SearchRequest, parse_search
 from health.fhir.search.scope import confine_to_patient
-from health.portal.datatypes import JsonDict, display_name, reference_key
+from health.portal.datatypes import JsonDict, display_name, reference_key, source_key
 
 # Pushes keep one Patient per national ID (health/ingest); records written another way
 # may still hold more, and a handful is plenty to say so.
@@ -356,8 +356,6 @@ class CitizenRecords:
 def _source_keys(resources: Iterable[JsonDict], urls: Iterable[str | None]) -> set[str]:
     """`Organization/<id>` of every organisation named in the resources' meta.source,
     or in `urls`."""
-    keys = set()
-    for url in (*((resource.get("meta") or {}).get("source") for resource in resources), *urls):
-        if isinstance(url, str) and "/Organization/" in url:
-            keys.add("Organization/" + url.rsplit("/Organization/", 1)[1].split("/")[0])
-    return keys
+    found = (*((resource.get("meta") or {}).get("source") for resource in resources), *urls)
+    keys = {source_key(url) if isinstance(url, str) else "" for url in found}
+    return {key for key in keys if key.startswith("Organization/")}

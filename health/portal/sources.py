@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from health.ingest.facts import FACT_SYSTEM
-from health.portal.datatypes import JsonDict, parse_time
+from health.portal.datatypes import JsonDict, parse_time, source_key
 from health.portal.record import Record
 
 
@@ -80,17 +80,6 @@ def source_named(url: str | None, record: Record) -> Source:
         return Source(key=key, name=key)
     organisation = record.directory.get(key) or {}
     return Source(key=key, name=str(organisation.get("name") or key))
-
-
-def source_key(url: str | None) -> str:
-    """`Organization/<id>` when a `meta.source` URL names one of ours, else the URL
-    itself ("" without one)."""
-    if not url:
-        return ""
-    marker = url.rfind("/Organization/")
-    if marker < 0:
-        return url
-    return "Organization/" + url[marker + len("/Organization/") :].split("/")[0]
 
 
 def fact_code(resource: JsonDict) -> str | None:

@@ -33,11 +33,12 @@ from health.portal.datatypes import (
     quantity_value,
     reference_display,
     reference_key,
+    source_key,
 )
 from health.portal.life_events import LifeEvent, Rule, group_life_events
 from health.portal.record import CitizenRecords, Record
 from health.portal.results import measurement
-from health.portal.sources import Reported, Source, merge_facts, record_sources, source_key
+from health.portal.sources import Reported, Source, merge_facts, record_sources
 
 # The kinds a reader can filter by, in the order the filter offers them.
 KINDS = (
