@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
 
 def _sqlite_engine(url: str, *, begin: str, echo: bool) -> Engine:
@@ -39,6 +40,10 @@ def _sqlite_engine(url: str, *, begin: str, echo: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Pages read through the operating system's cache, shared by every connection,
+        # instead of copied into each connection's own 2 MB one: a citizen's 4,200
+        # results outlined in 15 ms instead of 32 (docs/BENCHMARKS.md, "Portal").
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

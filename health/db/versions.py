@@ -93,7 +93,9 @@ class SearchPage:
 
 def stored_version(row: Any) -> StoredVersion:
     """A row of `resource` or of `resource_version` (which adds method and seq)."""
-    columns = row._mapping
+    # A plain dict: a Row's mapping answers a missing column (a current row's method)
+    # by raising and catching inside, a third of the cost of reading a timeline's rows.
+    columns = row._asdict()
     return StoredVersion(
         resource_type=columns["resource_type"],
         id=columns["id"],

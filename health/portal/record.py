@@ -175,15 +175,15 @@ class CitizenRecords:
             found = [
                 version
                 for resource_type in sorted({*types, "Patient"})
-                for version in read(resource_type, limit=_MAX_RESOURCES)
+                for version in read(resource_type, limit=_MAX_RESOURCES, patient_id=self.patient_id)
                 if version.body is not None
             ]
             resources = [orjson.loads(version.body) for version in found]
         return self.with_sources(resources)
 
-    def _find(self, resource_type: str, *, limit: int) -> list[StoredVersion]:
+    def _find(self, resource_type: str, *, limit: int, patient_id: str) -> list[StoredVersion]:
         assert self.repository is not None
-        found = self.repository.find(resource_type, [], limit=limit)
+        found = self.repository.find(resource_type, [], limit=limit, patient_id=patient_id)
         self._remember(found)
         return found
 
@@ -261,12 +261,19 @@ class CitizenRecords:
 
     def outline(
         self, resource_type: str, params: Sequence[tuple[str, str]]
-    ) -> dict[str, dict[str, list[tuple[Any, ...]]]]:
-        """Index values of the citizen's resources of one type, by id, without their
-        bodies (`Repository.outline`): a lookup."""
+    ) -> list[tuple[tuple[Any, ...], list[str]]]:
+        """The citizen's resources of one type grouped by their index values of `params`,
+        without their bodies (`Repository.outline`): a lookup."""
         if self.repository is None or self.patient_id is None:
-            return {}
-        return self.repository.outline(resource_type, self.patient_id, params, limit=_MAX_RESOURCES)
+            return []
+        return self.repository.outline(resource_type, self.patient_id, params)
+
+    def shared_tokens(self, resource_type: str, param: str, system: str) -> list[tuple[str, str]]:
+        """(code, id) of the `system|code` tokens that several of the citizen's resources
+        of one type hold (`Repository.shared_tokens`): a lookup."""
+        if self.repository is None or self.patient_id is None:
+            return []
+        return self.repository.shared_tokens(resource_type, self.patient_id, param, system)
 
     def look_up(self, resource_type: str, ids: Sequence[str]) -> list[JsonDict]:
         """The citizen's current resources of one type with these ids, in the order of

@@ -16,7 +16,7 @@ read whole (tests/portal/test_timeline_outline.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -194,11 +194,15 @@ TIMELINE_TYPES = (
 def read_timeline(records: CitizenRecords, now: datetime) -> tuple[ShapedTimeline, int]:
     """The whole timeline of what `records` may read, and how many resources it was
     shaped from. The results (most of a record: 4,200 of the benchmark citizen's 5,000
-    resources) are arranged from their index rows and read for the page that shows
-    them (`page_of`); the rest is read whole. Lookups only: the page discloses what it
-    shows."""
+    resources) are arranged from their index values (`outline_results`) and read for
+    the page that shows them (`page_of`); the rest is read whole. Lookups only: the
+    page discloses what it shows."""
     others = records.load(types=TIMELINE_TYPES, disclose=False)
-    results = outline_results(records.outline("Observation", RESULT_OUTLINE), contact_keys(others))
+    results = outline_results(
+        records.outline("Observation", RESULT_OUTLINE),
+        records.shared_tokens("Observation", "_tag", FACT_SYSTEM),
+        contact_keys(others),
+    )
     loose = records.look_up("Observation", results.loose)
     record = records.with_sources([*others.resources, *loose], results.source_urls)
     shaped = shape_timeline(record, now=now, results=results)
@@ -213,53 +217,76 @@ def contact_keys(record: Record) -> set[str]:
     }
 
 
-# The index values `outline_results` decides from (Repository.outline).
-RESULT_OUTLINE = (("encounter", "reference"), ("_source", "uri"), ("_tag", "token"))
+# The index values `outline_results` places results by (Repository.outline): the
+# Encounter (target type, id) and meta.source of each.
+RESULT_OUTLINE = (("encounter", "reference"), ("_source", "uri"))
 
 
 def outline_results(
-    outline: Mapping[str, Mapping[str, Sequence[tuple[Any, ...]]]], contacts: set[str]
+    groups: Sequence[tuple[tuple[Any, ...], Sequence[str]]],
+    shared_facts: Sequence[tuple[str, str]],
+    contacts: set[str],
 ) -> ResultOutline:
-    """Where each Observation of `outline` (index values of RESULT_OUTLINE by id, in the
-    order the record is read in) goes. Copies of one fact (sources.merge_facts) go
-    together, where the first copy goes: to the contact its Encounter makes, or, when it
-    names none of `contacts` (or any other than one local Encounter), to be read whole."""
-    position = {resource_id: number for number, resource_id in enumerate(outline)}
-    groups: dict[str, list[str]] = {}
-    for resource_id, values in outline.items():
-        fact = next(
-            (code for system, code in values.get("_tag", ()) if system == FACT_SYSTEM and code),
-            None,
-        )
-        groups.setdefault(fact or f"id:{resource_id}", []).append(resource_id)
+    """Where each Observation goes, from `groups` (ids by the index values of
+    RESULT_OUTLINE) and `shared_facts` ((fact, id) of the facts several copies report,
+    sources.merge_facts, in the order the record is read in). A result goes to the
+    contact its one Encounter makes, or, when it names none of `contacts` (or several
+    Encounters, or something else), is read whole; the copies of a fact go together,
+    where the first copy goes.
+
+    Ids are taken in code point order, the order the record is read in on SQLite and
+    on PostgreSQL with the C collation (with another, two results of one title at one
+    contact may show in the other order)."""
+    # Each result's Encounter (None: several, or none) and source.
+    placed: dict[str, tuple[tuple[Any, Any] | None, Any]] = {}
+    several: set[str] = set()
+    for (target_type, target_id, source), ids in groups:
+        encounter = (target_type, target_id) if target_type or target_id else None
+        for resource_id in ids:
+            seen = placed.get(resource_id)
+            if seen is not None and seen[0] != encounter:
+                several.add(resource_id)
+            placed[resource_id] = (encounter, source)
+
+    def contact_of(resource_id: str) -> str | None:
+        encounter = None if resource_id in several else placed[resource_id][0]
+        if encounter is None or encounter[0] != "Encounter" or encounter[1] not in contacts:
+            return None
+        return str(encounter[1])
+
+    copies: dict[str, list[str]] = {}
+    for fact, resource_id in shared_facts:
+        if resource_id in placed:
+            copies.setdefault(fact, []).append(resource_id)
+    moved = {
+        resource_id: contact_of(ids[0])
+        for ids in copies.values()
+        if len(ids) > 1
+        for resource_id in ids
+    }
     at_contacts: dict[str, list[str]] = {}
     loose: list[str] = []
-    for copies in groups.values():
-        encounters = outline[copies[0]].get("encounter", ())
-        contact = encounters[0][1] if len(encounters) == 1 else None
-        if encounters and encounters[0][0] != "Encounter":
-            contact = None
-        if contact in contacts:
-            at_contacts.setdefault(contact, []).extend(copies)
+    for resource_id in placed:
+        contact = moved[resource_id] if resource_id in moved else contact_of(resource_id)
+        if contact is None:
+            loose.append(resource_id)
         else:
-            loose.extend(copies)
+            at_contacts.setdefault(contact, []).append(resource_id)
     urls: set[str | None] = set()
     pending = {}
     for contact, ids in at_contacts.items():
-        ids.sort(key=position.__getitem__)
-        sources = [_first_value(outline[i].get("_source", ())) for i in ids]
-        urls.update(sources)
+        sources = {_source_url(placed[i][1]) for i in ids}
+        urls |= sources
         pending[contact] = PendingResults(
-            ids=tuple(ids), source_keys=frozenset(source_key(url) for url in sources)
+            ids=tuple(sorted(ids)), source_keys=frozenset(source_key(url) for url in sources)
         )
-    loose.sort(key=position.__getitem__)
     return ResultOutline(
-        at_contacts=pending, loose=loose, source_urls=frozenset(urls), count=len(outline)
+        at_contacts=pending, loose=sorted(loose), source_urls=frozenset(urls), count=len(placed)
     )
 
 
-def _first_value(values: Sequence[tuple[Any, ...]]) -> str | None:
-    return str(values[0][0]) if values and values[0][0] else None
+def _source_url(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def page_of(
