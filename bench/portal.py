@@ -17,7 +17,6 @@ See docs/BENCHMARKS.md ("Portal") for the figures.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import tempfile
 import time
@@ -39,6 +38,7 @@ from health.db.repository import Repository
 from health.fhir.bundle_request import parse_bundle
 from health.fhir.config import FhirConfig
 from health.fhir.interactions import Interactions
+from health.heap import settle_heap
 from health.ingest.bulk import source_actor
 from health.ingest.pipeline import push_bundle
 from health.portal.sessions import SESSION_COOKIE, PortalSessionStore
@@ -258,10 +258,9 @@ def run(url: str, resources: int, requests: int) -> None:
         )
     app = create_app(settings, database=database, migrate=False)
     # As a server process starts (health/asgi.py): the loading's garbage collected, what
-    # is alive now frozen out of the collector's generations.
+    # is alive now frozen out of the collector's generations, the collector tuned.
     del bundle, parsed, interactions
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     client = TestClient(app, base_url=settings.base_url)
     client.cookies.set(SESSION_COOKIE, cookie, path="/portal")
     dialect = make_url(url).get_backend_name()

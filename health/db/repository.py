@@ -314,18 +314,57 @@ class Repository:
 
         What a page needs to arrange a large record without reading every body, or every
         index row into Python: the database joins and groups (the benchmark citizen's
-        4,200 results are 420 groups). A lookup, not a disclosure: the page reads (and
-        discloses) the bodies it shows."""
-        listed = self._visible(
-            select(resource.c.resource_type, resource.c.id).where(
-                resource.c.resource_type == resource_type,
-                resource.c.patient_id == patient_id,
-                resource.c.deleted.is_(False),
+        4,200 results are 420 groups). The first param's index rows drive the query (an
+        index row is a current resource's, and carries its scope columns); the resources
+        that hold no value of it are looked for only when a count says there are some. A
+        lookup, not a disclosure: the page reads (and discloses) the bodies it shows."""
+        (code, kind), rest = params[0], params[1:]
+        index = INDEX_TABLES[kind]
+        first = [index.c[name] for name in _OUTLINE_VALUES[kind]]
+        held = self._visible(
+            select(index.c.resource_type, index.c.resource_id.label("id"), *first).where(
+                index.c.patient_id == patient_id,
+                index.c.resource_type == resource_type,
+                index.c.param == code,
             ),
-            resource,
-        ).subquery("listed")
+            index,
+        ).subquery("held")
+        groups = self._grouped(held, [held.c[column.name] for column in first], rest)
+        of_patient = (
+            resource.c.resource_type == resource_type,
+            resource.c.patient_id == patient_id,
+            resource.c.deleted.is_(False),
+        )
+        count = self._session.execute(
+            self._visible(select(func.count()).where(*of_patient), resource)
+        ).scalar_one()
+        if count > len({resource_id for _, ids in groups for resource_id in ids}):
+            holds = (
+                select(index.c.resource_id)
+                .where(
+                    index.c.resource_type == resource.c.resource_type,
+                    index.c.resource_id == resource.c.id,
+                    index.c.param == code,
+                )
+                .exists()
+            )
+            without = self._visible(
+                select(resource.c.resource_type, resource.c.id).where(*of_patient, ~holds),
+                resource,
+            ).subquery("without")
+            groups += [
+                ((None,) * len(first) + values, ids)
+                for values, ids in self._grouped(without, [], rest)
+            ]
+        return groups
+
+    def _grouped(
+        self, listed: Any, leading: list[Any], params: Sequence[tuple[str, str]]
+    ) -> list[tuple[tuple[Any, ...], list[str]]]:
+        """The (resource_type, id) rows of `listed` grouped by `leading` columns and
+        their index values of `params` (`outline`)."""
         joined: Any = listed
-        values: list[Any] = []
+        values = list(leading)
         for number, (code, kind) in enumerate(params):
             index = INDEX_TABLES[kind].alias(f"outlined_{number}")
             joined = joined.outerjoin(
@@ -337,14 +376,14 @@ class Repository:
                 ),
             )
             values += [index.c[name] for name in _OUTLINE_VALUES[kind]]
-        statement = (
-            select(*values, func.aggregate_strings(listed.c.id, ","))
-            .select_from(joined)
-            .group_by(*values)
-        )
+        statement = select(*values, func.aggregate_strings(listed.c.id, ",")).select_from(joined)
+        if values:
+            statement = statement.group_by(*values)
         # FHIR ids hold no comma (https://hl7.org/fhir/R4/datatypes.html#id).
         return [
-            (tuple(row[:-1]), row[-1].split(",")) for row in self._session.execute(statement).all()
+            (tuple(row[:-1]), row[-1].split(","))
+            for row in self._session.execute(statement).all()
+            if row[-1]
         ]
 
     def shared_tokens(
