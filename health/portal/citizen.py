@@ -122,6 +122,11 @@ def signed_in(request: Request, *, write: bool = False) -> Iterator[SignedIn]:
         if repository is not None and repository.refused:
             _append(database, key, refusal_entries(repository, PORTAL_ACTION, "not visible"))
         raise
+    finally:
+        if person is not None:
+            # The page's template context can outlive the request in reference cycles
+            # (Jinja's), until a collection finds them: without the record read.
+            person.records.release()
     _append(database, key, after)
 
 

@@ -157,6 +157,11 @@ class CitizenRecords:
         # Versions looked up and not disclosed (yet), by `Type/id`, bodies dropped.
         self._looked_up: dict[str, StoredVersion] = {}
 
+    def release(self) -> None:
+        """Drop what this request read, once it is logged: nothing is read after."""
+        self._looked_up = {}
+        self.repository = None
+
     def load(self, types: Sequence[str] | None = None, *, disclose: bool = True) -> Record:
         """The citizen's record (only `types` of it, when given) with the organisations
         that pushed it.
