@@ -148,6 +148,14 @@ class Repository:
         clause = cached[1]
         return statement if clause is None else statement.where(clause)
 
+    def _in_compartment(self, statement: Select[Any], table: Any, patient_id: str) -> Select[Any]:
+        """`statement` confined to one patient's compartment of `table`, and to what the
+        caller may see there: the rows `_visible` leaves of it, by a clause that an index
+        serves when the compartment is the caller's own (access_sql.compartment_clause)."""
+        statement = statement.where(table.c.patient_id == patient_id)
+        clause = access_sql.compartment_clause(self.visibility, table, patient_id)
+        return statement if clause is None else statement.where(clause)
+
     def check_changeable(self, current: StoredVersion) -> None:
         """403 when a hospital's or GP's client would change what another source
         recorded (the citizen's one Patient excepted: every source merges into it)."""
@@ -290,13 +298,14 @@ class Repository:
         sum of their version ids, newest lastUpdated). Any write or deletion there changes
         it (version ids only grow), so the portal keys its per-citizen cache on it. A
         lookup, not a disclosure: nothing of the resources is handed out."""
-        statement = self._visible(
+        statement = self._in_compartment(
             select(
                 func.count(),
                 func.coalesce(func.sum(resource.c.version_id), 0),
                 func.max(resource.c.last_updated),
-            ).where(resource.c.patient_id == patient_id),
+            ),
             resource,
+            patient_id,
         )
         count, versions, newest = self._session.execute(statement).one()
         return int(count), int(versions), str(newest)
@@ -321,22 +330,17 @@ class Repository:
         (code, kind), rest = params[0], params[1:]
         index = INDEX_TABLES[kind]
         first = [index.c[name] for name in _OUTLINE_VALUES[kind]]
-        held = self._visible(
+        held = self._in_compartment(
             select(index.c.resource_type, index.c.resource_id.label("id"), *first).where(
-                index.c.patient_id == patient_id,
-                index.c.resource_type == resource_type,
-                index.c.param == code,
+                index.c.resource_type == resource_type, index.c.param == code
             ),
             index,
+            patient_id,
         ).subquery("held")
         groups = self._grouped(held, [held.c[column.name] for column in first], rest)
-        of_patient = (
-            resource.c.resource_type == resource_type,
-            resource.c.patient_id == patient_id,
-            resource.c.deleted.is_(False),
-        )
+        of_type = (resource.c.resource_type == resource_type, resource.c.deleted.is_(False))
         count = self._session.execute(
-            self._visible(select(func.count()).where(*of_patient), resource)
+            self._in_compartment(select(func.count()).where(*of_type), resource, patient_id)
         ).scalar_one()
         if count > len({resource_id for _, ids in groups for resource_id in ids}):
             holds = (
@@ -348,9 +352,10 @@ class Repository:
                 )
                 .exists()
             )
-            without = self._visible(
-                select(resource.c.resource_type, resource.c.id).where(*of_patient, ~holds),
+            without = self._in_compartment(
+                select(resource.c.resource_type, resource.c.id).where(*of_type, ~holds),
                 resource,
+                patient_id,
             ).subquery("without")
             groups += [
                 ((None,) * len(first) + values, ids)
@@ -394,21 +399,22 @@ class Repository:
         may see; by code, then id. A lookup, not a disclosure."""
         index = search_token
         of_param = (
-            index.c.patient_id == patient_id,
             index.c.resource_type == resource_type,
             index.c.param == param,
             index.c.system == system,
         )
         # The codes first, from the patient index alone; then the rows of those codes.
-        shared = self._visible(
+        shared = self._in_compartment(
             select(index.c.code).where(*of_param).group_by(index.c.code).having(func.count() > 1),
             index,
+            patient_id,
         ).correlate(None)
-        statement = self._visible(
+        statement = self._in_compartment(
             select(index.c.code, index.c.resource_id)
             .where(*of_param, index.c.code.in_(shared))
             .order_by(index.c.code, index.c.resource_id),
             index,
+            patient_id,
         )
         return [(row[0], row[1]) for row in self._session.execute(statement).all()]
 
@@ -478,14 +484,14 @@ class Repository:
         statement = select(*_CURRENT_COLUMNS).where(
             resource.c.resource_type == resource_type, resource.c.deleted.is_(False)
         )
-        if patient_id is not None:
-            statement = statement.where(resource.c.patient_id == patient_id)
         for criterion in criteria:
             statement = statement.where(_criterion_clause(resource_type, criterion))
         # Ordered by the primary key, so that the database drives the query from the
         # index rows matched (ordering by lastUpdated made SQLite scan the whole type).
-        statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
-        return self._versions(statement)
+        statement = statement.order_by(resource.c.id).limit(limit)
+        if patient_id is None:
+            return self._versions(self._visible(statement, resource))
+        return self._versions(self._in_compartment(statement, resource, patient_id))
 
     def listing(
         self, resource_type: str, *, limit: int, patient_id: str | None = None

@@ -141,3 +141,54 @@ def test_the_clause_renders_with_its_own_values_outside_the_cache() -> None:
             sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
             assert f"'Organization/{place}'" in sql and f"'Practitioner/{doctor}'" in sql
             assert ("north" in sql) == (place == "north")
+
+
+def _compartment_rows(repository: Repository, table: Any, patient: str, *, confined: bool) -> set:
+    """(type, id) of `table`'s rows in `patient`'s compartment that the repository's
+    caller may see: through the compartment clause, or the whole visibility clause."""
+    key = table.c.id if "id" in table.c else table.c.resource_id
+    statement = select(table.c.resource_type, key)
+    if confined:
+        statement = repository._in_compartment(statement, table, patient)
+    else:
+        statement = repository._visible(statement.where(table.c.patient_id == patient), table)
+    return set(repository._session.execute(statement).tuples())
+
+
+@pytest.mark.usefixtures("two_practices")
+def test_the_compartment_clause_leaves_the_rows_the_whole_clause_leaves(
+    database: Database,
+) -> None:
+    """A query confined to one compartment may drop what the confinement makes true:
+    for each kind of caller, in each compartment, the same rows as the whole clause."""
+    callers = [
+        Actor(kind=ActorKind.citizen, display="anna", patient_id="anna"),
+        Actor(
+            kind=ActorKind.citizen,
+            display="anna, encounters only",
+            patient_id="anna",
+            scopes=Scopes.parse("patient/Encounter.rs"),
+        ),
+        _clinician("dr-north"),
+        Actor(kind=ActorKind.client, display="north", organization_id="north"),
+        Actor(kind=ActorKind.auditor, display="auditor"),
+        SYSTEM,
+    ]
+    tables = Repository.schema().tables
+    with database.session(write=False) as session:
+        for actor in callers:
+            repository = Repository(session, actor, now=NOW)
+            for table in (tables["resource"], tables["search_reference"]):
+                for patient in ("anna", "bo"):
+                    whole = _compartment_rows(repository, table, patient, confined=False)
+                    confined = _compartment_rows(repository, table, patient, confined=True)
+                    assert confined == whole, (actor.display, table.name, patient)
+    # Not vacuous: the citizen sees their compartment, and the narrow token less of it.
+    with database.session(write=False) as session:
+        anna = Repository(session, callers[0], now=NOW)
+        narrow = Repository(session, callers[1], now=NOW)
+        everything = _compartment_rows(anna, tables["resource"], "anna", confined=True)
+        encounters = _compartment_rows(narrow, tables["resource"], "anna", confined=True)
+        assert ("Encounter", "anna-visit") in everything and ("Patient", "anna") in everything
+        assert encounters == {("Encounter", "anna-visit")}
+        assert _compartment_rows(anna, tables["resource"], "bo", confined=True) == set()
