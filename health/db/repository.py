@@ -46,7 +46,13 @@ from health.db.tables import (
     resource_version,
     search_token,
 )
-from health.db.versions import SearchPage, StoredVersion, Write, stored_version
+from health.db.versions import (
+    SearchPage,
+    StoredVersion,
+    Write,
+    stored_version,
+    stored_versions,
+)
 from health.fhir.criteria import Criterion, Token
 from health.fhir.errors import conflict, forbidden
 from health.fhir.search.includes import Include
@@ -171,7 +177,8 @@ class Repository:
         """The rows of a statement of `resource` or `resource_version` columns. Fetched
         at once: iterating a Result fetches row by row, which costs twice as much for a
         query of thousands of rows (a timeline's)."""
-        return [stored_version(row) for row in self._session.execute(statement).all()]
+        result = self._session.execute(statement)
+        return stored_versions(tuple(result.keys()), result.all())
 
     def _disclose(self, versions: Sequence[StoredVersion]) -> list[StoredVersion]:
         self.disclosed.extend(versions)
@@ -760,15 +767,16 @@ class Repository:
         page = SearchPage()
         more = False
         if limit > 0:
-            rows = self._session.execute(
+            result = self._session.execute(
                 self._visible(statements.page(_CURRENT_COLUMNS, position, limit + 1), resource)
-            ).all()
+            )
+            keys, rows = tuple(result.keys()), result.all()
             more = len(rows) > limit
             rows = rows[:limit]
             backwards = position is not None and position.before
             if backwards:
                 rows.reverse()
-            matches = [stored_version(row) for row in rows]
+            matches = stored_versions(keys, rows)
             page.matches = self._disclose(matches) if disclose else matches
             if rows and (more or backwards):
                 page.next_cursor = statements.cursor(rows[-1], before=False)
