@@ -38,7 +38,7 @@ from health.portal.datatypes import (
 from health.portal.life_events import LifeEvent, Rule, group_life_events
 from health.portal.record import CitizenRecords, Record
 from health.portal.results import measurement
-from health.portal.sources import Reported, Source, merge_facts, record_sources
+from health.portal.sources import Reported, Source, fact_code, merge_facts, record_sources
 
 # The kinds a reader can filter by, in the order the filter offers them.
 KINDS = (
@@ -215,9 +215,16 @@ def read_timeline(records: CitizenRecords, now: datetime) -> tuple[ShapedTimelin
 def contact_keys(record: Record) -> set[str]:
     """The keys of the contacts the record's Encounters make (a fact two sources
     reported is one contact, under its first copy's id)."""
-    return {
-        str(entry.resource.get("id")) for entry in merge_facts(record.of_type("Encounter"), record)
-    }
+    keys: set[str] = set()
+    facts: set[str] = set()
+    for encounter in record.of_type("Encounter"):
+        fact = fact_code(encounter)
+        if fact is not None:
+            if fact in facts:
+                continue
+            facts.add(fact)
+        keys.add(str(encounter.get("id")))
+    return keys
 
 
 # The index values `outline_results` places results by (Repository.outline): the
@@ -240,51 +247,70 @@ def outline_results(
     Ids are taken in code point order, the order the record is read in on SQLite and
     on PostgreSQL with the C collation (with another, two results of one title at one
     contact may show in the other order)."""
-    # Each result's Encounter (None: several, or none) and source.
-    placed: dict[str, tuple[tuple[Any, Any] | None, Any]] = {}
+    # The group each result is in; a result in two groups of different Encounters has
+    # several (rare: Observation.encounter is 0..1), and is read whole.
+    group_of: dict[str, int] = {}
     several: set[str] = set()
-    for (target_type, target_id, source), ids in groups:
-        encounter = (target_type, target_id) if target_type or target_id else None
+    encounters = [
+        (values[0], values[1]) if values[0] or values[1] else None for values, _ in groups
+    ]
+    for number, (_, ids) in enumerate(groups):
         for resource_id in ids:
-            seen = placed.get(resource_id)
-            if seen is not None and seen[0] != encounter:
+            seen = group_of.setdefault(resource_id, number)
+            if seen != number and encounters[seen] != encounters[number]:
                 several.add(resource_id)
-            placed[resource_id] = (encounter, source)
+    contact_of_group = [
+        str(encounter[1])
+        if encounter is not None and encounter[0] == "Encounter" and encounter[1] in contacts
+        else None
+        for encounter in encounters
+    ]
 
     def contact_of(resource_id: str) -> str | None:
-        encounter = None if resource_id in several else placed[resource_id][0]
-        if encounter is None or encounter[0] != "Encounter" or encounter[1] not in contacts:
-            return None
-        return str(encounter[1])
+        return None if resource_id in several else contact_of_group[group_of[resource_id]]
 
     copies: dict[str, list[str]] = {}
     for fact, resource_id in shared_facts:
-        if resource_id in placed:
+        if resource_id in group_of:
             copies.setdefault(fact, []).append(resource_id)
-    moved = {
+    # Results placed apart from their group: a fact's copies, where its first copy goes.
+    apart = {
         resource_id: contact_of(ids[0])
         for ids in copies.values()
         if len(ids) > 1
         for resource_id in ids
     }
+    apart.update((resource_id, None) for resource_id in several)
     at_contacts: dict[str, list[str]] = {}
+    sources: dict[str, set[str | None]] = {}
     loose: list[str] = []
-    for resource_id in placed:
-        contact = moved[resource_id] if resource_id in moved else contact_of(resource_id)
+
+    def place(contact: str | None, ids: Iterable[str], source: Any) -> None:
         if contact is None:
-            loose.append(resource_id)
+            loose.extend(ids)
         else:
-            at_contacts.setdefault(contact, []).append(resource_id)
-    urls: set[str | None] = set()
-    pending = {}
-    for contact, ids in at_contacts.items():
-        sources = {_source_url(placed[i][1]) for i in ids}
-        urls |= sources
-        pending[contact] = PendingResults(
-            ids=tuple(sorted(ids)), source_keys=frozenset(source_key(url) for url in sources)
+            at_contacts.setdefault(contact, []).extend(ids)
+            sources.setdefault(contact, set()).add(_source_url(source))
+
+    for number, (values, ids) in enumerate(groups):
+        # The first group a result is in speaks for it (the others are copies of it).
+        kept = [i for i in ids if group_of[i] == number and i not in apart]
+        if kept:
+            place(contact_of_group[number], kept, values[2])
+    for resource_id, contact in apart.items():
+        place(contact, (resource_id,), groups[group_of[resource_id]][0][2])
+    pending = {
+        contact: PendingResults(
+            ids=tuple(sorted(ids)),
+            source_keys=frozenset(source_key(url) for url in sources[contact]),
         )
+        for contact, ids in at_contacts.items()
+    }
     return ResultOutline(
-        at_contacts=pending, loose=sorted(loose), source_urls=frozenset(urls), count=len(placed)
+        at_contacts=pending,
+        loose=sorted(set(loose)),
+        source_urls=frozenset(url for urls in sources.values() for url in urls),
+        count=len(group_of),
     )
 
 

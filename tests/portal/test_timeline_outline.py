@@ -26,6 +26,7 @@ from health.portal.timeline import (
     TIMELINE_TYPES,
     ShapedTimeline,
     Timeline,
+    outline_results,
     page_of,
     read_timeline,
     shape_timeline,
@@ -228,3 +229,27 @@ def test_results_are_read_only_for_the_contacts_a_page_shows(
         assert len(asked) <= 1 and set(asked[0] if asked else ()) == pending
         with pytest.raises(ValueError):
             page_of(outlined, per_page=len(outlined.contacts))
+
+
+def test_results_are_placed_by_their_groups_and_facts() -> None:
+    """Placement from index groups alone (no database): a result goes with its one
+    Encounter when that is a contact; with two different Encounters, or one that is not
+    a contact, it is read whole; a fact's copies go where the first copy goes."""
+    north = "https://health.example/fhir/Organization/north"
+    south = "https://health.example/fhir/Organization/south"
+    groups = [
+        (("Encounter", "visit-1", north), ["a", "twice", "copy-1"]),
+        (("Encounter", "visit-2", south), ["b", "twice", "copy-2"]),
+        (("Encounter", "gone", north), ["c"]),
+        ((None, None, north), ["d"]),
+    ]
+    placed = outline_results(
+        groups, [("fact", "copy-1"), ("fact", "copy-2")], {"visit-1", "visit-2"}
+    )
+    assert placed.at_contacts["visit-1"].ids == ("a", "copy-1", "copy-2")
+    assert placed.at_contacts["visit-1"].source_keys == {"Organization/north", "Organization/south"}
+    assert placed.at_contacts["visit-2"].ids == ("b",)
+    assert placed.at_contacts["visit-2"].source_keys == {"Organization/south"}
+    assert placed.loose == ["c", "d", "twice"]
+    assert placed.count == 7
+    assert placed.source_urls == {north, south}
