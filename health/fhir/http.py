@@ -45,6 +45,7 @@ from health.fhir.errors import FhirError, Issue, operation_outcome, too_large
 from health.fhir.interactions import Interactions, Result
 from health.fhir.versions import etag, http_date, parse_if_match
 from health.pages import error_page
+from health.portal.errors import error_page as portal_error_page
 from health.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> Response:
+        if _under_portal(request):
+            return portal_error_page(request, 400, error)
         issues = [
             Issue("invalid", str(e.get("msg")), (".".join(str(x) for x in e.get("loc", ())),))
             for e in error.errors()
@@ -300,8 +303,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if _under_portal(request):
+            return portal_error_page(request, error.status_code, error, error.headers)
         if not _under_fhir(request):
-            # Pages outside the FHIR API (/eid, the portal) answer browsers in HTML.
+            # Pages outside the FHIR API (/eid, /auth) answer browsers in HTML.
             return error_page(
                 request, error.status_code, _html_detail(request, error), error.headers
             )
@@ -318,11 +323,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        if _under_portal(request):
+            return portal_error_page(request, 500, None)
         if not _under_fhir(request):
             return error_page(request, 500, "The server failed to process the request.")
         return outcome_response(
             request, [Issue("exception", "The server failed to process the request")], 500
         )
+
+
+def _under_portal(request: Request) -> bool:
+    path = request.url.path
+    return path == "/portal" or path.startswith("/portal/")
 
 
 def _under_fhir(request: Request) -> bool:

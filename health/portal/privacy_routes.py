@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from health.access.disclosure import consent_entries
@@ -31,6 +31,7 @@ from health.portal.citizen import (
     settings_of,
 )
 from health.portal.datatypes import display_name
+from health.portal.errors import PortalError
 from health.portal.rendering import render_page
 from health.portal.sessions import csrf_matches
 from health.portal.who_may_look import party_references, who_may_look
@@ -129,7 +130,7 @@ def _directory_search(
             limits=SearchLimits(settings.default_page_size, settings.max_page_size),
         )
     except FhirError as error:
-        raise HTTPException(400, str(error)) from None
+        raise PortalError(400, "The search could not be used:", detail_text=str(error)) from None
     page = repository.search(search, limit=_SEARCH_RESULTS)
     return [
         (f"{v.resource_type}/{v.id}", display_name(orjson.loads(v.body)) or v.id)
@@ -146,20 +147,22 @@ def _change(
 
     def build(person: SignedIn) -> Response:
         if not csrf_matches(person.session, csrf_token):
-            raise HTTPException(
+            raise PortalError(
                 403,
                 "The change could not be verified (the form's token is missing or wrong). "
                 "Go back to the page and try again.",
             )
         repository = person.records.repository
         if repository is None or person.patient_id is None:
-            raise HTTPException(404, "There is no record to change yet.")
+            raise PortalError(404, "There is no record to change yet.")
         interactions = Interactions(repository, fhir_config_of(request))
         try:
             change(person, interactions)
             interactions.flush()
         except FhirError as error:
-            raise HTTPException(error.status, str(error)) from None
+            raise PortalError(
+                error.status, "The change could not be saved:", detail_text=str(error)
+            ) from None
         person.log.extend(consent_entries(repository, interactions.written))
         return RedirectResponse(ACCESS_PAGE, status_code=303)
 
@@ -173,10 +176,12 @@ def _create_consent(interactions: Interactions, consent: dict[str, object]) -> N
 def _named_party(person: SignedIn, reference: str, types: tuple[str, ...]) -> str:
     """The name of a directory entry the form names; 404 when there is none."""
     if reference.partition("/")[0] not in types or not consent_choices.is_party(reference):
-        raise HTTPException(400, f"{reference!r} is not a clinician or an organisation.")
+        raise PortalError(
+            400, "%(reference)s is not a clinician or an organisation.", reference=reference
+        )
     name = person.records.names([reference]).get(reference)
     if name is None:
-        raise HTTPException(404, f"{reference} is not in the directory.")
+        raise PortalError(404, "%(reference)s is not in the directory.", reference=reference)
     return name
 
 
@@ -217,7 +222,7 @@ def permit(
 
     def change(person: SignedIn, interactions: Interactions) -> None:
         if settings_of(request).access_policy != "opt-in":
-            raise HTTPException(
+            raise PortalError(
                 400, "Organisations that treat you may already look; there is nothing to permit."
             )
         name = _named_party(person, party, ("Organization",))
@@ -241,7 +246,7 @@ def hide(
     def change(person: SignedIn, interactions: Interactions) -> None:
         kind, _, episode_id = episode.partition("/")
         if not consent_choices.is_episode(episode) or person.records.read(kind, episode_id) is None:
-            raise HTTPException(404, "This contact is not in the record.")
+            raise PortalError(404, "This contact is not in the record.")
         if not _active_choice(person, "hide", episode):
             assert person.patient_id is not None
             _create_consent(
@@ -262,7 +267,7 @@ def withdraw(
     def change(person: SignedIn, interactions: Interactions) -> None:
         # Read as the person: another citizen's Consent is simply not found.
         if not consent or person.records.read("Consent", consent) is None:
-            raise HTTPException(404, "This choice is not in the record.")
+            raise PortalError(404, "This choice is not in the record.")
         interactions.delete("Consent", consent)
 
     return _change(request, csrf_token, change)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from health.access.disclosure import entry_for
@@ -29,6 +29,7 @@ from health.portal.citizen import (
     fhir_config_of,
     settings_of,
 )
+from health.portal.errors import PortalError
 from health.portal.proxies import ACTING_COOKIE, Principal, acting_cookie
 from health.portal.rendering import render_page
 from health.portal.sessions import (
@@ -49,7 +50,7 @@ ATTORNEY_ACTION = "power-of-attorney"
 
 def _require_csrf(person: SignedIn, csrf_token: str) -> None:
     if not csrf_matches(person.session, csrf_token):
-        raise HTTPException(
+        raise PortalError(
             403,
             "The form could not be verified (its token is missing or wrong). "
             "Go back to the page and try again.",
@@ -73,7 +74,7 @@ def act_for(
             return response
         principal = next((p for p in person.principals if p.patient_id == patient), None)
         if principal is None:
-            raise HTTPException(403, "You may not act for this person.")
+            raise PortalError(403, "You may not act for this person.")
         session_cookie = request.cookies.get(SESSION_COOKIE, "")
         set_portal_cookie(
             response,
@@ -138,11 +139,11 @@ def _render(
 def _own_record(person: SignedIn) -> str:
     """The citizen's own record (never a principal's: a proxy does not pass the right on)."""
     if person.acting_for is not None:
-        raise HTTPException(
+        raise PortalError(
             403, "Powers of attorney are given by the citizen themself, not by a proxy."
         )
     if person.patient_id is None:
-        raise HTTPException(404, "You have no record yet to give access to.")
+        raise PortalError(404, "You have no record yet to give access to.")
     return person.patient_id
 
 
@@ -155,7 +156,9 @@ def _store(request: Request, person: SignedIn, write: Callable[[Interactions], s
         detail = write(interactions)
         interactions.flush()
     except FhirError as error:
-        raise HTTPException(error.status, str(error)) from None
+        raise PortalError(
+            error.status, "The power of attorney could not be saved:", detail_text=str(error)
+        ) from None
     for written in interactions.written:
         person.log.append(
             entry_for(
@@ -213,7 +216,7 @@ def revoke_attorney(
         current = person.records.read("RelatedPerson", related_person) if related_person else None
         found = attorney.attorneys([current] if current else [], [])
         if current is None or not found or not found[0].revocable:
-            raise HTTPException(404, "This power of attorney is not in your record.")
+            raise PortalError(404, "This power of attorney is not in your record.")
 
         def write(interactions: Interactions) -> str:
             body = attorney.revoked(current)

@@ -12,13 +12,14 @@ from typing import Annotated
 from urllib.parse import quote
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from health.fhir.search.values import escape
 from health.portal import appointments, conditions, documents, export, medications
 from health.portal.chart import chart_for
 from health.portal.citizen import SignedIn, as_signed_in, settings_of
+from health.portal.errors import PortalError
 from health.portal.rendering import PRIVATE, render_page
 from health.portal.results import lab_test, lab_tests
 from health.portal.timeline import KINDS, page_of, read_timeline, shown_keys
@@ -29,10 +30,6 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 
 # Pages of 100 values read for one test's page, at most: 10,000 values of one test.
 _TEST_PAGES = 100
-
-
-def _not_found(what: str) -> HTTPException:
-    return HTTPException(404, f"{what} is not in your record.")
 
 
 @router.get("/timeline")
@@ -132,7 +129,7 @@ def result(request: Request, code: str) -> Response:
         )
         test = lab_test(records.with_sources(observations), code)
         if test is None:
-            raise _not_found(f"The test {code}")
+            raise PortalError(404, "The test %(code)s is not in your record.", code=code)
         records.disclose(
             f"{report.resource.get('resourceType')}/{report.resource.get('id')}"
             for series in test.series
@@ -241,7 +238,7 @@ def document_page(request: Request, document_id: str) -> Response:
     def build(citizen: SignedIn) -> Response:
         resource = citizen.records.read("DocumentReference", document_id)
         if resource is None:
-            raise _not_found("This document")
+            raise PortalError(404, "This document is not in your record.")
         record = citizen.records.load(types=("DocumentReference",))
         texts = {
             info.index: documents.attachment_text(resource, info.index)
@@ -269,7 +266,7 @@ def attachment(request: Request, document_id: str, index: int) -> Response:
         resource = citizen.records.read("DocumentReference", document_id)
         found = documents.attachment_file(resource, index) if resource else None
         if found is None:
-            raise _not_found("This attachment")
+            raise PortalError(404, "This attachment is not in your record.")
         ascii_name = found.filename.encode("ascii", "replace").decode().replace("?", "_")
         return Response(
             found.content,

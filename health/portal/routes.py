@@ -1,8 +1,8 @@
 """HTTP edges of the citizen portal at /portal: the front page, language, eID login and
 logout (the record's pages are in record_routes.py).
 
-Errors raise HTTPException, which the app's one handler for pages outside /fhir turns
-into the HTML error page (health/fhir/http.py, health/pages.py).
+Errors raise PortalError (health/portal/errors.py), which the app's error handler turns
+into the portal's error page in the reader's language (health/fhir/http.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from health.portal.access_log import (
     emergency_references,
 )
 from health.portal.citizen import NotSignedIn, SignedIn, signed_in
+from health.portal.errors import PortalError
 from health.portal.front_page import read_front_page
 from health.portal.languages import LANGUAGE_COOKIE, LANGUAGES
 from health.portal.proxies import ACTING_COOKIE
@@ -107,7 +108,7 @@ def choose_language(request: Request, lang: str = "", next: str = HOME) -> Respo
     work before the login. `next` must be a portal path (no open redirect).
     """
     if lang not in LANGUAGES:
-        raise HTTPException(400, f"There is no language {lang!r}; choose da or en.")
+        raise PortalError(400, "There is no language %(language)s; choose da or en.", language=lang)
     target = next if next.startswith(HOME) and "//" not in next and "\\" not in next else HOME
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -140,7 +141,8 @@ def login(request: Request) -> Response:
                 redirect_uri=_redirect_uri(settings),
             )
     except EidLoginError as error:
-        raise HTTPException(error.status, str(error)) from None
+        # The eID's messages are fixed sentences, translated where the catalog has them.
+        raise PortalError(error.status, str(error)) from None
     response = RedirectResponse(authorize_url, status_code=302)
     set_portal_cookie(response, settings, BROWSER_COOKIE, browser_id)
     return response
@@ -152,10 +154,10 @@ def callback(request: Request) -> Response:
     settings = _settings(request)
     query = request.query_params
     if query.get("error"):
-        raise HTTPException(400, str(callback_error(query["error"])))
+        raise PortalError(400, str(callback_error(query["error"])))
     state, code = query.get("state", ""), query.get("code", "")
     if not state or not code:
-        raise HTTPException(
+        raise PortalError(
             400, "The answer from the eID lacks its state or code. Log in again from the portal."
         )
     with _database(request).session(write=True) as session:
@@ -168,9 +170,9 @@ def callback(request: Request) -> Response:
                 redirect_uri=_redirect_uri(settings),
             )
         except EidLoginError as error:
-            raise HTTPException(error.status, str(error)) from None
+            raise PortalError(error.status, str(error)) from None
         if purpose != PURPOSE:
-            raise HTTPException(400, "This login was not started by the portal. Log in again.")
+            raise PortalError(400, "This login was not started by the portal. Log in again.")
         sessions = PortalSessionStore(session, settings)
         # A session from before the login ends, and the login gets a new id: whoever
         # planted a cookie in this browser does not share the citizen's session.
@@ -192,7 +194,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
         citizen = sessions.load(cookie)
         if citizen is not None:
             if not hmac.compare_digest(citizen.csrf_token.encode(), csrf_token.encode()):
-                raise HTTPException(
+                raise PortalError(
                     403,
                     "The logout could not be verified (the form's token is missing or wrong). "
                     "Go back to the portal and use its Log out button.",
