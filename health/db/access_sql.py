@@ -249,7 +249,17 @@ def _compile_scope(scope: _Scope, compiler: SQLCompiler, **kw: Any) -> str:
     # Compiled only when the statement is not in the cache yet (or is compiled apart
     # from it, as str() and literal_binds do): the statement then holds this element's
     # parameters, which later executions replace with theirs, matched by key.
-    return "(" + compiler.process(scope.with_values(), **kw) + ")"
+    clause = "(" + compiler.process(scope.with_values(), **kw) + ")"
+    if compiler.dialect.name == "sqlite":
+        # Unary plus, a no-op on the value, keeps SQLite from driving a query from
+        # the clause (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_):
+        # without statistics it took a client's "patient_id IS NULL OR recorded_by IN
+        # (...) OR resource_type = 'Patient'" for a few rows, and read every resource
+        # the client recorded instead of the few keys an include or a $everything
+        # page asks for (docs/BENCHMARKS.md, "Search", "The scope on includes and
+        # $everything"). The scope filters what a query finds; it never finds.
+        return "+" + clause
+    return clause
 
 
 def _clause(p: _Inline | _Bound, shape: _Shape, table: Any) -> Clause:
@@ -285,19 +295,23 @@ def _id_of(table: Any) -> Any:
 
 def _client(p: _Inline | _Bound, table: Any) -> Clause:
     """What the client's organisation recorded, and the Patient it recorded it for."""
-    patients_recorded_for = (
-        select(resource.c.patient_id)
-        .where(
-            resource.c.recorded_by.in_(p.many("parties", resource.c.recorded_by)),
-            resource.c.patient_id.is_not(None),
-        )
-        .correlate(None)
+    # A probe for the row's own patient on ix_resource_recorded_by (recorded_by,
+    # patient_id), like the clinician's, not `id IN (every patient the organisation
+    # recorded for)`: that list is a read of every resource the organisation recorded
+    # (30,000 at 100 patients; at national scale, millions), which SQLite made in
+    # statements that never needed it and PostgreSQL planned as a scan of the table
+    # (docs/BENCHMARKS.md, "Search", "The scope on includes and $everything").
+    recorded = resource.alias("recorded_for")
+    recorded_for_patient = _exists(
+        recorded,
+        recorded.c.patient_id == _id_of(table),
+        recorded.c.recorded_by.in_(p.many("parties", recorded.c.recorded_by)),
     )
     return and_(
         table.c.patient_id.is_not(None),
         or_(
             table.c.recorded_by.in_(p.many("parties", table.c.recorded_by)),
-            and_(table.c.resource_type == "Patient", _id_of(table).in_(patients_recorded_for)),
+            and_(table.c.resource_type == "Patient", recorded_for_patient),
         ),
     )
 

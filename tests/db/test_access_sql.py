@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, select
@@ -24,7 +25,10 @@ from health.auth.scopes import Scopes
 from health.db.access_sql import visible_clause
 from health.db.engine import Database
 from health.db.repository import Repository
+from health.db.versions import Write
 from health.fhir.interactions import Interactions
+from health.fhir.search.includes import Include
+from health.fhir.search.index_rows import IndexRows
 from health.fhir.validation import check
 
 NOW = datetime.now(UTC)
@@ -192,3 +196,96 @@ def test_the_compartment_clause_leaves_the_rows_the_whole_clause_leaves(
         assert ("Encounter", "anna-visit") in everything and ("Patient", "anna") in everything
         assert encounters == {("Encounter", "anna-visit")}
         assert _compartment_rows(anna, tables["resource"], "bo", confined=True) == set()
+
+
+# A record of several types, so that a $everything page asks for keys of several types.
+_ANNAS_RECORD = ("AllergyIntolerance", "CarePlan", "Claim", "Condition", "Immunization")
+
+
+def _record_by(database: Database, actor: Actor, patient: str, types: tuple[str, ...]) -> None:
+    """One resource of each type in `patient`'s compartment, recorded by `actor`."""
+    writes = [
+        Write(
+            resource_type=resource_type,
+            id=f"{patient}-{resource_type.lower()}",
+            version_id=1,
+            last_updated=NOW,
+            method="PUT",
+            body=orjson.dumps({"resourceType": resource_type}),
+            patient_id=patient,
+            index=IndexRows(),
+        )
+        for resource_type in types
+    ]
+    with database.session(write=True) as session:
+        Repository(session, actor, now=NOW).save(writes)
+
+
+def _reads_of_resource(database: Database, statement: str, parameters: Any) -> list[str]:
+    """How SQLite's plan for `statement` reads the resource table itself (not the
+    aliases the scope probes)."""
+    with database.read_engine.connect() as connection:
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    return [row[3] for row in plan if row[3].startswith(("SCAN resource", "SEARCH resource "))]
+
+
+@pytest.mark.usefixtures("two_practices")
+def test_on_sqlite_a_clients_include_and_everything_page_are_read_by_primary_key(
+    database: Database,
+) -> None:
+    """The scope filters the few resources a lookup by key finds; it must not become
+    the way in. A client's clause is an OR that indexes serve (no patient, or recorded
+    by it, or a Patient), and SQLite, without statistics, read every resource the
+    client recorded through it instead (docs/BENCHMARKS.md, "Search")."""
+    if not database.is_sqlite:
+        pytest.skip("SQLite's planner without statistics; PostgreSQL plans from its own")
+    north = Actor(kind=ActorKind.client, display="north", organization_id="north")
+    _record_by(database, north, "anna", _ANNAS_RECORD)
+    _record_by(
+        database,
+        Actor(kind=ActorKind.client, display="south", organization_id="south"),
+        "bo",
+        _ANNAS_RECORD,
+    )
+    executed: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        executed.append((statement, parameters))
+
+    event.listen(database.read_engine, "before_cursor_execute", note)
+    try:
+        with database.session(write=False) as session:
+            repository = Repository(session, north, now=NOW)
+            visit = repository.current("Encounter", "anna-visit")
+            assert visit is not None
+            executed.clear()
+            included = repository.included(
+                [visit],
+                [Include("Encounter", "subject"), Include("Encounter", "service-provider")],
+                limit=10,
+            )
+            include_statements = list(executed)
+            executed.clear()
+            page = repository.everything("anna", limit=100)
+            # The first statement lists the page's keys; the second reads them.
+            everything_statement = executed[1]
+    finally:
+        event.remove(database.read_engine, "before_cursor_execute", note)
+
+    # anna's Patient was recorded by the system: north sees it because it recorded
+    # something for her (the Encounter), and sees nothing of bo's.
+    assert {(v.resource_type, v.id) for v in included} == {
+        ("Patient", "anna"),
+        ("Organization", "north"),
+    }
+    assert {(v.resource_type, v.id) for v, _ in page} == {
+        ("Patient", "anna"),
+        ("Encounter", "anna-visit"),
+        ("Organization", "north"),
+        *((t, f"anna-{t.lower()}") for t in _ANNAS_RECORD),
+    }
+    assert include_statements
+    for statement, parameters in [*include_statements, everything_statement]:
+        reads = _reads_of_resource(database, statement, parameters)
+        assert reads, statement
+        assert all("sqlite_autoindex_resource_1" in read for read in reads), reads
