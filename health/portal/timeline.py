@@ -293,7 +293,7 @@ def outline_results(
             sources.setdefault(contact, set()).add(_source_url(source))
 
     for number, (values, ids) in enumerate(groups):
-        # The first group a result is in speaks for it (the others are copies of it).
+        # A result in two groups (of one Encounter, two sources) is placed with the first.
         kept = [i for i in ids if group_of[i] == number and i not in apart]
         if kept:
             place(contact_of_group[number], kept, values[2])
