@@ -335,6 +335,38 @@ def test_everything_is_the_compartment_plus_the_directory_it_refers_to(
     ]
 
 
+def test_on_sqlite_everything_finds_the_directory_it_refers_to_by_key(
+    store: Store, encounter: StoredVersion
+) -> None:
+    """The directory arm of the page's keys starts from the few keys the record refers
+    to, not from every resource outside a compartment (`patient_id IS NULL`, which an
+    index serves: a country's directory) probed against them."""
+    database = store.database
+    if not database.is_sqlite:
+        pytest.skip("SQLite's planner without statistics; PostgreSQL plans from its own")
+    for number in range(50):
+        store.put(f"Practitioner/other{number}")
+    executed: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        executed.append((statement, parameters))
+
+    event.listen(database.read_engine, "before_cursor_execute", note)
+    try:
+        assert ("Practitioner/dr1", False) in store.everything("p1")
+    finally:
+        event.remove(database.read_engine, "before_cursor_execute", note)
+    keys, parameters = next((s, p) for s, p in executed if "UNION ALL" in s)
+    with database.read_engine.connect() as connection:
+        plan = [
+            row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + keys, parameters)
+        ]
+    by_patient = [step for step in plan if "resource USING INDEX ix_resource_patient" in step]
+    by_key = [step for step in plan if "resource USING INDEX sqlite_autoindex_resource_1" in step]
+    assert len(by_patient) == 1, plan  # the compartment's own resources
+    assert len(by_key) == 1, plan  # the directory, by the keys referred to
+
+
 def test_everything_leaves_out_deleted_resources(store: Store, encounter: StoredVersion) -> None:
     store.put("Location/loc1", deleted=True)
     store.put("Encounter/e1", deleted=True, patient="p1")
