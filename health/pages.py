@@ -12,7 +12,9 @@ from health import PROJECT_ROOT
 
 templates = Jinja2Templates(directory=PROJECT_ROOT / "templates")
 
-_TITLES = {
+# Error page titles by status (English; the portal shows them translated:
+# health/portal/errors.py), and the title of any other status.
+ERROR_TITLES = {
     400: "The request could not be used",
     401: "Not logged in",
     403: "Not allowed",
@@ -20,6 +22,7 @@ _TITLES = {
     405: "Method not allowed",
     500: "Something went wrong",
 }
+OTHER_ERROR_TITLE = "The request could not be completed"
 
 
 def render(
@@ -39,7 +42,7 @@ def error_page(
     request: Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> HTMLResponse:
     """An HTML error page that says what was wrong, never a stack trace."""
-    title = _TITLES.get(status, "The request could not be completed")
+    title = ERROR_TITLES.get(status, OTHER_ERROR_TITLE)
     return render(
         request,
         "error.html",

@@ -333,13 +333,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _under_portal(request: Request) -> bool:
-    path = request.url.path
-    return path == "/portal" or path.startswith("/portal/")
+    return _under(request, "/portal")
 
 
 def _under_fhir(request: Request) -> bool:
+    return _under(request, "/fhir")
+
+
+def _under(request: Request, root: str) -> bool:
     path = request.url.path
-    return path == "/fhir" or path.startswith("/fhir/")
+    return path == root or path.startswith(root + "/")
 
 
 def _html_detail(request: Request, error: StarletteHTTPException) -> str:

@@ -12,18 +12,9 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from health.pages import ERROR_TITLES, OTHER_ERROR_TITLE
 from health.portal import languages
 from health.portal.rendering import render_page, request_language
-
-# Page titles by status; the rest get the last one.
-TITLES = {
-    400: "The request could not be used",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "Not possible here",
-    500: "Something went wrong",
-}
-OTHER_TITLE = "The request could not be completed"
 
 
 class PortalError(HTTPException):
@@ -71,7 +62,7 @@ def error_page(
         message = str(error.detail)
     else:
         message = languages.translate(language, "The address holds a value the page cannot use.")
-    title = languages.translate(language, TITLES.get(status, OTHER_TITLE))
+    title = languages.translate(language, ERROR_TITLES.get(status, OTHER_ERROR_TITLE))
     return render_page(
         request,
         "portal/error.html",

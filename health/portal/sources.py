@@ -103,7 +103,19 @@ def merge_facts(resources: Iterable[JsonDict], record: Record) -> list[Reported]
     The first copy (in the order given) is the one shown; resources without a tag
     stand alone.
     """
-    entries: list[list[JsonDict]] = []
+    return [
+        Reported(
+            resource=copies[0],
+            reports=tuple(report_of(copy, record) for copy in copies),
+        )
+        for copies in fact_copies(resources)
+    ]
+
+
+def fact_copies(resources: Iterable[JsonDict]) -> list[list[JsonDict]]:
+    """The resources grouped by fact tag, each group in the order given and the groups
+    in the order of their first copies; a resource without a tag is a group alone."""
+    groups: list[list[JsonDict]] = []
     by_fact: dict[str, list[JsonDict]] = {}
     for resource in resources:
         code = fact_code(resource)
@@ -111,16 +123,10 @@ def merge_facts(resources: Iterable[JsonDict], record: Record) -> list[Reported]
             by_fact[code].append(resource)
             continue
         copies = [resource]
-        entries.append(copies)
+        groups.append(copies)
         if code is not None:
             by_fact[code] = copies
-    return [
-        Reported(
-            resource=copies[0],
-            reports=tuple(report_of(copy, record) for copy in copies),
-        )
-        for copies in entries
-    ]
+    return groups
 
 
 def record_sources(record: Record, also: Iterable[str | None] = ()) -> list[Source]:

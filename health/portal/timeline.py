@@ -38,7 +38,7 @@ from health.portal.datatypes import (
 from health.portal.life_events import LifeEvent, Rule, group_life_events
 from health.portal.record import CitizenRecords, Record
 from health.portal.results import measurement
-from health.portal.sources import Reported, Source, fact_code, merge_facts, record_sources
+from health.portal.sources import Reported, Source, fact_copies, merge_facts, record_sources
 
 # The kinds a reader can filter by, in the order the filter offers them.
 KINDS = (
@@ -215,16 +215,7 @@ def read_timeline(records: CitizenRecords, now: datetime) -> tuple[ShapedTimelin
 def contact_keys(record: Record) -> set[str]:
     """The keys of the contacts the record's Encounters make (a fact two sources
     reported is one contact, under its first copy's id)."""
-    keys: set[str] = set()
-    facts: set[str] = set()
-    for encounter in record.of_type("Encounter"):
-        fact = fact_code(encounter)
-        if fact is not None:
-            if fact in facts:
-                continue
-            facts.add(fact)
-        keys.add(str(encounter.get("id")))
-    return keys
+    return {str(copies[0].get("id")) for copies in fact_copies(record.of_type("Encounter"))}
 
 
 # The index values `outline_results` places results by (Repository.outline): the

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from health import PROJECT_ROOT
-from health.portal import errors, languages
+from health.pages import ERROR_TITLES, OTHER_ERROR_TITLE
+from health.portal import languages
 from health.portal.errors import PortalError
 
 Portal = Any
@@ -46,7 +47,7 @@ def _shown_messages() -> list[str]:
         "The server failed to process the request.",
         "The address holds a value the page cannot use.",
     ]
-    return [*raised, *eid, *errors.TITLES.values(), errors.OTHER_TITLE, *fallbacks]
+    return [*raised, *eid, *ERROR_TITLES.values(), OTHER_ERROR_TITLE, *fallbacks]
 
 
 def test_every_message_a_page_can_show_has_its_danish() -> None:
