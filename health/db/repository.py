@@ -10,11 +10,13 @@ the access log (health/audit/).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     MetaData,
     Select,
@@ -31,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
+from health.access.attribution import shown_to_source
 from health.access.policy import CareRules
 from health.access.recorder import recorder_of
 from health.access.scope import Visibility, visibility_of
@@ -162,10 +165,19 @@ class Repository:
         clause = access_sql.compartment_clause(self.visibility, table, patient_id)
         return statement if clause is None else statement.where(clause)
 
-    def check_changeable(self, current: StoredVersion) -> None:
+    def check_changeable(self, current: StoredVersion, method: str) -> None:
         """403 when a hospital's or GP's client would change what another source
-        recorded (the citizen's one Patient excepted: every source merges into it)."""
-        if self.actor.kind is not ActorKind.client or current.resource_type == "Patient":
+        recorded, or patch or delete the citizen's one Patient: every source merges
+        into that (health/ingest/merge.py), and none may take it from the others."""
+        if self.actor.kind is not ActorKind.client:
+            return
+        if current.resource_type == "Patient":
+            if method in ("PATCH", "DELETE"):
+                raise forbidden(
+                    f"Patient/{current.id} is the citizen's one Patient, shared by every "
+                    "source: a source changes it by pushing its Patient, which is merged "
+                    "into it, and may not patch or delete it"
+                )
             return
         if current.recorded_by != self._recorder:
             raise forbidden(
@@ -181,8 +193,25 @@ class Repository:
         return stored_versions(tuple(result.keys()), result.all())
 
     def _disclose(self, versions: Sequence[StoredVersion]) -> list[StoredVersion]:
+        """What the caller is handed of `versions` (`shown`), noted for the access log."""
         self.disclosed.extend(versions)
-        return list(versions)
+        if self.actor.kind is not ActorKind.client:
+            return list(versions)
+        return [self.shown(version) for version in versions]
+
+    def shown(self, version: StoredVersion) -> StoredVersion:
+        """The version as the caller may be shown it, read or written by it: a hospital's
+        or GP's client sees of the citizen's shared Patient only what it reported
+        (health/access/attribution.py); every other version is shown as stored."""
+        if (
+            self.actor.kind is not ActorKind.client
+            or version.resource_type != "Patient"
+            or version.body is None
+        ):
+            return version
+        source = self._recorder or ""  # a client of no Organization reported nothing
+        body = orjson.dumps(shown_to_source(orjson.loads(version.body), source))
+        return dataclasses.replace(version, body=body)
 
     def _check_writable(self, writes: Sequence[Write]) -> None:
         """Writes the caller's role does not allow: 403 before anything is stored.
@@ -264,9 +293,7 @@ class Repository:
                 self._note_refused(resource_type, resource_id)
             return None
         found = stored_version(row)
-        if not for_update:
-            self._disclose([found])
-        return found
+        return found if for_update else self._disclose([found])[0]
 
     def current_for_update(
         self, keys: Sequence[tuple[str, str]]
@@ -743,8 +770,9 @@ class Repository:
             for k in keys
             if (k.resource_type, k.id) in found
         ]
-        self._disclose([version for version, _ in listed])
-        return listed
+        shown = self._disclose([version for version, _ in listed])
+        in_compartment = [inside for _, inside in listed]
+        return list(zip(shown, in_compartment, strict=True))
 
     # Search (health/db/search_sql.py)
 

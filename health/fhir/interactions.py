@@ -80,6 +80,8 @@ class Interactions:
         # Every version this unit of work has stored, in order (Provenance names them).
         self.written: list[Write] = []
         self._server_conditions = False
+        # The types whose conditions are the server's own within a push.
+        self._server_types: frozenset[str] = frozenset()
         self._unscoped: Repository | None = None
         # Current versions fetched and locked ahead of the writes that replace them.
         self._locked: dict[tuple[str, str], StoredVersion | None] = {}
@@ -139,7 +141,7 @@ class Interactions:
         # `_id` and `identifier` alone take the token-first lookup (Repository.match);
         # any other criteria the search engine.
         fast = fast_criteria(criteria)
-        lookups = self._lookups()
+        lookups = self._lookups(criteria.resource_type)
         if fast is not None:
             return lookups.match(criteria.resource_type, fast, limit=limit)
         return lookups.search(criteria, limit=limit).matches
@@ -159,10 +161,15 @@ class Interactions:
         if wanted:
             self._locked.update(self._lookups().current_for_update(wanted))
 
-    def _lookups(self) -> Repository:
-        """Where conditions are looked up: the caller's scope, or for the server's own
-        conditions in a push (a citizen's Patient pushed by another source) all of it."""
+    def _lookups(self, resource_type: str | None = None) -> Repository:
+        """Where conditions and the versions a write replaces are looked up: the
+        caller's scope, or within a push all of it (a citizen's Patient pushed by another
+        source), except for conditions on a type that is not the server's to match: a
+        source's own condition on its clinical data finds only what it may see, so that
+        it neither matches nor is shown another source's copy."""
         if not self._server_conditions:
+            return self.repository
+        if resource_type is not None and resource_type not in self._server_types:
             return self.repository
         if self._unscoped is None:
             self._unscoped = self.repository.unscoped_lookups()
@@ -253,7 +260,7 @@ class Interactions:
                 f"The resource id '{body_id}' does not match the id in the URL '{resource_id}'",
                 f"{where or resource_type}.id",
             )
-        current = self._current_for_write(resource_type, resource_id)
+        current = self._current_for_write(resource_type, resource_id, "PUT")
         self._check_if_match(current, if_match, resource_type, resource_id)
         if current is None:
             return self._store_new(resource_type, resource, resource_id, "PUT")
@@ -303,7 +310,7 @@ class Interactions:
         if merge is not None:
             # Merged from the latest version, locked: a concurrent merge is not lost.
             # Both sides passed validation; a merge of them adds no new element kinds.
-            latest = self._current_for_write(resource_type, match.id)
+            latest = self._current_for_write(resource_type, match.id, "PUT")
             if latest is not None and latest.body is not None and not latest.deleted:
                 merged = merge(orjson.loads(latest.body), checked.resource)
                 checked = Checked(resource_type, merged)
@@ -321,7 +328,7 @@ class Interactions:
         """patch with JSON Patch: https://hl7.org/fhir/R4/http.html#patch"""
         self.check_type(resource_type)
         self.permit(Permission.update, resource_type)
-        current = self._current_for_write(resource_type, resource_id)
+        current = self._current_for_write(resource_type, resource_id, "PATCH")
         if current is None or current.deleted or current.body is None:
             raise not_found(f"{resource_type}/{resource_id} is not known")
         self._check_if_match(current, if_match, resource_type, resource_id)
@@ -348,7 +355,7 @@ class Interactions:
         """delete: a versioned tombstone; deleting what is gone or unknown succeeds."""
         self.check_type(resource_type)
         self.permit(Permission.delete, resource_type)
-        current = self._current_for_write(resource_type, resource_id)
+        current = self._current_for_write(resource_type, resource_id, "DELETE")
         self._check_if_match(current, if_match, resource_type, resource_id)
         if current is None or current.deleted:
             return Result(204, current)
@@ -408,15 +415,16 @@ class Interactions:
         )
 
     @contextmanager
-    def conditions_of_the_server(self) -> Iterator[None]:
+    def conditions_of_the_server(self, types: frozenset[str]) -> Iterator[None]:
         """Within, conditional criteria are the server's own (a push's person matching
         and directory deduplication), not a search the caller asked for: they need no
-        search scope. A hospital holding system/*.write may push its Patients."""
-        self._server_conditions = True
+        search scope, and on `types` they match beyond it. A hospital holding
+        system/*.write may push its Patients."""
+        self._server_conditions, self._server_types = True, types
         try:
             yield
         finally:
-            self._server_conditions = False
+            self._server_conditions, self._server_types = False, frozenset()
 
     def _criteria(self, resource_type: str, query: str, where: str) -> SearchRequest:
         if not self._server_conditions:
@@ -431,13 +439,15 @@ class Interactions:
         require_criteria(criteria, f"The condition on {resource_type}")
         return criteria
 
-    def _current_for_write(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+    def _current_for_write(
+        self, resource_type: str, resource_id: str, method: str
+    ) -> StoredVersion | None:
         pending = self._pending_by_key.get((resource_type, resource_id))
         if pending is not None:
             raise structure(f"{resource_type}/{resource_id} is written twice in one request")
         current = self.locked_current(resource_type, resource_id)
         if current is not None:
-            self.repository.check_changeable(current)
+            self.repository.check_changeable(current, method)
         return current
 
     @staticmethod
@@ -464,7 +474,7 @@ class Interactions:
         self.permit(Permission.create, resource_type)
         write = self._write(resource_type, resource_id, resource, 1, None, method)
         self._queue(write)
-        return Result(201, write.as_stored(), resource=None)
+        return Result(201, self.repository.shown(write.as_stored()), resource=None)
 
     def _store_version(
         self,
@@ -478,8 +488,9 @@ class Interactions:
             resource_type, resource_id, resource, current.version_id + 1, current, method
         )
         self._queue(write)
-        # Updating a deleted resource brings it back: 201, as for a create.
-        return Result(201 if current.deleted else 200, write.as_stored())
+        # Updating a deleted resource brings it back: 201, as for a create. What the
+        # response shows of it is what the caller may see (a source's merged Patient).
+        return Result(201 if current.deleted else 200, self.repository.shown(write.as_stored()))
 
     def _write(
         self,

@@ -13,7 +13,7 @@ from health.fhir.references import ReferenceResolver
 from health.fhir.transaction import process_bundle, write_entry
 from health.fhir.validation import check
 from health.ingest.provenance import provenance_for_push
-from health.ingest.push import DIRECTORY_TYPES, Source, prepare_push
+from health.ingest.push import DIRECTORY_TYPES, MATCHED_TYPES, Source, prepare_push
 
 
 def source_of(actor: Actor, fhir_base_url: str) -> Source | None:
@@ -37,7 +37,7 @@ def push_bundle(
         return process_bundle(interactions, bundle, base=base, prefer=prefer)
     prepare_push(bundle, source, settings.national_id_systems)
     mark = len(interactions.written)
-    with interactions.conditions_of_the_server():
+    with interactions.conditions_of_the_server(MATCHED_TYPES):
         response = process_bundle(interactions, bundle, base=base, prefer=prefer)
     confirmed = [
         entry["response"]["location"]
@@ -61,7 +61,7 @@ def push_one(interactions: Interactions, entry: Entry, *, base: str) -> Result |
         if entry.resource is not None:
             ReferenceResolver(interactions, {}, base).rewrite(entry.resource, entry.where)
         mark = len(interactions.written)
-        with interactions.conditions_of_the_server():
+        with interactions.conditions_of_the_server(MATCHED_TYPES):
             result = write_entry(interactions, entry)
             interactions.flush()
     except FhirError as error:

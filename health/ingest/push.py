@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
+from health.access.attribution import report
 from health.fhir.bundle_request import BundleRequest, Entry
 from health.fhir.errors import FhirError, Issue
 from health.fhir.validation import Checked
@@ -33,6 +34,8 @@ from health.ingest.merge import merge_patient
 
 # Shared by every source; deduplicated by identifier.
 DIRECTORY_TYPES = frozenset({"Organization", "Practitioner", "Location"})
+# Matched across sources by the server's own conditions: the citizen, and the directory.
+MATCHED_TYPES = DIRECTORY_TYPES | {"Patient"}
 _SOURCE_IDS = uuid.UUID("5b3c1f4e-93a0-4c55-9f0b-6d1f2a7c8e11")
 # A relative literal reference, `Type/id`: https://hl7.org/fhir/R4/references.html#literal
 _LITERAL = re.compile(r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})$")
@@ -50,6 +53,11 @@ class Source:
     def patient_id_system(self) -> str:
         """The identifier system under which the source's own Patient ids are kept."""
         return f"{self.uri}/patient-id"
+
+    @property
+    def reference(self) -> str:
+        """`Organization/x`: the source as the access rules and attributions name it."""
+        return f"Organization/{self.organization_id}"
 
     def derived_id(self, resource_type: str, source_id: str) -> str:
         """Our id for the source's resource `resource_type/source_id`: stable per source."""
@@ -177,7 +185,8 @@ def _match_citizen(entry: Entry, source: Source, national_id_systems: list[str])
         if own not in resource.get("identifier", []):
             resource["identifier"] = [*resource.get("identifier", []), own]
     resource.pop("id", None)
-    entry.checked = Checked("Patient", resource)
+    # Credited to this source, so that no other source is shown what it reported.
+    entry.checked = Checked("Patient", report(resource, source.reference))
     entry.method = "PUT"
     entry.resource_id = None
     entry.if_none_exist = None

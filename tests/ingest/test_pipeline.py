@@ -326,7 +326,7 @@ def test_a_single_patient_create_by_a_source_is_matched_to_the_citizen(
         headers=gp.headers,
     )
 
-    assert first.status_code == 201
+    assert first.status_code == 201, first.text
     assert second.status_code == 200  # the citizen's Patient, updated
     assert second.json()["id"] == first.json()["id"]
     assert second.json()["meta"]["source"] == gp.uri
@@ -391,3 +391,119 @@ def test_provenance_is_written_whatever_the_sources_scopes(
     assert response.status_code == 200, response.text
     (provenance,) = stored.resources("Provenance")
     assert provenance["agent"][0]["who"] == {"reference": "Organization/narrow-organization"}
+
+
+def test_a_source_is_shown_of_the_citizens_patient_only_what_it_reported(
+    sources: dict[str, Any], stored: StoredRecords
+) -> None:
+    """Another hospital's record number would tell a source where else the citizen is
+    treated (health/access/attribution.py): every way a source reads the Patient back
+    shows it only its own identifiers, and the citizen's record keeps them all."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    hospital.pushed(_push_of_karen("a", identifier=[{"system": "urn:rh:mrn", "value": "RH-1"}]))
+    gp_push = _push_of_karen(
+        "b",
+        identifier=[{"system": "urn:gp:id", "value": "GP-7"}],
+        generalPractitioner=[{"reference": f"Organization/{gp.organization_id}"}],
+    )
+    answer = gp.client.post(
+        "/fhir", json=gp_push, headers={**gp.headers, "Prefer": "return=representation"}
+    )
+    assert answer.status_code == 200, answer.text
+
+    hospital_sees = {
+        (CPR, "0101801234"),
+        ("urn:rh:mrn", "RH-1"),
+        (f"{hospital.uri}/patient-id", "p-a"),
+    }
+    gp_sees = {(CPR, "0101801234"), ("urn:gp:id", "GP-7"), (f"{gp.uri}/patient-id", "p-b")}
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+    assert {(i["system"], i["value"]) for i in karen["identifier"]} == hospital_sees | gp_sees
+
+    def identifiers(patient: dict[str, Any]) -> set[tuple[str, str]]:
+        assert all("extension" not in i for i in patient["identifier"])
+        return {(i["system"], i["value"]) for i in patient["identifier"]}
+
+    def reads(source: Any) -> list[dict[str, Any]]:
+        get = source.client.get
+        everything = get(f"/fhir/Patient/{karen['id']}/$everything", headers=source.headers)
+        history = get(f"/fhir/Patient/{karen['id']}/_history", headers=source.headers)
+        return [
+            get(f"/fhir/Patient/{karen['id']}", headers=source.headers).json(),
+            get(f"/fhir/Patient/{karen['id']}/_history/2", headers=source.headers).json(),
+            *_resources(_search(source.client, source.headers, "Patient")),
+            *[
+                e["resource"]
+                for e in everything.json()["entry"]
+                if e["resource"]["resourceType"] == "Patient"
+            ],
+            *[e["resource"] for e in history.json()["entry"]],
+        ]
+
+    for patient in reads(hospital):
+        assert identifiers(patient) == hospital_sees
+        assert "generalPractitioner" not in patient
+        assert patient["meta"].get("source") in (None, hospital.uri)  # version 1 was its own
+    for patient in reads(gp)[:3]:
+        assert identifiers(patient) == gp_sees
+        assert patient["generalPractitioner"] == [
+            {"reference": f"Organization/{gp.organization_id}"}
+        ]
+    # The push's own answer is a read back as well.
+    (returned,) = [
+        e["resource"] for e in answer.json()["entry"] if e["resource"]["resourceType"] == "Patient"
+    ]
+    assert identifiers(returned) == gp_sees
+
+
+def test_a_sources_own_condition_does_not_match_another_sources_copy(
+    sources: dict[str, Any], stored: StoredRecords
+) -> None:
+    """If-None-Exist from a source is its own condition: another source's resource with
+    the same identifier is neither matched (each source's copy is kept) nor shown."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    for source in (hospital, gp):  # each calls her p-1 (references use a source's own ids)
+        source.client.post("/fhir/Patient", json=_patient(id="p-1"), headers=source.headers)
+    result = {
+        **_hemoglobin("Patient/p-1", 13.2),
+        "identifier": [{"system": "urn:lab:sample", "value": "S-1"}],
+    }
+    condition = {"If-None-Exist": "identifier=urn:lab:sample|S-1"}
+
+    first = hospital.client.post(
+        "/fhir/Observation", json=result, headers={**hospital.headers, **condition}
+    )
+    second = gp.client.post(
+        "/fhir/Observation",
+        json={**result, "valueQuantity": {**result["valueQuantity"], "value": 9.1}},
+        headers={**gp.headers, **condition},
+    )
+
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text
+    assert second.json()["valueQuantity"]["value"] == 9.1
+    assert stored.total("Observation?identifier=urn:lab:sample|S-1") == 2
+    again = gp.client.post("/fhir/Observation", json=result, headers={**gp.headers, **condition})
+    assert (again.status_code, again.json()["id"]) == (200, second.json()["id"])
+
+
+def test_no_source_may_delete_or_patch_the_citizens_one_patient(
+    sources: dict[str, Any], stored: StoredRecords
+) -> None:
+    hospital, gp = sources["hospital"], sources["gp"]
+    hospital.pushed(_push_of_karen("a", identifier=[{"system": "urn:rh:mrn", "value": "RH-1"}]))
+    gp.pushed(_push_of_karen("b"))
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+    patch_headers = {**hospital.headers, "Content-Type": "application/json-patch+json"}
+
+    deleted = hospital.client.delete(f"/fhir/Patient/{karen['id']}", headers=hospital.headers)
+    patched = hospital.client.patch(
+        f"/fhir/Patient/{karen['id']}",
+        json=[{"op": "remove", "path": "/identifier"}],
+        headers=patch_headers,
+    )
+
+    assert (deleted.status_code, patched.status_code) == (403, 403)
+    assert "shared by every source" in deleted.json()["issue"][0]["diagnostics"]
+    (after,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+    assert after["meta"]["versionId"] == karen["meta"]["versionId"]
