@@ -67,6 +67,9 @@ class BundleRequest:
 
     kind: str
     entries: list[Entry | FhirError] = field(default_factory=list)
+    # Conditional references that stand for a literal one (a push's `Patient/x`, found
+    # by the source's own id x), with that literal: what they mean if nothing matches.
+    literal_of: dict[str, str] = field(default_factory=dict)
 
     @property
     def parsed(self) -> list[Entry]:

@@ -15,11 +15,20 @@ from health.fhir.interactions import Interactions
 class ReferenceResolver:
     """Rewrites `reference` strings in place, resolving each conditional one once."""
 
-    def __init__(self, interactions: Interactions, id_map: dict[str, str], base: str) -> None:
+    def __init__(
+        self,
+        interactions: Interactions,
+        id_map: dict[str, str],
+        base: str,
+        literal_of: dict[str, str] | None = None,
+    ) -> None:
         self._interactions = interactions
         self._id_map = id_map
         self._base = base
         self._conditional: dict[str, str] = {}
+        # BundleRequest.literal_of: a condition matching nothing means this literal,
+        # if the caller can see what it names.
+        self._literal_of = literal_of or {}
 
     def rewrite(self, resource: dict[str, Any], where: str) -> None:
         # The path is kept as a list and joined only for an error message: building a
@@ -63,6 +72,10 @@ class ReferenceResolver:
     ) -> str:
         if reference not in self._conditional:
             matches = self._interactions.match(resource_type, query, where)
+            literal = self._literal_of.get(reference)
+            if not matches and literal is not None and self._visible(literal):
+                self._conditional[reference] = literal
+                return literal
             if not matches:
                 raise invalid(f"Conditional reference {reference} matches no resource", where)
             if len(matches) > 1:
@@ -78,6 +91,10 @@ class ReferenceResolver:
                 )
             self._conditional[reference] = f"{resource_type}/{matches[0].id}"
         return self._conditional[reference]
+
+    def _visible(self, literal: str) -> bool:
+        resource_type, _, resource_id = literal.partition("/")
+        return self._interactions.repository.exists(resource_type, resource_id)
 
 
 def _where(path: list[str]) -> str:

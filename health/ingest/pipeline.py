@@ -57,9 +57,11 @@ def push_one(interactions: Interactions, entry: Entry, *, base: str) -> Result |
     if source is None:
         return None
     try:
-        prepare_push(BundleRequest("transaction", [entry]), source, settings.national_id_systems)
+        request = BundleRequest("transaction", [entry])
+        prepare_push(request, source, settings.national_id_systems)
         if entry.resource is not None:
-            ReferenceResolver(interactions, {}, base).rewrite(entry.resource, entry.where)
+            resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
+            resolver.rewrite(entry.resource, entry.where)
         mark = len(interactions.written)
         with interactions.conditions_of_the_server(MATCHED_TYPES):
             result = write_entry(interactions, entry)

@@ -264,7 +264,10 @@ def _map_source_references(request: BundleRequest, source: Source) -> None:
             if source_id in patients:
                 return patients[source_id]
             system = quote(source.patient_id_system, safe=":/")
-            return f"Patient?identifier={system}|{quote(source_id, safe='')}"
+            condition = f"Patient?identifier={system}|{quote(source_id, safe='')}"
+            # Or our id, as the Location of the source's earlier push gave it.
+            request.literal_of[condition] = reference
+            return condition
         if resource_type in DIRECTORY_TYPES:
             return reference
         return f"{resource_type}/{source.derived_id(resource_type, source_id)}"

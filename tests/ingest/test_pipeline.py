@@ -507,3 +507,26 @@ def test_no_source_may_delete_or_patch_the_citizens_one_patient(
     assert "shared by every source" in deleted.json()["issue"][0]["diagnostics"]
     (after,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
     assert after["meta"]["versionId"] == karen["meta"]["versionId"]
+
+
+def test_a_source_may_refer_to_the_citizen_by_the_id_our_answer_gave(
+    sources: dict[str, Any], stored: StoredRecords
+) -> None:
+    """A FHIR client creates the Patient, then refers to it by the id in the answer."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    created = hospital.client.post("/fhir/Patient", json=_patient(), headers=hospital.headers)
+    karen_id = created.json()["id"]
+
+    result = hospital.client.post(
+        "/fhir/Observation", json=_hemoglobin(f"Patient/{karen_id}", 13.2), headers=hospital.headers
+    )
+    # A source that never recorded anything for her cannot write into her record by id.
+    stranger = gp.client.post(
+        "/fhir/Observation", json=_hemoglobin(f"Patient/{karen_id}", 9.1), headers=gp.headers
+    )
+
+    assert result.status_code == 201, result.text
+    assert result.json()["subject"] == {"reference": f"Patient/{karen_id}"}
+    assert stored.total(f"Observation?subject=Patient/{karen_id}") == 1
+    assert stranger.status_code == 400
+    assert stranger.json()["issue"][0]["expression"] == ["Observation.subject.reference"]
