@@ -24,6 +24,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    not_,
     or_,
     select,
     tuple_,
@@ -64,6 +65,9 @@ from health.fhir.search.params import SearchRequest
 # Conditional matching fetches at most this many candidates from the index before it
 # falls back to one query (criteria so broad are not what conditional writes use).
 _CANDIDATE_CAP = 1000
+
+# A refused search's access-log entry names at most this many of the resources withheld.
+_WITHHELD_LISTED = 50
 
 # The values `Repository.outline` reads from each index table.
 _OUTLINE_VALUES = {
@@ -145,8 +149,13 @@ class Repository:
 
     def _visible(self, statement: Select[Any], table: Any) -> Select[Any]:
         """The caller's scope, applied to every query this repository builds."""
+        clause = self._scope(table)
+        return statement if clause is None else statement.where(clause)
+
+    def _scope(self, table: Any) -> Any:
+        """The clause of the caller's scope on `table`; None: everything."""
         if self.visibility.everything:
-            return statement
+            return None
         # Once per table (or alias) and repository: on a table, a small element that
         # carries the caller's values into a clause built once per process; on an
         # alias, the clause itself, a few hundred expression objects for a clinician.
@@ -154,8 +163,26 @@ class Repository:
         if cached is None or cached[0] is not table:
             cached = (table, access_sql.visible_clause(self.visibility, table))
             self._clauses[id(table)] = cached
-        clause = cached[1]
-        return statement if clause is None else statement.where(clause)
+        return cached[1]
+
+    def _note_withheld(self, statement: Select[Any], patient_id: str) -> None:
+        """Remember, for the citizen's access log, what of `patient_id`'s record a query
+        of `resource` (type and id columns, unscoped) matched and the access rules
+        withheld: a search they emptied, or a $everything they cut, is a refused look,
+        as a refused read is. Not what the caller's token does not cover (the app asked for no more),
+        nor the citizen's Consent (never shown to others; its effect is), nor anything
+        of the citizen's own record, whose only limits are the token's."""
+        clause = self._scope(resource)
+        if clause is None or self.visibility.record_of == patient_id:
+            return
+        withheld = statement.where(not_(clause), resource.c.resource_type != "Consent")
+        readable = self.visibility.readable_types
+        if readable is not None:
+            withheld = withheld.where(resource.c.resource_type.in_(sorted(readable)))
+        withheld = withheld.limit(_WITHHELD_LISTED)
+        self.refused.extend(
+            (row[0], row[1], patient_id) for row in self._session.execute(withheld).all()
+        )
 
     def _in_compartment(self, statement: Select[Any], table: Any, patient_id: str) -> Select[Any]:
         """`statement` confined to one patient's compartment of `table`, and to what the
@@ -747,6 +774,15 @@ class Repository:
         limit: int,
     ) -> list[tuple[StoredVersion, bool]]:
         """Patient/$everything: (resource, in the compartment?) by (type, id) after `after`."""
+        if after is None:
+            withheld = select(resource.c.resource_type, resource.c.id).where(
+                resource.c.patient_id == patient_id, resource.c.deleted.is_(False)
+            )
+            if types is not None:
+                withheld = withheld.where(resource.c.resource_type.in_(sorted(set(types))))
+            if since is not None:
+                withheld = withheld.where(resource.c.last_updated >= since)
+            self._note_withheld(withheld, patient_id)
         keys = self._session.execute(
             include_sql.everything_keys(
                 patient_id,
@@ -818,6 +854,15 @@ class Repository:
                 page.total = int(
                     self._session.execute(self._visible(statements.count(), resource)).scalar_one()
                 )
+        # A search of one citizen's record that the rules emptied is a refused look. Only
+        # an empty one is checked: listing what the rules withheld from every search
+        # would re-run it whole (+35% of a patient search's SQL time on SQLite).
+        emptied = not page.matches if limit > 0 else page.total == 0
+        if disclose and position is None and request.patient is not None and emptied:
+            self._note_withheld(
+                select(resource.c.resource_type, resource.c.id).where(*statements.where),
+                request.patient,
+            )
         return page
 
 

@@ -34,6 +34,77 @@ def test_a_refused_read_is_logged_for_the_citizen_and_answers_404(world: Any) ->
     assert entry.entities == ("Observation/anna-lab",)
 
 
+def test_a_search_the_rules_empty_is_logged_as_refused_for_the_citizen(world: Any) -> None:
+    found = world.ids("Observation", world.clinician_headers("dr-south"), patient="anna")
+
+    assert found == set()
+    (entry,) = [e.entry for e in world.log("anna")]
+    assert (entry.action, entry.outcome, entry.agent) == (
+        "search",
+        "refused",
+        "Practitioner/dr-south",
+    )
+    assert set(entry.entities) == {"Observation/anna-lab", "Observation/anna-gp"}
+
+
+def test_a_search_a_block_cuts_logs_what_was_shown_and_what_was_withheld(world: Any) -> None:
+    world.block(
+        "anna",
+        "anna-blocks-west",
+        {
+            "type": "deny",
+            "actor": [
+                {"role": {"text": "blocked"}, "reference": {"reference": "Organization/west"}}
+            ],
+        },
+    )
+
+    found = world.ids("Observation", world.clinician_headers("dr-west"), patient="anna")
+    everything = world.get("Patient/anna/$everything", world.clinician_headers("dr-north"))
+
+    assert found == set()
+    looks = [e.entry for e in world.log("anna") if e.entry.action != "consent"]
+    assert [(e.agent, e.action, e.outcome) for e in looks] == [
+        ("Practitioner/dr-west", "search", "refused"),
+        ("Practitioner/dr-north", "everything", "success"),
+    ]
+    assert set(looks[0].entities) == {"Observation/anna-lab", "Observation/anna-gp"}
+    # dr-north sees all of anna's record: nothing withheld, nothing refused.
+    assert everything.status_code == 200
+
+
+def test_what_the_token_does_not_cover_is_not_a_refusal(world: Any) -> None:
+    world.block(
+        "anna",
+        "anna-blocks-north-results",
+        {
+            "type": "deny",
+            "actor": [
+                {"role": {"text": "blocked"}, "reference": {"reference": "Organization/north"}}
+            ],
+            "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}],
+        },
+    )
+    narrow = world.clinician_headers("dr-north", scope="user/Patient.rs user/Encounter.rs")
+
+    assert world.get("Patient/anna/$everything", narrow).status_code == 200
+    assert world.get("Patient/anna/$everything", world.clinician_headers("dr-north-2")).is_success
+
+    looks = [e.entry for e in world.log("anna") if e.entry.action == "everything"]
+    assert [(e.agent, e.outcome) for e in looks] == [
+        ("Practitioner/dr-north", "success"),
+        ("Practitioner/dr-north-2", "success"),
+        ("Practitioner/dr-north-2", "refused"),
+    ]
+    assert set(looks[2].entities) == {"Observation/anna-lab", "Observation/anna-gp"}
+
+
+def test_the_citizens_own_search_is_never_a_refusal(world: Any) -> None:
+    world.ids("Observation", world.citizen_headers("anna"), patient="anna")
+
+    assert [e.entry.outcome for e in world.log("anna")] == ["success"]
+
+
 def test_a_consent_change_is_logged(world: Any) -> None:
     world.block(
         "anna",
