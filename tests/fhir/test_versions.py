@@ -35,6 +35,11 @@ def test_instants_are_utc_with_microseconds() -> None:
     assert instant(moment) == "2026-01-02T03:05:06.000007Z"
 
 
+def test_instants_have_four_digit_years() -> None:
+    # https://hl7.org/fhir/R4/datatypes.html#instant: YYYY-MM-DDThh:mm:ss.sss+zz:zz
+    assert instant(datetime(999, 3, 4, 5, 6, 7, tzinfo=UTC)) == "0999-03-04T05:06:07.000000Z"
+
+
 def test_since_accepts_partial_dates_and_zones() -> None:
     assert parse_instant("2026", "_since") == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_instant("2026-03-04", "_since") == datetime(2026, 3, 4, tzinfo=UTC)
