@@ -32,7 +32,9 @@ def process_bundle(
 ) -> dict[str, Any]:
     """Run a parsed batch or transaction and return its response Bundle."""
     if request.kind == "transaction":
-        responses = _transaction_settled(interactions, request.parsed, base, prefer)
+        responses = _transaction_settled(
+            interactions, request.parsed, base, prefer, request.literal_of
+        )
     else:
         responses = _batch(interactions, request, base, prefer)
     return {"resourceType": "Bundle", "type": f"{request.kind}-response", "entry": responses}
@@ -43,7 +45,11 @@ class _CreatedConcurrently(FhirError):
 
 
 def _transaction_settled(
-    interactions: Interactions, entries: list[Entry], base: str, prefer: str | None
+    interactions: Interactions,
+    entries: list[Entry],
+    base: str,
+    prefer: str | None,
+    literal_of: dict[str, str],
 ) -> list[dict[str, Any]]:
     """_transaction, started over when a concurrent request created one of its matches.
 
@@ -58,12 +64,12 @@ def _transaction_settled(
     for _retry in range(_TRANSACTION_RETRIES):
         try:
             with interactions.repository.savepoint():
-                return _transaction(interactions, entries, base, prefer)
+                return _transaction(interactions, entries, base, prefer, literal_of)
         except _CreatedConcurrently:
             interactions.discard()
             interactions.forget_written_after(mark)
             _restore(entries, orjson.loads(pristine))
-    return _transaction(interactions, entries, base, prefer)
+    return _transaction(interactions, entries, base, prefer, literal_of)
 
 
 def _restore(entries: list[Entry], resources: list[Any]) -> None:
@@ -75,7 +81,11 @@ def _restore(entries: list[Entry], resources: list[Any]) -> None:
 
 
 def _transaction(
-    interactions: Interactions, entries: list[Entry], base: str, prefer: str | None
+    interactions: Interactions,
+    entries: list[Entry],
+    base: str,
+    prefer: str | None,
+    literal_of: dict[str, str],
 ) -> list[dict[str, Any]]:
     ordered = sorted(entries, key=lambda e: (PHASE[e.method], e.index))
     results: dict[int, Result | dict[str, Any]] = {}
@@ -84,7 +94,8 @@ def _transaction(
         results[entry.index] = _run_write(interactions, entry)
     interactions.flush()
 
-    resolver = ReferenceResolver(interactions, _assign_ids(interactions, entries), base)
+    id_map = _assign_ids(interactions, entries)
+    resolver = ReferenceResolver(interactions, id_map, base, literal_of)
     for entry in entries:
         if entry.resource is not None:
             resolver.rewrite(entry.resource, f"{entry.where}.resource")
@@ -127,7 +138,7 @@ def _batch(
         for index, item in enumerate(request.entries)
         if isinstance(item, FhirError)
     }
-    resolver = ReferenceResolver(interactions, {}, base)
+    resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
     for entry in sorted(request.parsed, key=lambda e: (PHASE[e.method], e.index)):
         try:
             with interactions.repository.savepoint():

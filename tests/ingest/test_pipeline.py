@@ -525,8 +525,14 @@ def test_a_source_may_refer_to_the_citizen_by_the_id_our_answer_gave(
         "/fhir/Observation", json=_hemoglobin(f"Patient/{karen_id}", 9.1), headers=gp.headers
     )
 
+    # And in a Bundle, transaction or batch.
+    for kind in ("transaction", "batch"):
+        bundle = _bundle(_post(_hemoglobin(f"Patient/{karen_id}", 12.0)), kind=kind)
+        answer = hospital.pushed(bundle)
+        assert answer["entry"][0]["response"]["status"].startswith("201"), answer
+
     assert result.status_code == 201, result.text
     assert result.json()["subject"] == {"reference": f"Patient/{karen_id}"}
-    assert stored.total(f"Observation?subject=Patient/{karen_id}") == 1
+    assert stored.total(f"Observation?subject=Patient/{karen_id}") == 3
     assert stranger.status_code == 400
     assert stranger.json()["issue"][0]["expression"] == ["Observation.subject.reference"]
