@@ -169,9 +169,9 @@ class Repository:
         """Remember, for the citizen's access log, what of `patient_id`'s record a query
         of `resource` (type and id columns, unscoped) matched and the access rules
         withheld: a search they emptied, or a $everything they cut, is a refused look,
-        as a refused read is. Not what the caller's token does not cover (the app asked for no more),
-        nor the citizen's Consent (never shown to others; its effect is), nor anything
-        of the citizen's own record, whose only limits are the token's."""
+        as a refused read is. Not what the caller's token does not cover (the app asked
+        for no more), nor the citizen's Consent (never shown to others; its effect is),
+        nor anything of the citizen's own record, whose only limits are the token's."""
         clause = self._scope(resource)
         if clause is None or self.visibility.record_of == patient_id:
             return
