@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from health import PROJECT_ROOT, __version__
 from health.audit.routes import router as audit_router
+from health.audit.writer import LogWriter
 from health.auth.clients import ClientStore
 from health.auth.eid_login import EidRelyingParty
 from health.auth.keys import load_signing_key
@@ -104,6 +105,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    # What read requests disclose goes to the access log through one writer per
+    # process, which batches the requests that finish together (health/audit/writer.py).
+    app.state.log_writer = LogWriter(database, settings.audit_key.encode())
     app.state.fhir_config = FhirConfig.load(settings)
     auth_signing_key = load_signing_key(
         settings.auth_signing_key_path, create=settings.auth_signing_key_file is None

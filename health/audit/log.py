@@ -63,15 +63,21 @@ class AuditLog:
         transaction ends: append as late in the transaction as you can. Needs a write
         session (on SQLite, one that began IMMEDIATE).
         """
-        if not entries:
+        self.append_groups([(entries, now)])
+
+    def append_groups(self, groups: Sequence[tuple[Sequence[AuditEntry], datetime]]) -> None:
+        """Add each group's entries, recorded at the group's time, to the end of the
+        chain in the order given, in this transaction (as `append`)."""
+        if not any(entries for entries, _ in groups):
             return
         seq, previous = self._locked_head()
         rows = []
-        for entry in entries:
-            seq += 1
-            columns = row_columns(seq, now, entry, previous)
-            previous = chain_hash(self._key, columns)
-            rows.append({**columns, "hash": previous})
+        for entries, now in groups:
+            for entry in entries:
+                seq += 1
+                columns = row_columns(seq, now, entry, previous)
+                previous = chain_hash(self._key, columns)
+                rows.append({**columns, "hash": previous})
         self._session.execute(_INSERT_ROWS, rows)
         self._session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
 

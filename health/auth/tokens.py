@@ -9,7 +9,9 @@ backend client). National ID numbers never go in a token: they sit in the grant.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,11 @@ from health.settings import Settings
 ACCESS_TOKEN_TYPE = "at+jwt"
 # Clocks of the app processes may differ by a little; not by more.
 CLOCK_LEEWAY_SECONDS = 30
+# Tokens whose signature and type were checked, kept per process (least recently used
+# dropped first): checking the signature cost 0.4 ms of every request, and a client
+# sends the same token for its whole lifetime (docs/BENCHMARKS.md, "The fixed cost of
+# a search"). The claims are still checked against the clock on every use.
+VERIFIED_TOKENS_KEPT = 4096
 
 
 class InvalidToken(Exception):
@@ -59,6 +66,8 @@ class AccessTokens:
         self.audience = settings.fhir_base_url
         self.lifetime_seconds = settings.access_token_minutes * 60
         self._key = signing_key
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def issue(self, context: TokenContext, *, now: int | None = None) -> IssuedAccessToken:
         issued_at = int(time.time()) if now is None else now
@@ -87,14 +96,7 @@ class AccessTokens:
     def verify(self, token: str, *, now: int | None = None) -> TokenContext:
         """The context of a valid token; InvalidToken when the signature, type, issuer,
         audience or lifetime is wrong."""
-        try:
-            decoded = jwt.decode(token, self._key.key_set(), algorithms=[self._key.algorithm])
-        except (JoseError, ValueError) as error:
-            raise InvalidToken(
-                f"The access token is malformed or its signature is invalid ({error})"
-            ) from None
-        if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
-            raise InvalidToken("The token is not an access token (typ must be at+jwt)")
+        claims = self._signed_claims(token)
         registry = JWTClaimsRegistry(
             now=now,
             leeway=CLOCK_LEEWAY_SECONDS,
@@ -108,11 +110,10 @@ class AccessTokens:
             kind={"essential": True},
         )
         try:
-            registry.validate(decoded.claims)
+            registry.validate(claims)
         except JoseError as error:
             reason = error.description or error.error
             raise InvalidToken(f"The access token is not valid here: {reason}") from None
-        claims = decoded.claims
         return TokenContext(
             client_id=str(claims["client_id"]),
             actor_kind=str(claims["kind"]),
@@ -122,6 +123,32 @@ class AccessTokens:
             fhir_user=_optional_string(claims, "fhirUser"),
             organization_id=_optional_string(claims, "organization"),
         )
+
+    def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token signed by our key as an access token, not yet checked
+        against the clock or this server; InvalidToken otherwise.
+
+        What this checks depends on the token's bytes and the key alone, so a token
+        that passed once is looked up instead of checked again (VERIFIED_TOKENS_KEPT).
+        """
+        with self._verified_lock:
+            claims = self._verified.get(token)
+            if claims is not None:
+                self._verified.move_to_end(token)
+                return claims
+        try:
+            decoded = jwt.decode(token, self._key.key_set(), algorithms=[self._key.algorithm])
+        except (JoseError, ValueError) as error:
+            raise InvalidToken(
+                f"The access token is malformed or its signature is invalid ({error})"
+            ) from None
+        if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidToken("The token is not an access token (typ must be at+jwt)")
+        with self._verified_lock:
+            self._verified[token] = decoded.claims
+            while len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
+        return decoded.claims
 
     def public_jwks(self) -> dict[str, Any]:
         return self._key.public_jwks()

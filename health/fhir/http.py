@@ -6,7 +6,6 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,6 +23,7 @@ from health.access.disclosure import (
 from health.access.policy import care_rules
 from health.audit.entries import AuditEntry
 from health.audit.log import AuditLog
+from health.audit.writer import LogWriter
 from health.auth.request import actor_for_request
 from health.db.engine import Database
 from health.db.repository import Repository
@@ -46,7 +46,6 @@ from health.fhir.interactions import Interactions, Result
 from health.fhir.versions import etag, http_date, parse_if_match
 from health.pages import error_page
 from health.portal.errors import error_page as portal_error_page
-from health.settings import Settings
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = f"{FHIR_JSON}; charset=utf-8"
@@ -83,10 +82,12 @@ def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
     and the access log of what it disclosed, refused and changed (health/audit/).
 
     A write logs in its own transaction. A read logs right after its read-only
-    transaction, before the response leaves: if the log cannot be written, the
-    caller gets an error instead of the data.
+    transaction, before the response leaves, through the process's LogWriter (one
+    transaction for the requests that finish together): if the log cannot be
+    written, the caller gets an error instead of the data.
     """
     database: Database = request.app.state.database
+    log_writer: LogWriter = request.app.state.log_writer
     config = config_of(request)
     settings = config.settings
     reason = emergency_reason(request)
@@ -115,15 +116,9 @@ def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
                 after = entries
     except FhirError:
         if repository is not None and repository.refused:
-            _log(database, settings, refusal_entries(repository, action, NOT_VISIBLE))
+            log_writer.append(refusal_entries(repository, action, NOT_VISIBLE))
         raise
-    _log(database, settings, after)
-
-
-def _log(database: Database, settings: Settings, entries: list[AuditEntry]) -> None:
-    if entries:
-        with database.session(write=True) as session:
-            AuditLog(session, settings.audit_key.encode()).append(entries, datetime.now(UTC))
+    log_writer.append(after)
 
 
 def action_of(request: Request) -> str:
@@ -167,7 +162,9 @@ def parse_body(request: Request, raw: bytes, *, allow_patch: bool = False) -> An
     return parse_json(raw, max_depth=config_of(request).settings.max_json_depth)
 
 
-def negotiate(request: Request) -> None:
+async def negotiate(request: Request) -> None:
+    """406 for an Accept or _format this server cannot answer (on the event loop: a few
+    string checks cost less than a hand-over to the thread pool)."""
     check_acceptable(request.headers.get("accept"), request.query_params.get("_format"))
 
 

@@ -21,6 +21,7 @@ from health.access.disclosure import disclosure_entries, refusal_entries
 from health.access.policy import care_rules
 from health.audit.entries import AuditEntry
 from health.audit.log import AuditLog
+from health.audit.writer import LogWriter
 from health.db.engine import Database
 from health.fhir.config import FhirConfig
 from health.portal.proxies import (
@@ -98,11 +99,12 @@ def signed_in(request: Request, *, write: bool = False) -> Iterator[SignedIn]:
     The session (seen now, or deleted when it has ended) is committed first, whatever
     the page does next. The record is then read (and, with `write`, changed) in one
     transaction of its own. What the repository disclosed and refused, and the page's
-    own entries, go to the access log: in that transaction when it writes, else in a
-    write transaction right after it, before the page is returned.
+    own entries, go to the access log: in that transaction when it writes, else right
+    after it through the process's LogWriter, committed before the page is returned.
     """
     settings = settings_of(request)
     database = database_of(request)
+    log_writer: LogWriter = request.app.state.log_writer
     citizen = open_session(request)
     key = settings.audit_key.encode()
     after: list[AuditEntry] = []
@@ -120,14 +122,14 @@ def signed_in(request: Request, *, write: bool = False) -> Iterator[SignedIn]:
         # A page that was not shown still leaves the attempts it refused in the log.
         repository = person.records.repository if person is not None else None
         if repository is not None and repository.refused:
-            _append(database, key, refusal_entries(repository, PORTAL_ACTION, "not visible"))
+            log_writer.append(refusal_entries(repository, PORTAL_ACTION, "not visible"))
         raise
     finally:
         if person is not None:
             # The page's template context can outlive the request in reference cycles
             # (Jinja's), until a collection finds them: without the record read.
             person.records.release()
-    _append(database, key, after)
+    log_writer.append(after)
 
 
 def portal_entries(person: SignedIn) -> list[AuditEntry]:
@@ -140,12 +142,6 @@ def portal_entries(person: SignedIn) -> list[AuditEntry]:
         *disclosure_entries(repository, PORTAL_ACTION),
         *refusal_entries(repository, PORTAL_ACTION, "not visible"),
     ]
-
-
-def _append(database: Database, key: bytes, entries: list[AuditEntry]) -> None:
-    if entries:
-        with database.session(write=True) as session:
-            AuditLog(session, key).append(entries, datetime.now(UTC))
 
 
 def _person(

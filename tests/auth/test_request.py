@@ -138,6 +138,7 @@ def test_a_token_of_a_removed_client_is_refused(
     anonymous_client: TestClient, database: Database, issue_token: Callable[..., str]
 ) -> None:
     token = issue_token()
+    assert anonymous_client.get("/fhir/Patient", headers=_headers(token)).status_code == 200
     with database.session(write=True) as session:
         assert ClientStore(session).remove("test-app")
 

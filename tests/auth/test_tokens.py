@@ -11,7 +11,13 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from health.auth.keys import SigningKey
-from health.auth.tokens import AccessTokens, InvalidToken, TokenContext
+from health.auth.tokens import (
+    CLOCK_LEEWAY_SECONDS,
+    VERIFIED_TOKENS_KEPT,
+    AccessTokens,
+    InvalidToken,
+    TokenContext,
+)
 from health.settings import Settings
 
 CONTEXT = TokenContext(
@@ -74,6 +80,45 @@ def test_a_tampered_token_is_refused(tokens: AccessTokens) -> None:
     decoded["patient"] = "someone-else"
     with pytest.raises(InvalidToken):
         tokens.verify(f"{header}.{_b64(decoded)}.{signature}")
+
+
+def test_a_tampered_copy_of_a_token_verified_before_is_refused(tokens: AccessTokens) -> None:
+    token = tokens.issue(CONTEXT).token
+    assert tokens.verify(token) == CONTEXT
+    header, _, signature = token.split(".")
+    _, decoded = _parts(token)
+    decoded["patient"] = "someone-else"
+    with pytest.raises(InvalidToken, match="signature"):
+        tokens.verify(f"{header}.{_b64(decoded)}.{signature}")
+    assert tokens.verify(token) == CONTEXT
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(tokens: AccessTokens) -> None:
+    issued_at = int(time.time())
+    issued = tokens.issue(CONTEXT, now=issued_at)
+    assert tokens.verify(issued.token, now=issued_at) == CONTEXT
+    after_expiry = issued_at + issued.expires_in + CLOCK_LEEWAY_SECONDS + 1
+    with pytest.raises(InvalidToken, match="exp"):
+        tokens.verify(issued.token, now=after_expiry)
+
+
+def test_a_token_verified_before_is_refused_before_it_was_issued(tokens: AccessTokens) -> None:
+    # Every claim is checked against the clock of each use, not of the first.
+    issued_at = int(time.time())
+    issued = tokens.issue(CONTEXT, now=issued_at)
+    assert tokens.verify(issued.token, now=issued_at) == CONTEXT
+    with pytest.raises(InvalidToken, match="issued in the future"):
+        tokens.verify(issued.token, now=issued_at - 3600)
+
+
+def test_a_token_verified_before_is_still_verified_when_many_others_came_after(
+    tokens: AccessTokens,
+) -> None:
+    first = tokens.issue(CONTEXT).token
+    tokens.verify(first)
+    for _ in range(VERIFIED_TOKENS_KEPT + 1):
+        tokens.verify(tokens.issue(CONTEXT).token)
+    assert tokens.verify(first) == CONTEXT
 
 
 def test_an_unsigned_token_is_refused(tokens: AccessTokens) -> None:
