@@ -48,16 +48,7 @@ def test_a_search_the_rules_empty_is_logged_as_refused_for_the_citizen(world: An
 
 
 def test_a_search_a_block_cuts_logs_what_was_shown_and_what_was_withheld(world: Any) -> None:
-    world.block(
-        "anna",
-        "anna-blocks-west",
-        {
-            "type": "deny",
-            "actor": [
-                {"role": {"text": "blocked"}, "reference": {"reference": "Organization/west"}}
-            ],
-        },
-    )
+    _anna_blocks(world, "west")
 
     found = world.ids("Observation", world.clinician_headers("dr-west"), patient="anna")
     everything = world.get("Patient/anna/$everything", world.clinician_headers("dr-north"))
@@ -74,17 +65,8 @@ def test_a_search_a_block_cuts_logs_what_was_shown_and_what_was_withheld(world: 
 
 
 def test_what_the_token_does_not_cover_is_not_a_refusal(world: Any) -> None:
-    world.block(
-        "anna",
-        "anna-blocks-north-results",
-        {
-            "type": "deny",
-            "actor": [
-                {"role": {"text": "blocked"}, "reference": {"reference": "Organization/north"}}
-            ],
-            "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}],
-        },
-    )
+    observations = {"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}
+    _anna_blocks(world, "north", {"class": [observations]})
     narrow = world.clinician_headers("dr-north", scope="user/Patient.rs user/Encounter.rs")
 
     assert world.get("Patient/anna/$everything", narrow).status_code == 200
@@ -106,16 +88,7 @@ def test_the_citizens_own_search_is_never_a_refusal(world: Any) -> None:
 
 
 def test_a_consent_change_is_logged(world: Any) -> None:
-    world.block(
-        "anna",
-        "anna-blocks-west",
-        {
-            "type": "deny",
-            "actor": [
-                {"role": {"text": "blocked"}, "reference": {"reference": "Organization/west"}}
-            ],
-        },
-    )
+    _anna_blocks(world, "west")
 
     consent = [e.entry for e in world.log("anna") if e.entry.action == "consent"]
     assert len(consent) == 1
@@ -165,3 +138,16 @@ def test_a_read_and_a_history_are_logged(world: Any) -> None:
         ("read", ("Observation/anna-gp",)),
         ("history", ("Observation/anna-gp",)),
     ]
+
+
+def _anna_blocks(world: Any, organisation: str, narrowed: dict[str, Any] | None = None) -> None:
+    """anna's Consent denying `organisation` (all of her record, or what `narrowed` says)."""
+    blocked = {
+        "role": {"text": "blocked"},
+        "reference": {"reference": f"Organization/{organisation}"},
+    }
+    world.block(
+        "anna",
+        f"anna-blocks-{organisation}",
+        {"type": "deny", "actor": [blocked], **(narrowed or {})},
+    )
