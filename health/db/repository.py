@@ -772,17 +772,13 @@ class Repository:
         since: datetime | None = None,
         after: tuple[str, str] | None = None,
         limit: int,
+        shown: int | None = None,
     ) -> list[tuple[StoredVersion, bool]]:
-        """Patient/$everything: (resource, in the compartment?) by (type, id) after `after`."""
-        if after is None:
-            withheld = select(resource.c.resource_type, resource.c.id).where(
-                resource.c.patient_id == patient_id, resource.c.deleted.is_(False)
-            )
-            if types is not None:
-                withheld = withheld.where(resource.c.resource_type.in_(sorted(set(types))))
-            if since is not None:
-                withheld = withheld.where(resource.c.last_updated >= since)
-            self._note_withheld(withheld, patient_id)
+        """Patient/$everything: (resource, in the compartment?) by (type, id) after `after`.
+
+        `shown`: how many of them the caller shows, when it reads one more to know that
+        another page follows; what the rules withheld is noted up to the last shown.
+        """
         keys = self._session.execute(
             include_sql.everything_keys(
                 patient_id,
@@ -793,6 +789,30 @@ class Repository:
                 scope=lambda statement: self._visible(statement, resource),
             )
         ).all()
+        # What the rules withheld of the compartment where this page lies: from `after`
+        # to the page's last key shown (to the end, on the last page). Only that range is read
+        # (ix_resource_patient), not the whole record on every page: 5,000 resources
+        # weighed against a clinician's rules cost 6 to 23 ms on a 40 ms first page.
+        page = keys if shown is None else keys[:shown]
+        more = len(keys) == limit or len(keys) > len(page)
+        last = (page[-1].resource_type, page[-1].id) if more and page else None
+        withheld = select(resource.c.resource_type, resource.c.id).where(
+            resource.c.patient_id == patient_id, resource.c.deleted.is_(False)
+        )
+        if types is not None:
+            withheld = withheld.where(resource.c.resource_type.in_(sorted(set(types))))
+        if since is not None:
+            withheld = withheld.where(resource.c.last_updated >= since)
+        if after is not None:
+            withheld = withheld.where(
+                tuple_(resource.c.resource_type, resource.c.id) > tuple_(*after)
+            )
+        if last is not None:
+            withheld = withheld.where(
+                tuple_(resource.c.resource_type, resource.c.id) <= tuple_(*last)
+            )
+        if page or not more:  # a page of none (`_count=0`) shows, and withholds, nothing
+            self._note_withheld(withheld, patient_id)
         if not keys:
             return []
         statement = select(*_CURRENT_COLUMNS).where(

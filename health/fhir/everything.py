@@ -58,7 +58,7 @@ def everything_bundle(
     after = _cursor(interactions, params.get("_cursor"))
     interactions.read("Patient", patient_id)
     page = interactions.repository.everything(
-        patient_id, types=types, since=since, after=after, limit=count + 1
+        patient_id, types=types, since=since, after=after, limit=count + 1, shown=count
     )
     has_more = len(page) > count
     page = page[:count]

@@ -81,6 +81,21 @@ def test_what_the_token_does_not_cover_is_not_a_refusal(world: Any) -> None:
     assert set(looks[2].entities) == {"Observation/anna-lab", "Observation/anna-gp"}
 
 
+def test_each_page_of_everything_logs_what_was_withheld_where_it_lies(world: Any) -> None:
+    observations = {"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}
+    _anna_blocks(world, "north", {"class": [observations]})
+
+    # By type and id: the two Encounters, then the Organizations (the Observations
+    # between them withheld), then the Patient.
+    shown = world.ids("Patient/anna/$everything", world.clinician_headers("dr-north"), _count="2")
+
+    assert not {entity for entity in shown if entity.startswith("Observation/")}
+    looks = [e.entry for e in world.log("anna") if e.entry.action == "everything"]
+    refused = [e for e in looks if e.outcome == "refused"]
+    assert len(looks) == len(refused) + 3  # three pages, each a disclosure
+    assert [set(e.entities) for e in refused] == [{"Observation/anna-lab", "Observation/anna-gp"}]
+
+
 def test_the_citizens_own_search_is_never_a_refusal(world: Any) -> None:
     world.ids("Observation", world.citizen_headers("anna"), patient="anna")
 
