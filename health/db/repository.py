@@ -826,9 +826,9 @@ class Repository:
             for k in keys
             if (k.resource_type, k.id) in found
         ]
-        shown = self._disclose([version for version, _ in listed])
+        handed = self._disclose([version for version, _ in listed])
         in_compartment = [inside for _, inside in listed]
-        return list(zip(shown, in_compartment, strict=True))
+        return list(zip(handed, in_compartment, strict=True))
 
     # Search (health/db/search_sql.py)
 
