@@ -249,17 +249,39 @@ def _compile_scope(scope: _Scope, compiler: SQLCompiler, **kw: Any) -> str:
     # Compiled only when the statement is not in the cache yet (or is compiled apart
     # from it, as str() and literal_binds do): the statement then holds this element's
     # parameters, which later executions replace with theirs, matched by key.
-    clause = "(" + compiler.process(scope.with_values(), **kw) + ")"
-    if compiler.dialect.name == "sqlite":
-        # Unary plus, a no-op on the value, keeps SQLite from driving a query from
-        # the clause (https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_):
-        # without statistics it took a client's "patient_id IS NULL OR recorded_by IN
-        # (...) OR resource_type = 'Patient'" for a few rows, and read every resource
-        # the client recorded instead of the few keys an include or a $everything
-        # page asks for (docs/BENCHMARKS.md, "Search", "The scope on includes and
-        # $everything"). The scope filters what a query finds; it never finds.
-        return "+" + clause
-    return clause
+    #
+    # Not for lookup: without statistics SQLite took a client's "patient_id IS NULL OR
+    # recorded_by IN (...) OR resource_type = 'Patient'" for a few rows, and read every
+    # resource the client recorded instead of the few keys an include or a $everything
+    # page asks for (docs/BENCHMARKS.md, "Search", "The scope on includes and
+    # $everything"). The scope filters what a query finds; it never finds.
+    return _unary_plus_on_sqlite("(" + compiler.process(scope.with_values(), **kw) + ")", compiler)
+
+
+def not_for_lookup(expression: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`expression` as a filter SQLite must not look rows up by; as it is elsewhere."""
+    return _NotForLookup(expression)
+
+
+class _NotForLookup(ColumnElement[Any]):
+    inherit_cache = True
+
+    def __init__(self, expression: ColumnElement[Any]) -> None:
+        self.filtered = expression
+        self.type = expression.type
+
+    _traverse_internals = [("filtered", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+
+@compiles(_NotForLookup)
+def _compile_not_for_lookup(element: _NotForLookup, compiler: SQLCompiler, **kw: Any) -> str:
+    return _unary_plus_on_sqlite(compiler.process(element.filtered, **kw), compiler)
+
+
+def _unary_plus_on_sqlite(sql: str, compiler: SQLCompiler) -> str:
+    # A unary plus, a no-op on the value, keeps SQLite from using the term to look rows
+    # up by: https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_
+    return "+" + sql if compiler.dialect.name == "sqlite" else sql
 
 
 def _clause(p: _Inline | _Bound, shape: _Shape, table: Any) -> Clause:

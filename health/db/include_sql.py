@@ -15,10 +15,8 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, tuple_
 from sqlalchemy import union_all as sql_union_all
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
 
+from health.db.access_sql import not_for_lookup
 from health.db.tables import resource, search_reference
 from health.fhir.search.includes import Include
 
@@ -234,7 +232,10 @@ def everything_keys(
                 ),
             )
         )
-        .where(_not_for_lookup(resource.c.patient_id).is_(None), *filters)
+        # As an index lookup, SQLite read every directory resource (5,001 at 100
+        # patients) and probed the few referenced keys for each, instead of finding
+        # those keys by primary key (docs/BENCHMARKS.md, "Search").
+        .where(not_for_lookup(resource.c.patient_id).is_(None), *filters)
     )
     record = sql_union_all(scope(compartment), scope(directory)).subquery("record")
     return (
@@ -257,31 +258,3 @@ def keys_clause(keys: Iterable[tuple[str, str]]) -> ColumnElement[bool]:
             for resource_type, ids in sorted(by_type.items())
         )
     )
-
-
-class _NotForLookup(ColumnElement[Any]):
-    """A column that SQLite must not look rows up by (a unary plus, a no-op on the
-    value: https://sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_);
-    the column itself elsewhere."""
-
-    inherit_cache = True
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        self.column = column
-        self.type = column.type
-
-    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
-
-
-@compiles(_NotForLookup)
-def _compile_not_for_lookup(element: _NotForLookup, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.column, **kw)
-    return "+" + column if compiler.dialect.name == "sqlite" else column
-
-
-def _not_for_lookup(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The directory arm of `everything_keys` filters on `patient_id IS NULL`: as an
-    index lookup, SQLite read every directory resource (5,001 at 100 patients) and
-    probed the few referenced keys for each, instead of finding those keys by primary
-    key (docs/BENCHMARKS.md, "Search")."""
-    return _NotForLookup(column)
