@@ -318,12 +318,14 @@ class StoredRecords:
         config = self._app.state.fhir_config
         with self._database.session(write=False) as session:
             interactions = Interactions(Repository.system(session), config)
-            return searchset_bundle(
+            bundle = searchset_bundle(
                 interactions,
                 base=config.settings.fhir_base_url,
                 resource_type=resource_type,
                 params=parse_qsl(query_string, keep_blank_values=True),
             )
+        # As a client reads it: the stored resources are in it as JSON fragments.
+        return orjson.loads(orjson.dumps(bundle))  # type: ignore[no-any-return]
 
     def resources(self, query: str) -> list[dict[str, Any]]:
         """The matches of a search that fits one page (asserted)."""

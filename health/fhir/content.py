@@ -99,8 +99,23 @@ def _check_depth(value: Any, max_depth: int) -> None:
         depth += 1
 
 
+def stored(body: bytes | None) -> orjson.Fragment:
+    """A stored resource's JSON, to go into a response as it is.
+
+    A Bundle of stored resources (a searchset, `$everything`, a history, a
+    transaction's answer) carries each one's bytes without parsing them and writing
+    them out again, which was about a tenth of a `$everything` page of 100.
+    The stored bytes are compact JSON written by `dumps`.
+    """
+    return orjson.Fragment(body or b"{}")
+
+
 def dumps(value: Any, *, pretty: bool = False) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 if pretty else 0)
+    compact = orjson.dumps(value)
+    if not pretty:
+        return compact
+    # orjson copies a Fragment as it is: indent the stored resources in it too.
+    return orjson.dumps(orjson.loads(compact), option=orjson.OPT_INDENT_2)
 
 
 def is_pretty(value: str | None) -> bool:

@@ -21,8 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
+from health.fhir.content import stored
 from health.fhir.errors import FhirError, Issue, invalid, not_supported
 from health.fhir.interactions import Interactions
 from health.fhir.listing import page_size
@@ -76,7 +75,7 @@ def everything_bundle(
         "entry": [
             {
                 "fullUrl": f"{base}/{version.resource_type}/{version.id}",
-                "resource": orjson.loads(version.body or b"{}"),
+                "resource": stored(version.body),
                 # Outside the compartment: there because the record refers to it.
                 "search": {"mode": "match" if in_compartment else "include"},
             }

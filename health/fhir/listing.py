@@ -14,7 +14,7 @@ import orjson
 from health.auth.scopes import Permission
 from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
-from health.fhir.content import shape
+from health.fhir.content import shape, stored
 from health.fhir.errors import invalid
 from health.fhir.interactions import Interactions
 from health.fhir.search.params import CURSOR, SearchLimits, SearchRequest, parse_search
@@ -89,7 +89,7 @@ def history_bundle(
 def _history_entry(base: str, version: StoredVersion) -> dict[str, Any]:
     entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
     if version.body is not None:
-        entry["resource"] = orjson.loads(version.body)
+        entry["resource"] = stored(version.body)
     url = (
         version.resource_type
         if version.method == "POST"
@@ -175,10 +175,10 @@ def _search_entry(
     summary: str | None,
     elements: tuple[str, ...] | None,
 ) -> dict[str, Any]:
-    resource = orjson.loads(version.body or b"{}")
+    resource: Any = stored(version.body)
     if summary not in (None, "count") or elements is not None:
         resource = shape(
-            resource,
+            orjson.loads(version.body or b"{}"),
             config.types,
             summary=None if summary == "count" else summary,
             elements=list(elements) if elements is not None else None,

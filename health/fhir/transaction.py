@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from health.fhir.bundle_request import PHASE, BundleRequest, Entry
+from health.fhir.content import stored
 from health.fhir.errors import FhirError, Issue, conflict, precondition_failed
 from health.fhir.interactions import Interactions, Result, new_id
 from health.fhir.listing import history_bundle, searchset_bundle
@@ -316,7 +317,7 @@ def _run_read(interactions: Interactions, entry: Entry, base: str) -> dict[str, 
         raise error.located(entry.where) if not _is_located(error) else error from None
     return {
         "fullUrl": f"{base}/{version.resource_type}/{version.id}",
-        "resource": orjson.loads(version.body or b"{}"),
+        "resource": stored(version.body),
         "response": {
             "status": "200 OK",
             "etag": etag(version.version_id),
@@ -344,7 +345,7 @@ def _response_entry(
         response["etag"] = etag(version.version_id)
         response["lastModified"] = instant(version.last_updated)
         if version.body is not None and prefer == "representation":
-            entry["resource"] = orjson.loads(version.body)
+            entry["resource"] = stored(version.body)
     if prefer == "OperationOutcome":
         response["outcome"] = {
             "resourceType": "OperationOutcome",

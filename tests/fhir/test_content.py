@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from health import PROJECT_ROOT
@@ -16,6 +17,7 @@ from health.fhir.content import (
     media_type,
     parse_json,
     shape,
+    stored,
     summary_mode,
 )
 from health.fhir.errors import FhirError
@@ -149,6 +151,17 @@ def test_dumps_is_compact_unless_pretty() -> None:
 
     assert dumps(value) == '{"resourceType":"Patient","name":[{"family":"Ø"}]}'.encode()
     assert dumps(value, pretty=True).startswith(b'{\n  "resourceType": "Patient"')
+
+
+def test_a_stored_resource_goes_out_as_stored_and_indented_when_pretty() -> None:
+    body = b'{"resourceType":"Patient","id":"p1","name":[{"family":"\xc3\x98"}]}'
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": stored(body)}]}
+
+    assert dumps(bundle) == b'{"resourceType":"Bundle","entry":[{"resource":' + body + b"}]}"
+    pretty = dumps(bundle, pretty=True)
+    assert b'\n        "resourceType": "Patient"' in pretty
+    assert orjson.loads(pretty) == orjson.loads(dumps(bundle))
+    assert dumps({"resource": stored(None)}) == b'{"resource":{}}'
 
 
 @pytest.mark.parametrize(

@@ -817,6 +817,21 @@ def test_pretty_indents_the_same_content(client: TestClient, fhir: Any) -> None:
     assert pretty.json() == compact.json()
 
 
+def test_a_searchset_carries_the_stored_resource_and_indents_it_when_pretty(
+    client: TestClient, fhir: Any
+) -> None:
+    fhir.put(rich_patient())
+    read = client.get("/fhir/Patient/pat-1")
+
+    compact = client.get("/fhir/Patient", params={"_id": "pat-1"})
+    pretty = client.get("/fhir/Patient", params={"_id": "pat-1", "_pretty": "true"})
+
+    assert read.content in compact.content
+    assert b'\n        "resourceType": "Patient"' in pretty.content
+    assert pretty.json()["entry"] == compact.json()["entry"]
+    assert compact.json()["entry"][0]["resource"] == read.json()
+
+
 def test_pretty_applies_to_write_responses_and_outcomes(client: TestClient) -> None:
     written = client.put(
         "/fhir/Patient/pat-1",
