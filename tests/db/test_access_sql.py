@@ -267,9 +267,9 @@ def test_on_sqlite_a_clients_include_and_everything_page_are_read_by_primary_key
             include_statements = list(executed)
             executed.clear()
             page = repository.everything("anna", limit=100)
-            # What the rules withheld is listed first (for the access log), then the
-            # page's keys; the last statement reads them.
-            everything_statement = executed[-1]
+            # The page (its keys and the resources joined to them), then what the rules
+            # withheld, for the access log.
+            everything_statement = next((s, p) for s, p in executed if "UNION ALL" in s)
     finally:
         event.remove(database.read_engine, "before_cursor_execute", note)
 
@@ -286,7 +286,15 @@ def test_on_sqlite_a_clients_include_and_everything_page_are_read_by_primary_key
         *((t, f"anna-{t.lower()}") for t in _ANNAS_RECORD),
     }
     assert include_statements
-    for statement, parameters in [*include_statements, everything_statement]:
+    for statement, parameters in include_statements:
         reads = _reads_of_resource(database, statement, parameters)
         assert reads, statement
         assert all("sqlite_autoindex_resource_1" in read for read in reads), reads
+    # The page: the compartment by its patient, the directory it refers to and then
+    # the page's resources by key.
+    reads = _reads_of_resource(database, *everything_statement)
+    by_key = [read for read in reads if "sqlite_autoindex_resource_1" in read]
+    assert len(by_key) == 2, reads
+    assert set(reads) - set(by_key) == {
+        "SEARCH resource USING INDEX ix_resource_patient (patient_id=?)"
+    }, reads
