@@ -10,24 +10,23 @@ For a clinician the clause is a few hundred expression objects. Building them to
 about 2 ms per table and request, and SQLAlchemy walked them all again for the cache
 key of every statement that carried them (docs/BENCHMARKS.md, "Consent and
 logging"). So, on the tables themselves, the clause is built once per process for
-each table and shape of caller (`_Template`), with the caller's values (parties, now,
-the readable types, ...) as bound parameters, and each request gets a small
-`_Scope` element that names the template and carries its own values: its cache key
-is the template's number and those values, and the statement compiles once. On an
+each table and shape of caller (a `Template`, health/db/templates.py), with the
+caller's values (parties, now, the readable types, ...) as bound parameters, and each
+request gets a small `_Scope` element that names the template and carries its own
+values: its cache key is the template's number and those values, and the statement
+compiles once. On an
 alias (the targets of chains and `_has`) the clause is still built per request, with the
 values inline, because an alias is a new object every time.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
-    Boolean,
     ColumnElement,
     Table,
     and_,
@@ -40,7 +39,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -55,6 +53,7 @@ from health.db.tables import (
     search_reference,
     search_token,
 )
+from health.db.templates import Filled, Template, next_serial
 
 Clause = ColumnElement[bool]
 _DIRECTORY = sorted(SHARED_DIRECTORY_TYPES)
@@ -69,7 +68,7 @@ def visible_clause(v: Visibility, table: Any) -> Clause | None:
         return false()
     shape = _Shape.of(v)
     if isinstance(table, Table):
-        return _template(table, shape).scope(_values_of(v))
+        return _template(table, shape).fill(_values_of(v))
     return _clause(_Inline(_values_of(v)), shape, table)
 
 
@@ -161,95 +160,33 @@ class _Bound:
         return parameter
 
 
-class _Template:
-    """The clause for one table and shape of caller, its values as bound parameters."""
-
-    def __init__(self, table: Table, shape: _Shape, serial: int) -> None:
-        self.serial = serial
-        bound = _Bound(serial)
-        self.clause = _clause(bound, shape, table)
-        self.binds = tuple(bound.binds)
-
-    def scope(self, values: dict[str, Any]) -> _Scope:
-        """The clause for one caller: this template with the caller's values."""
-        return _Scope(
-            self,
-            tuple(
-                p._with_value(values[name], maintain_key=True, required=False)
-                for p, name in self.binds
-            ),
-        )
-
-
-_templates: dict[tuple[Table, _Shape], _Template] = {}
-_serials = itertools.count(1)
-_templates_lock = threading.Lock()
-
-
-def _template(table: Table, shape: _Shape) -> _Template:
+def _template(table: Table, shape: _Shape) -> Template:
     template = _templates.get((table, shape))
     if template is None:
         with _templates_lock:
             template = _templates.get((table, shape))
             if template is None:
-                template = _Template(table, shape, next(_serials))
+                serial = next_serial()
+                bound = _Bound(serial)
+                clause = _clause(bound, shape, table)
+                template = Template(serial, clause, tuple(bound.binds), _Scope)
                 _templates[(table, shape)] = template
     return template
 
 
-class _Scope(ColumnElement[bool]):
-    """A template's clause with one caller's values.
+_templates: dict[tuple[Table, _Shape], Template] = {}
+_templates_lock = threading.Lock()
 
-    SQLAlchemy keys its compiled statements on a walk of the whole statement
-    (https://docs.sqlalchemy.org/en/20/core/connections.html#sql-compilation-caching);
-    this element stands in that walk for the whole template by the template's number,
-    and hands over its values as the statement's bound parameters, so that a compiled
-    statement is reused with the values of whoever runs it next.
 
-    It leans on SQLAlchemy internals of the 2.0 series (pinned below 2.1): the
-    traversal list that makes the cache key, and `BindParameter._with_value`. A walk of
-    the statement sees the values, not the template inside, so nothing may adapt a
-    scoped statement to other tables (nothing does: the repository scopes what it has
-    built, and the tests in tests/db/test_access_sql.py catch values that go astray).
-    """
+class _Scope(Filled):
+    """A scope's template with one caller's values (health/db/templates.py)."""
 
     __visit_name__ = "access_scope"
-    inherit_cache = False
-    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
-        ("serial", InternalTraversal.dp_plain_obj),
-        ("binds", InternalTraversal.dp_clauseelement_tuple),
-    ]
-    type = Boolean()
-    # A predicate, not a boolean column: no `= 1` where booleans are integers (SQLite).
-    _is_implicitly_boolean = True
-
-    def __init__(self, template: _Template, binds: tuple[BindParameter[Any], ...]) -> None:
-        self.template = template
-        self.serial = template.serial
-        self.binds = binds
-
-    @property
-    def _from_objects(self) -> list[Any]:
-        return self.template.clause._from_objects  # type: ignore[no-any-return]
-
-    def with_values(self) -> Clause:
-        """The template's clause with this element's bound parameters in it."""
-        by_key = {p.key: p for p in self.binds}
-
-        def replace(element: Any, **_: Any) -> Any:
-            if isinstance(element, BindParameter):
-                return by_key.get(element.key)
-            return None
-
-        return visitors.replacement_traverse(self.template.clause, {}, replace)  # type: ignore[no-any-return]
+    inherit_cache = True  # keyed as Filled is: by template number and values
 
 
 @compiles(_Scope)
 def _compile_scope(scope: _Scope, compiler: SQLCompiler, **kw: Any) -> str:
-    # Compiled only when the statement is not in the cache yet (or is compiled apart
-    # from it, as str() and literal_binds do): the statement then holds this element's
-    # parameters, which later executions replace with theirs, matched by key.
-    #
     # Not for lookup: without statistics SQLite took a client's "patient_id IS NULL OR
     # recorded_by IN (...) OR resource_type = 'Patient'" for a few rows, and read every
     # resource the client recorded instead of the few keys an include or a $everything

@@ -14,6 +14,8 @@ import orjson
 import pytest
 
 from health import PROJECT_ROOT
+from health.access.actor import SYSTEM, Actor, ActorKind
+from health.db import search_sql
 from health.db.engine import Database
 from health.db.repository import Repository
 from health.db.versions import SearchPage, Write
@@ -570,3 +572,279 @@ def test_a_cursor_from_elsewhere_is_refused(store: Store) -> None:
     cursor = store.page("Patient", "_count=1&_sort=family").next_cursor
     with pytest.raises(FhirError):
         store.page("Patient", "_count=1", cursor=cursor)
+
+
+# Statements built once per shape of search (search_sql._Plan, _cache, health/db/templates.py)
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty template cache: what earlier tests built does not count here."""
+    monkeypatch.setattr(search_sql, "_cache", search_sql._Cache(search_sql.SHAPES_KEPT))
+
+
+def test_searches_of_one_shape_build_their_statements_once(store: Store, fresh_cache: None) -> None:
+    store.put("Observation/a", tokens=[("code", LOINC, "1111-1", None)])
+    store.put("Observation/b", tokens=[("code", LOINC, "2222-2", None)])
+    store.put("Observation/c", tokens=[("code", LOINC, "2222-2", None)])
+    store.put("Observation/d", tokens=[("code", LOINC, "1111-1", None)])
+    store.ids("Observation", f"code={LOINC}|2222-2&_count=1")
+    store.ids("Observation", f"code={LOINC}|9999-9&_sort=code")
+    built = search_sql._cache.builds
+
+    # Other values, the same shape: nothing is built, and each search finds its own.
+    assert store.page("Observation", f"code={LOINC}|1111-1&_count=1").total == 2
+    assert store.ids("Observation", f"code={LOINC}|1111-1&_count=1") == ["a"]
+    assert store.ids("Observation", f"code={LOINC}|2222-2&_sort=code") == ["b", "c"]
+    assert search_sql._cache.builds == built
+    # Another shape (a code without its system) is built once.
+    assert store.ids("Observation", "code=2222-2") == ["b", "c"]
+    assert search_sql._cache.builds > built
+    built = search_sql._cache.builds
+    assert store.ids("Observation", "code=1111-1") == ["a", "d"]
+    assert search_sql._cache.builds == built
+
+
+def test_cursors_of_one_shape_share_the_page_statement(store: Store, fresh_cache: None) -> None:
+    for i in range(6):
+        store.put(f"Patient/p{i}", strings=[name(f"N{i % 3}")])
+    assert store.all_pages("Patient", "_count=2&_sort=family") == [
+        "p0",
+        "p3",
+        "p1",
+        "p4",
+        "p2",
+        "p5",
+    ]
+    # Descending is another shape; a page of three after it is the same shape.
+    assert store.all_pages("Patient", "_count=2&_sort=-family") == [
+        "p2",
+        "p5",
+        "p1",
+        "p4",
+        "p0",
+        "p3",
+    ]
+    built = search_sql._cache.builds
+    assert store.all_pages("Patient", "_count=3&_sort=-family") == [
+        "p2",
+        "p5",
+        "p1",
+        "p4",
+        "p0",
+        "p3",
+    ]
+    assert search_sql._cache.builds == built
+
+
+def test_id_lists_of_any_length_are_one_shape(store: Store, fresh_cache: None) -> None:
+    for key in "abcde":
+        store.put(f"Patient/{key}")
+    assert store.ids("Patient", "_id=a") == ["a"]
+    built = search_sql._cache.builds
+
+    assert store.ids("Patient", "_id=b,c,e") == ["b", "c", "e"]
+    assert store.ids("Patient", "_id=d,x") == ["d"]
+    assert search_sql._cache.builds == built
+
+
+def test_derived_values_follow_each_request(store: Store) -> None:
+    # Prefix ends, LIKE patterns and number bounds are values of the request, not of
+    # the first request of a shape.
+    store.put("Patient/a", strings=[name("Hansen")])
+    store.put("Patient/b", strings=[name("Hanna")])
+    store.put("Patient/c", strings=[name("Jensen")])
+    store.put("Observation/x", quantities=[("value-quantity", 100.0, None, None, "kg")])
+    store.put("Observation/y", quantities=[("value-quantity", 50.0, None, None, "kg")])
+
+    assert store.ids("Patient", "family=hans") == ["a"]
+    assert store.ids("Patient", "family=hann") == ["b"]
+    assert store.ids("Patient", "family=j") == ["c"]
+    assert store.ids("Patient", "family:contains=sen") == ["a", "c"]
+    assert store.ids("Patient", "family:contains=ann") == ["b"]
+    assert store.ids("Observation", "value-quantity=ap100") == ["x"]
+    assert store.ids("Observation", "value-quantity=ap50") == ["y"]
+    assert store.ids("Observation", "value-quantity=100") == ["x"]
+    assert store.ids("Observation", "value-quantity=50.0") == ["y"]
+
+
+def test_the_cache_keeps_the_shapes_used_last() -> None:
+    cache = search_sql._Cache(2)
+    built: list[str] = []
+
+    def entry(key: str) -> str:
+        return str(cache.get(key, lambda: built.append(key) or key.upper()))
+
+    assert [entry("a"), entry("b"), entry("a"), entry("c")] == ["A", "B", "A", "C"]
+    assert len(cache) == 2
+    entry("a")
+    entry("b")
+    assert built == ["a", "b", "c", "b"]
+
+
+# The caller's scope on statements shared by shape: a caller never runs with another's.
+
+ORGANISATIONS = ("org-a", "org-b")
+
+
+def _callers(kind: str) -> dict[str, Actor]:
+    """Two callers of one kind, each of whom recorded (or is) one of two patients."""
+    if kind == "citizen":
+        return {
+            patient: Actor(kind=ActorKind.citizen, display=patient, patient_id=patient)
+            for patient in ("pa", "pb")
+        }
+    if kind == "clinician":
+        return {
+            patient: Actor(
+                kind=ActorKind.clinician, display=patient, fhir_user=f"Practitioner/{patient}-gp"
+            )
+            for patient in ("pa", "pb")
+        }
+    return {
+        patient: Actor(kind=ActorKind.client, display=org, organization_id=org, client_id=org)
+        for patient, org in zip(("pa", "pb"), ORGANISATIONS, strict=True)
+    }
+
+
+def _save(database: Database, actor: Actor, key: str, patient: str, **rows: object) -> None:
+    resource_type, resource_id = key.split("/")
+    write = Write(
+        resource_type=resource_type,
+        id=resource_id,
+        version_id=1,
+        last_updated=T0,
+        method="PUT",
+        body=orjson.dumps({"resourceType": resource_type, "id": resource_id}),
+        patient_id=patient,
+        index=IndexRows(**rows),  # type: ignore[arg-type]
+    )
+    with database.session(write=True) as session:
+        Repository(session, actor).save([write])
+
+
+def _search(
+    database: Database, actor: Actor, resource_type: str, query: str
+) -> tuple[list[str], int | None]:
+    """Every match, page by page, and the total the first page gave."""
+    request = parse_search(
+        resource_type,
+        parse_qsl(query, keep_blank_values=True),
+        DEFINITIONS,
+        base_url=BASE,
+        limits=SearchLimits(default_count=50, max_count=1000),
+    )
+    seen: list[str] = []
+    totals: list[int | None] = []
+    cursor = None
+    with database.session(write=False) as session:
+        while True:
+            page = Repository(session, actor).search(request, limit=request.count, cursor=cursor)
+            seen.extend(v.id for v in page.matches)
+            totals.append(page.total)
+            if page.next_cursor is None:
+                return seen, totals[0]
+            cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("kind", ["citizen", "clinician", "client"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"code={LOINC}|1111-1&_count=2",
+        f"code={LOINC}|1111-1&date=ge2020-01-01&_count=2",
+        "code=1111-1&_sort=-date&_count=1",
+        "date=ge2020-01-01&_count=0",
+        "_id=pa-1,pa-2,pa-3,pb-1,pb-2,pb-3&_sort=_id&_count=2",
+    ],
+)
+def test_one_shape_run_by_two_callers_shows_each_only_their_own(
+    database: Database, kind: str, query: str
+) -> None:
+    callers = _callers(kind)
+    for patient, actor in callers.items():
+        _save(database, actor, f"Patient/{patient}", patient)
+        for i in (1, 2, 3):
+            _save(
+                database,
+                actor,
+                f"Observation/{patient}-{i}",
+                patient,
+                tokens=[("code", LOINC, "1111-1", None)],
+                dates=[("date", *day(f"202{i}"))],
+                references=[("subject", "Patient", patient, None)],
+            )
+    everything, total = _search(database, SYSTEM, "Observation", query.replace("_count=0", ""))
+    assert len(everything) == total == 6
+
+    # One caller after the other, and back: the same statements, each caller's scope.
+    for patient in ("pa", "pb", "pa", "pb"):
+        found, total = _search(database, callers[patient], "Observation", query)
+        assert total == 3, (kind, patient)
+        if "_count=0" in query:
+            assert found == []
+            continue
+        assert sorted(found) == [f"{patient}-{i}" for i in (1, 2, 3)], (kind, patient)
+
+
+@pytest.mark.parametrize("kind", ["citizen", "clinician", "client"])
+def test_a_total_of_one_shape_counts_only_the_callers_own(database: Database, kind: str) -> None:
+    callers = _callers(kind)
+    for number, (patient, actor) in enumerate(callers.items()):
+        for i in range(2 + number):
+            _save(
+                database,
+                actor,
+                f"Observation/{patient}-{i}",
+                patient,
+                tokens=[("code", LOINC, "1111-1", None)],
+            )
+    request = parse_search(
+        "Observation",
+        parse_qsl(f"code={LOINC}|1111-1&_count=0"),
+        DEFINITIONS,
+        base_url=BASE,
+        limits=SearchLimits(50, 1000),
+    )
+    for patient, expected in (("pa", 2), ("pb", 3), ("pa", 2)):
+        with database.session(write=False) as session:
+            page = Repository(session, callers[patient]).search(request, limit=0)
+        assert page.total == expected, (kind, patient)
+
+
+def test_chains_and_has_are_built_per_request_in_each_callers_scope(
+    database: Database, fresh_cache: None
+) -> None:
+    callers = _callers("client")
+    for patient, actor in callers.items():
+        _save(
+            database,
+            actor,
+            f"Patient/{patient}",
+            patient,
+            tokens=[("identifier", "urn:cpr", patient, None)],
+        )
+        _save(
+            database,
+            actor,
+            f"Observation/{patient}-1",
+            patient,
+            tokens=[("code", LOINC, "1111-1", None)],
+            references=[("subject", "Patient", patient, None)],
+        )
+    built = search_sql._cache.builds
+    for patient in ("pa", "pb", "pa"):
+        for other in ("pa", "pb"):
+            chained, _ = _search(
+                database,
+                callers[patient],
+                "Observation",
+                f"subject:Patient.identifier=urn:cpr|{other}",
+            )
+            assert chained == ([f"{patient}-1"] if other == patient else [])
+        has, _ = _search(
+            database, callers[patient], "Patient", "_has:Observation:subject:code=1111-1"
+        )
+        assert has == [patient]
+    # Only their page skeletons (no values, no scope) are kept.
+    assert search_sql._cache.builds - built <= 2
