@@ -4,8 +4,8 @@ A patient-scoped reference search (`Observation?subject=Patient/x&...`) asks for
 rows of patient x whose target is x. Counting the two columns as independent,
 PostgreSQL expected one such row and started the plan from there, reading every one of
 the patient's Observations even when no laboratory result matched (3,750 buffers and
-4 ms instead of 3 buffers and 0.04 ms: docs/BENCHMARKS.md, "PostgreSQL statistics on
-reference targets"). Extended statistics tell it the columns depend on each other. They
+4 ms instead of 3 buffers and 0.04 ms: docs/BENCHMARKS.md, "Where PostgreSQL's time
+goes in the mix"). Extended statistics tell it the columns depend on each other. They
 take effect at the table's next ANALYZE, which autovacuum runs after a bulk load.
 SQLite has no such statistics; its plans are checked in tests/db.
 
