@@ -53,7 +53,7 @@ from health.db.tables import (
     search_reference,
     search_token,
 )
-from health.db.templates import Filled, Template, next_serial
+from health.db.templates import Filled, Inline, Template, next_serial
 
 Clause = ColumnElement[bool]
 _DIRECTORY = sorted(SHARED_DIRECTORY_TYPES)
@@ -69,7 +69,7 @@ def visible_clause(v: Visibility, table: Any) -> Clause | None:
     shape = _Shape.of(v)
     if isinstance(table, Table):
         return _template(table, shape).fill(_values_of(v))
-    return _clause(_Inline(_values_of(v)), shape, table)
+    return _clause(Inline(_values_of(v)), shape, table)
 
 
 def compartment_clause(v: Visibility, table: Any, patient_id: str) -> Clause | None:
@@ -121,19 +121,6 @@ def _values_of(v: Visibility) -> dict[str, Any]:
         "record_of": v.record_of,
         "readable_types": sorted(v.readable_types) if v.readable_types is not None else None,
     }
-
-
-class _Inline:
-    """The caller's values as themselves: for a clause built for one request."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-
-    def one(self, name: str, column: Any) -> Any:
-        return self._values[name]
-
-    def many(self, name: str, column: Any) -> Any:
-        return self._values[name]
 
 
 class _Bound:
@@ -221,7 +208,7 @@ def _unary_plus_on_sqlite(sql: str, compiler: SQLCompiler) -> str:
     return "+" + sql if compiler.dialect.name == "sqlite" else sql
 
 
-def _clause(p: _Inline | _Bound, shape: _Shape, table: Any) -> Clause:
+def _clause(p: Inline | _Bound, shape: _Shape, table: Any) -> Clause:
     parts: list[Clause] = []
     if shape.readable_types:
         parts.append(table.c.resource_type.in_(p.many("readable_types", table.c.resource_type)))
@@ -252,7 +239,7 @@ def _id_of(table: Any) -> Any:
     return table.c.id if "id" in table.c else table.c.resource_id
 
 
-def _client(p: _Inline | _Bound, table: Any) -> Clause:
+def _client(p: Inline | _Bound, table: Any) -> Clause:
     """What the client's organisation recorded, and the Patient it recorded it for."""
     # A probe for the row's own patient on ix_resource_recorded_by (recorded_by,
     # patient_id), like the clinician's, not `id IN (every patient the organisation
@@ -275,7 +262,7 @@ def _client(p: _Inline | _Bound, table: Any) -> Clause:
     )
 
 
-def _clinician(p: _Inline | _Bound, shape: _Shape, table: Any) -> Clause:
+def _clinician(p: Inline | _Bound, shape: _Shape, table: Any) -> Clause:
     # Each is a probe for the row's own patient (correlated EXISTS on an index that
     # starts with the party or practitioner and the patient), not a list of every
     # citizen an organisation treats, which at national scale runs to hundreds of
@@ -329,19 +316,19 @@ def _exists(rule_table: Any, *conditions: Clause) -> Clause:
     return select(literal(1)).where(*conditions).correlate_except(rule_table).exists()
 
 
-def _concerns(rule: Any, p: _Inline | _Bound) -> Clause:
+def _concerns(rule: Any, p: Inline | _Bound) -> Clause:
     """The rule names one of the caller's parties, or everyone."""
     return or_(rule.c.party.is_(None), rule.c.party.in_(p.many("parties", rule.c.party)))
 
 
-def _in_force(rule: Any, p: _Inline | _Bound) -> Clause:
+def _in_force(rule: Any, p: Inline | _Bound) -> Clause:
     return and_(
         or_(rule.c.since.is_(None), rule.c.since <= p.one("now", rule.c.since)),
         or_(rule.c.until.is_(None), rule.c.until > p.one("now", rule.c.until)),
     )
 
 
-def _denied(p: _Inline | _Bound, table: Any) -> Clause:
+def _denied(p: Inline | _Bound, table: Any) -> Clause:
     """A deny rule of the citizen's consent covers this row for the caller."""
     deny = consent_rule.alias("deny")
     label = search_token.alias("security_label")
@@ -370,7 +357,7 @@ def _denied(p: _Inline | _Bound, table: Any) -> Clause:
     )
 
 
-def _hidden(p: _Inline | _Bound, table: Any) -> Clause:
+def _hidden(p: Inline | _Bound, table: Any) -> Clause:
     """The row is, or refers to, an episode the citizen hid from the caller (an
     episode stays visible to the organisation that recorded it)."""
     hide = consent_rule.alias("hide")

@@ -65,7 +65,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from health.db.tables import INDEX_TABLES, resource
-from health.db.templates import Filled, Template, next_serial
+from health.db.templates import Filled, Inline, Template, next_serial
 from health.fhir.errors import invalid
 from health.fhir.search.params import Condition, Has, SearchRequest, SortKey
 from health.fhir.search.values import (
@@ -198,19 +198,6 @@ class _Plan:
 # Where a clause takes its values from.
 
 
-class _Inline:
-    """A request's values as themselves: for a clause built for that request only."""
-
-    def __init__(self, values: Sequence[Any]) -> None:
-        self._values = values
-
-    def one(self, slot: int, column: Any) -> Any:
-        return self._values[slot]
-
-    def many(self, slot: int, column: Any) -> Any:
-        return self._values[slot]
-
-
 class _Bound:
     """Bound parameters, one per slot and typed as the column, for a template."""
 
@@ -239,7 +226,7 @@ class _Bound:
         return tuple((parameter, slot) for slot, parameter in self._by_slot.items())
 
 
-Values = _Inline | _Bound
+Values = Inline | _Bound
 
 
 class Filters:
@@ -763,7 +750,7 @@ class SearchStatements:
         """The clause `build` makes of this search's shape (and `part`), with `values`:
         from the template cache, or built for this request if it has chains or `_has`."""
         if not self.cacheable:
-            return build(Filters(self.shape, _Inline(values), self.visible))
+            return build(Filters(self.shape, Inline(values), self.visible))
         key = ("clause", self.shape, part)
         template: Template = _cache.get(key, lambda: _template(self.shape, build))
         return template.fill(values)

@@ -42,6 +42,20 @@ def next_serial() -> int:
     return next(_serials)
 
 
+class Inline:
+    """A request's values as themselves (`values[key]`), where a template's bound
+    parameters would go: for a clause built for that request only."""
+
+    def __init__(self, values: Any) -> None:
+        self._values = values
+
+    def one(self, key: Hashable, column: Any) -> Any:
+        return self._values[key]
+
+    def many(self, key: Hashable, column: Any) -> Any:
+        return self._values[key]
+
+
 class Template:
     """A clause built once, and the bound parameters in it with the key of the value
     each takes (a name, or a slot number) in the values a request gives."""

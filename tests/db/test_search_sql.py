@@ -608,32 +608,13 @@ def test_searches_of_one_shape_build_their_statements_once(store: Store, fresh_c
 def test_cursors_of_one_shape_share_the_page_statement(store: Store, fresh_cache: None) -> None:
     for i in range(6):
         store.put(f"Patient/p{i}", strings=[name(f"N{i % 3}")])
-    assert store.all_pages("Patient", "_count=2&_sort=family") == [
-        "p0",
-        "p3",
-        "p1",
-        "p4",
-        "p2",
-        "p5",
-    ]
-    # Descending is another shape; a page of three after it is the same shape.
-    assert store.all_pages("Patient", "_count=2&_sort=-family") == [
-        "p2",
-        "p5",
-        "p1",
-        "p4",
-        "p0",
-        "p3",
-    ]
+    ascending = ["p0", "p3", "p1", "p4", "p2", "p5"]
+    descending = ["p2", "p5", "p1", "p4", "p0", "p3"]
+    assert store.all_pages("Patient", "_count=2&_sort=family") == ascending
+    # Descending is another shape; pages of three after it are the same shape.
+    assert store.all_pages("Patient", "_count=2&_sort=-family") == descending
     built = search_sql._cache.builds
-    assert store.all_pages("Patient", "_count=3&_sort=-family") == [
-        "p2",
-        "p5",
-        "p1",
-        "p4",
-        "p0",
-        "p3",
-    ]
+    assert store.all_pages("Patient", "_count=3&_sort=-family") == descending
     assert search_sql._cache.builds == built
 
 
