@@ -24,7 +24,7 @@ from health.fhir.search.dates import FAR_FUTURE, FAR_PAST, date_range
 from health.fhir.search.definitions import SearchDefinitions
 from health.fhir.search.index_rows import IndexRows
 from health.fhir.search.normalise import normalise
-from health.fhir.search.params import SearchLimits, parse_search
+from health.fhir.search.params import SearchLimits, SearchRequest, parse_search
 
 DEFINITIONS = SearchDefinitions(PROJECT_ROOT / "fhir")
 BASE = "http://testserver/fhir"
@@ -35,6 +35,16 @@ def day(text: str) -> tuple[datetime, datetime]:
     found = date_range(text)
     assert found is not None
     return found
+
+
+def _request(resource_type: str, query: str) -> SearchRequest:
+    return parse_search(
+        resource_type,
+        parse_qsl(query, keep_blank_values=True),
+        DEFINITIONS,
+        base_url=BASE,
+        limits=SearchLimits(default_count=50, max_count=1000),
+    )
 
 
 class Store:
@@ -72,13 +82,7 @@ class Store:
             Repository.system(session).save([write])
 
     def page(self, resource_type: str, query: str, cursor: str | None = None) -> SearchPage:
-        request = parse_search(
-            resource_type,
-            parse_qsl(query, keep_blank_values=True),
-            DEFINITIONS,
-            base_url=BASE,
-            limits=SearchLimits(default_count=50, max_count=1000),
-        )
+        request = _request(resource_type, query)
         with self.database.session(write=False) as session:
             return Repository.system(session).search(request, limit=request.count, cursor=cursor)
 
@@ -708,13 +712,7 @@ def _search(
     database: Database, actor: Actor, resource_type: str, query: str
 ) -> tuple[list[str], int | None]:
     """Every match, page by page, and the total the first page gave."""
-    request = parse_search(
-        resource_type,
-        parse_qsl(query, keep_blank_values=True),
-        DEFINITIONS,
-        base_url=BASE,
-        limits=SearchLimits(default_count=50, max_count=1000),
-    )
+    request = _request(resource_type, query)
     seen: list[str] = []
     totals: list[int | None] = []
     cursor = None
