@@ -778,13 +778,7 @@ def test_a_total_of_one_shape_counts_only_the_callers_own(database: Database, ki
                 patient,
                 tokens=[("code", LOINC, "1111-1", None)],
             )
-    request = parse_search(
-        "Observation",
-        parse_qsl(f"code={LOINC}|1111-1&_count=0"),
-        DEFINITIONS,
-        base_url=BASE,
-        limits=SearchLimits(50, 1000),
-    )
+    request = _request("Observation", f"code={LOINC}|1111-1&_count=0")
     for patient, expected in (("pa", 2), ("pb", 3), ("pa", 2)):
         with database.session(write=False) as session:
             page = Repository(session, callers[patient]).search(request, limit=0)
