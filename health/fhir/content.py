@@ -104,8 +104,9 @@ def stored(body: bytes | None) -> orjson.Fragment:
 
     A Bundle of stored resources (a searchset, `$everything`, a history, a
     transaction's answer) carries each one's bytes without parsing them and writing
-    them out again, which was about a tenth of a `$everything` page of 100.
-    The stored bytes are compact JSON written by `dumps`.
+    them out again, which was about a third of a `$everything` page of 100 in-process
+    (docs/BENCHMARKS.md, "Stored resources sent as stored"). Stored bodies are compact
+    JSON that orjson wrote (health/fhir/versions.py `stamp`, Repository.shown).
     """
     return orjson.Fragment(body or b"{}")
 
