@@ -22,15 +22,16 @@ its page inside that subquery, from the index in id order (`_ordered_in_the_inde
 Building the statements took most of a small search's time (about 1.4 ms of a 1.8 ms
 lookup by SSN, and SQLAlchemy walked them all again for the cache key). So the
 clauses are built once per process for each *shape* of search, the way access_sql.py
-builds the caller's scope: one pass in plain Python (`_Plan`) turns a request into its
-shape (resource type, parameters, modifiers, prefixes, how many values, which of
-system and code a token gives, sort keys, the cursor's direction, ...) and its values,
-every derived value (date range ends, LIKE patterns, number margins, the `ap` window
-around now) computed there and only there, each in a numbered slot that the shape
-names. A `Template` (health/db/templates.py) is the clause built from a shape with one
-bound parameter per slot, kept in a bounded cache (`_cache`, least recently used first
-out: a client can send endless shapes); each request gets a small `_Shaped` element
-that names the template and carries that request's values.
+builds the caller's scope: one pass in plain Python (`Plan`, health/db/search_plan.py)
+turns a request into its shape (resource type, parameters, modifiers, prefixes, how
+many values, which of system and code a token gives, sort keys, the cursor's
+direction, ...) and its values, every derived value (date range ends, LIKE patterns,
+number margins, the `ap` window around now) computed there and only there, each in a
+numbered slot that the shape names. A `Template` (health/db/templates.py) is the
+clause built from a shape with one bound parameter per slot, kept in a bounded cache
+(`_cache`, least recently used first out: a client can send endless shapes); each
+request gets a small `_Shaped` element that names the template and carries that
+request's values.
 
 No template holds any of the caller's scope: the repository applies it to each
 statement per request, on top of the shared clauses (and here, to the index page of a
@@ -64,19 +65,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from health.db.search_plan import NO_SYSTEM, Plan, Shape
 from health.db.tables import INDEX_TABLES, resource
 from health.db.templates import Filled, Inline, Template, next_serial
 from health.fhir.errors import invalid
-from health.fhir.search.params import Condition, Has, SearchRequest, SortKey
-from health.fhir.search.values import (
-    APPROXIMATE_FRACTION,
-    DateValue,
-    NumberValue,
-    QuantityValue,
-    ReferenceValue,
-    Token,
-    approximate_window,
-)
+from health.fhir.search.params import Condition, SearchRequest, SortKey
 
 Visible = Callable[[Select[Any], Any], Select[Any]]
 Clause = ColumnElement[bool]
@@ -84,117 +77,6 @@ Clause = ColumnElement[bool]
 OF_TYPE_SUFFIX = ":of-type"
 # How many templates (clauses and page skeletons) the process keeps.
 SHAPES_KEPT = 512
-# A plain tuple of strings, numbers, booleans, None and slot numbers: see `_Plan`.
-Shape = tuple[Any, ...]
-# In a token's shape: the value said `|code`, no system.
-_NO_SYSTEM = "no system"
-
-
-# The shape of a search and its values: plain Python, no SQL.
-
-
-class _Plan:
-    """One pass over a request: its shape, and the values the shape's slots name."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.values: list[Any] = []
-        # False when the search has a chain or `_has`: see the module docstring.
-        self.cacheable = True
-
-    def slot(self, value: Any) -> int:
-        self.values.append(value)
-        return len(self.values) - 1
-
-    def request(self, request: SearchRequest) -> Shape:
-        patient = None if request.patient is None else self.slot(request.patient)
-        conditions = tuple(self.condition(c) for c in request.conditions)
-        sort = tuple((s.param, s.type, s.descending) for s in request.sort)
-        return (request.resource_type, patient, conditions, sort)
-
-    def condition(self, condition: Condition | Has) -> Shape:
-        if isinstance(condition, Has):
-            self.cacheable = False
-            nested = self.condition(condition.condition)
-            return ("has", condition.source_type, condition.reference_param, nested)
-        if condition.type == "id":
-            return ("id", self.slot([str(v) for v in condition.values]))
-        if condition.type == "lastUpdated":
-            return ("lastUpdated", tuple(self.date(v) for v in condition.values))
-        if condition.chain is not None:
-            self.cacheable = False
-            chain = condition.chain
-            per_target = tuple((t, self.condition(chain)) for t in condition.target_types)
-            return ("chain", condition.param, per_target)
-        if condition.modifier == "missing":
-            return ("missing", condition.type, condition.param, bool(condition.values[0]))
-        values = tuple(self.value(condition, v) for v in condition.values)
-        return ("rows", condition.type, condition.param, condition.modifier, values)
-
-    def value(self, condition: Condition, value: Any) -> Shape:
-        kind, modifier = condition.type, condition.modifier
-        if kind == "token":
-            if modifier == "text":
-                # The display or text starts with the value, or one of its words does.
-                escaped = _escape_like(value)
-                return ("text", self.slot(escaped + "%"), self.slot("% " + escaped + "%"))
-            return self.token(value)
-        if kind == "string":
-            if modifier == "exact":
-                return ("exact", self.slot(value))
-            if modifier == "contains":
-                return ("contains", self.slot("%" + _escape_like(value) + "%"))
-            end = _prefix_end(value)
-            return ("prefix", self.slot(value), None if end is None else self.slot(end))
-        if kind == "date":
-            return self.date(value)
-        if kind == "number":
-            return self.number(value)
-        if kind == "quantity":
-            return self.quantity(value)
-        if kind == "reference":
-            return self.reference(value, condition.target_types)
-        return ("uri", self.slot(value))
-
-    def token(self, token: Token) -> Shape:
-        code = None if token.code is None else self.slot(token.code)
-        system: int | str | None = None
-        if token.system_given:
-            system = _NO_SYSTEM if token.system is None else self.slot(token.system)
-        return ("token", code, system)
-
-    def date(self, value: DateValue) -> Shape:
-        """The prefix, and the ends of the searched range (for `ap`, its window)."""
-        if value.prefix == "ap":
-            low, high = approximate_window(value, self.now)
-        else:
-            low, high = value.low, value.high
-        return ("date", value.prefix, self.slot(low), self.slot(high))
-
-    def number(self, number: NumberValue) -> Shape:
-        """The prefix and its bounds: eq and ne use the precision the value implies."""
-        prefix, value = number.prefix, number.value
-        if prefix in ("eq", "ne"):
-            return ("number", prefix, self.slot(number.low), self.slot(number.high))
-        if prefix == "ap":
-            margin = abs(value) * APPROXIMATE_FRACTION
-            low, high = min(number.low, value - margin), max(number.high, value + margin)
-            return ("number", prefix, self.slot(low), self.slot(high))
-        return ("number", prefix, self.slot(value), None)
-
-    def quantity(self, quantity: QuantityValue) -> Shape:
-        system = None if quantity.system is None else self.slot(quantity.system)
-        code = None if quantity.code is None else self.slot(quantity.code)
-        return ("quantity", self.number(quantity.number), system, code)
-
-    def reference(self, reference: ReferenceValue, target_types: tuple[str, ...]) -> Shape:
-        if reference.url is not None:
-            return ("url", self.slot(reference.url))
-        target_type = reference.resource_type or (target_types[0] if target_types else None)
-        typed = None if target_type is None else self.slot(target_type)
-        return ("reference", self.slot(reference.id), typed)
-
-
 # Where a clause takes its values from.
 
 
@@ -233,7 +115,7 @@ class Filters:
     """Compiles a search's shape to WHERE clauses, the values taken from `values`.
 
     `visible` scopes the aliases of chains and `_has`; it is None when building a
-    template, which never holds a scope (`_Plan.cacheable`).
+    template, which never holds a scope (`Plan.cacheable`).
     """
 
     def __init__(self, shape: Shape, values: Values, visible: Visible | None) -> None:
@@ -357,7 +239,7 @@ class Filters:
         )
 
     def value(self, index: Any, value: Shape) -> Clause:
-        """One value's test of an index row (`_Plan.value` made its shape)."""
+        """One value's test of an index row (`Plan.value` made its shape)."""
         kind, one = value[0], self.values.one
         if kind == "token":
             return self.token(index, value)
@@ -394,7 +276,7 @@ class Filters:
         conditions: list[Clause] = []
         if code is not None:
             conditions.append(index.c.code == self.values.one(code, index.c.code))
-        if system == _NO_SYSTEM:
+        if system == NO_SYSTEM:
             conditions.append(index.c.system.is_(None))
         elif system is not None:
             conditions.append(index.c.system == self.values.one(system, index.c.system))
@@ -407,7 +289,7 @@ class Filters:
         PostgreSQL only serves LIKE from a btree in the "C" collation (docs/BENCHMARKS.md,
         "Search", finding 4). A range is the same test under code point order, which is
         SQLite's BINARY collation and the "C" collation of `search_string.value` on
-        PostgreSQL (UTF-8 bytes sort in code point order). Its end is `_prefix_end`.
+        PostgreSQL (UTF-8 bytes sort in code point order). Its end is `prefix_end`.
         """
         _, start, end = prefix
         starts = column >= self.values.one(start, column)
@@ -423,7 +305,7 @@ class Filters:
         searched range; ge/le = some of it lies at or after the searched range's start /
         before its end; sa/eb = all of it lies after/before; ap = it overlaps the
         searched range widened by 10% of its distance to now (values.approximate_window,
-        applied in `_Plan.date`). With `high` None the column is an instant
+        applied in `Plan.date`). With `high` None the column is an instant
         (`_lastUpdated`): the range [low, low].
         """
 
@@ -451,10 +333,10 @@ class Filters:
             return low >= vh  # type: ignore[no-any-return]
         if prefix == "eb":
             return ends_by(vl)
-        return and_(low < vh, ends_after(vl))  # ap: the window `_Plan.date` computed
+        return and_(low < vh, ends_after(vl))  # ap: the window `Plan.date` computed
 
     def number(self, column: Any, number: Shape) -> Clause:
-        """Prefixes over a stored number, with the bounds `_Plan.number` computed."""
+        """Prefixes over a stored number, with the bounds `Plan.number` computed."""
         _, prefix, first, second = number
         bound = self.values.one(first, column)
         if prefix in ("eq", "ap"):
@@ -513,27 +395,6 @@ class Filters:
         last = resource.c.id < resource_id if backwards else resource.c.id > resource_id
         alternatives.append(and_(*equal_so_far, last))
         return or_(*alternatives)
-
-
-# The highest code point, and the UTF-16 surrogates (no stored text holds one).
-_LAST_CODE_POINT = chr(0x10FFFF)
-_SURROGATES = range(0xD800, 0xE000)
-
-
-def _prefix_end(prefix: str) -> str | None:
-    """The least string after every string that starts with `prefix`, in code point
-    order; None if there is none (an empty prefix, or one of only U+10FFFF)."""
-    stem = prefix.rstrip(_LAST_CODE_POINT)
-    if not stem:
-        return None
-    following = ord(stem[-1]) + 1
-    if following in _SURROGATES:
-        following = _SURROGATES.stop
-    return stem[:-1] + chr(following)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # Templates: a shape's clause built once, and one request's values for it.
@@ -725,7 +586,7 @@ class SearchStatements:
 
     def __init__(self, request: SearchRequest, visible: Visible, now: datetime) -> None:
         self.visible = visible
-        plan = _Plan(now)
+        plan = Plan(now)
         self.shape = plan.request(request)
         self.values: tuple[Any, ...] = tuple(plan.values)
         self.cacheable = plan.cacheable

@@ -578,7 +578,7 @@ def test_a_cursor_from_elsewhere_is_refused(store: Store) -> None:
         store.page("Patient", "_count=1", cursor=cursor)
 
 
-# Statements built once per shape of search (search_sql._Plan, _cache, health/db/templates.py)
+# Statements built once per shape of search (search_plan.Plan, search_sql._cache, templates.py)
 
 
 @pytest.fixture
