@@ -708,6 +708,20 @@ def _save(database: Database, actor: Actor, key: str, patient: str, **rows: obje
         Repository(session, actor).save([write])
 
 
+def _observation(
+    database: Database, actor: Actor, patient: str, number: int, **rows: object
+) -> None:
+    """Observation `<patient>-<number>` of code 1111-1 (LOINC), saved by `actor`."""
+    _save(
+        database,
+        actor,
+        f"Observation/{patient}-{number}",
+        patient,
+        tokens=[("code", LOINC, "1111-1", None)],
+        **rows,
+    )
+
+
 def _search(
     database: Database, actor: Actor, resource_type: str, query: str
 ) -> tuple[list[str], int | None]:
@@ -744,12 +758,11 @@ def test_one_shape_run_by_two_callers_shows_each_only_their_own(
     for patient, actor in callers.items():
         _save(database, actor, f"Patient/{patient}", patient)
         for i in (1, 2, 3):
-            _save(
+            _observation(
                 database,
                 actor,
-                f"Observation/{patient}-{i}",
                 patient,
-                tokens=[("code", LOINC, "1111-1", None)],
+                i,
                 dates=[("date", *day(f"202{i}"))],
                 references=[("subject", "Patient", patient, None)],
             )
@@ -771,13 +784,7 @@ def test_a_total_of_one_shape_counts_only_the_callers_own(database: Database, ki
     callers = _callers(kind)
     for number, (patient, actor) in enumerate(callers.items()):
         for i in range(2 + number):
-            _save(
-                database,
-                actor,
-                f"Observation/{patient}-{i}",
-                patient,
-                tokens=[("code", LOINC, "1111-1", None)],
-            )
+            _observation(database, actor, patient, i)
     request = _request("Observation", f"code={LOINC}|1111-1&_count=0")
     for patient, expected in (("pa", 2), ("pb", 3), ("pa", 2)):
         with database.session(write=False) as session:
