@@ -26,11 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Table,
     and_,
-    bindparam,
     exists,
     false,
     literal,
@@ -53,7 +51,7 @@ from health.db.tables import (
     search_reference,
     search_token,
 )
-from health.db.templates import Filled, Inline, Template, next_serial
+from health.db.templates import Bound, Filled, Inline, Template, next_serial
 
 Clause = ColumnElement[bool]
 _DIRECTORY = sorted(SHARED_DIRECTORY_TYPES)
@@ -123,30 +121,6 @@ def _values_of(v: Visibility) -> dict[str, Any]:
     }
 
 
-class _Bound:
-    """The caller's values as bound parameters, for a clause built once per process.
-
-    Each use gets a key of its own, typed as the column it is compared with, so that
-    two templates in one statement never share a name.
-    """
-
-    def __init__(self, serial: int) -> None:
-        self._serial = serial
-        self.binds: list[tuple[BindParameter[Any], str]] = []
-
-    def one(self, name: str, column: Any) -> Any:
-        return self._bind(name, column, expanding=False)
-
-    def many(self, name: str, column: Any) -> Any:
-        return self._bind(name, column, expanding=True)
-
-    def _bind(self, name: str, column: Any, *, expanding: bool) -> BindParameter[Any]:
-        key = f"access_{self._serial}_{len(self.binds)}_{name}"
-        parameter = bindparam(key, type_=column.type, expanding=expanding)
-        self.binds.append((parameter, name))
-        return parameter
-
-
 def _template(table: Table, shape: _Shape) -> Template:
     template = _templates.get((table, shape))
     if template is None:
@@ -154,9 +128,9 @@ def _template(table: Table, shape: _Shape) -> Template:
             template = _templates.get((table, shape))
             if template is None:
                 serial = next_serial()
-                bound = _Bound(serial)
+                bound = Bound("access", serial)
                 clause = _clause(bound, shape, table)
-                template = Template(serial, clause, tuple(bound.binds), _Scope)
+                template = Template(serial, clause, bound.binds, _Scope)
                 _templates[(table, shape)] = template
     return template
 
@@ -208,7 +182,7 @@ def _unary_plus_on_sqlite(sql: str, compiler: SQLCompiler) -> str:
     return "+" + sql if compiler.dialect.name == "sqlite" else sql
 
 
-def _clause(p: Inline | _Bound, shape: _Shape, table: Any) -> Clause:
+def _clause(p: Inline | Bound, shape: _Shape, table: Any) -> Clause:
     parts: list[Clause] = []
     if shape.readable_types:
         parts.append(table.c.resource_type.in_(p.many("readable_types", table.c.resource_type)))
@@ -239,7 +213,7 @@ def _id_of(table: Any) -> Any:
     return table.c.id if "id" in table.c else table.c.resource_id
 
 
-def _client(p: Inline | _Bound, table: Any) -> Clause:
+def _client(p: Inline | Bound, table: Any) -> Clause:
     """What the client's organisation recorded, and the Patient it recorded it for."""
     # A probe for the row's own patient on ix_resource_recorded_by (recorded_by,
     # patient_id), like the clinician's, not `id IN (every patient the organisation
@@ -262,7 +236,7 @@ def _client(p: Inline | _Bound, table: Any) -> Clause:
     )
 
 
-def _clinician(p: Inline | _Bound, shape: _Shape, table: Any) -> Clause:
+def _clinician(p: Inline | Bound, shape: _Shape, table: Any) -> Clause:
     # Each is a probe for the row's own patient (correlated EXISTS on an index that
     # starts with the party or practitioner and the patient), not a list of every
     # citizen an organisation treats, which at national scale runs to hundreds of
@@ -316,19 +290,19 @@ def _exists(rule_table: Any, *conditions: Clause) -> Clause:
     return select(literal(1)).where(*conditions).correlate_except(rule_table).exists()
 
 
-def _concerns(rule: Any, p: Inline | _Bound) -> Clause:
+def _concerns(rule: Any, p: Inline | Bound) -> Clause:
     """The rule names one of the caller's parties, or everyone."""
     return or_(rule.c.party.is_(None), rule.c.party.in_(p.many("parties", rule.c.party)))
 
 
-def _in_force(rule: Any, p: Inline | _Bound) -> Clause:
+def _in_force(rule: Any, p: Inline | Bound) -> Clause:
     return and_(
         or_(rule.c.since.is_(None), rule.c.since <= p.one("now", rule.c.since)),
         or_(rule.c.until.is_(None), rule.c.until > p.one("now", rule.c.until)),
     )
 
 
-def _denied(p: Inline | _Bound, table: Any) -> Clause:
+def _denied(p: Inline | Bound, table: Any) -> Clause:
     """A deny rule of the citizen's consent covers this row for the caller."""
     deny = consent_rule.alias("deny")
     label = search_token.alias("security_label")
@@ -357,7 +331,7 @@ def _denied(p: Inline | _Bound, table: Any) -> Clause:
     )
 
 
-def _hidden(p: Inline | _Bound, table: Any) -> Clause:
+def _hidden(p: Inline | Bound, table: Any) -> Clause:
     """The row is, or refers to, an episode the citizen hid from the caller (an
     episode stays visible to the organisation that recorded it)."""
     hide = consent_rule.alias("hide")

@@ -52,11 +52,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Select,
     and_,
-    bindparam,
     false,
     func,
     or_,
@@ -67,7 +65,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from health.db.search_plan import NO_SYSTEM, Plan, Shape
 from health.db.tables import INDEX_TABLES, resource
-from health.db.templates import Filled, Inline, Template, next_serial
+from health.db.templates import Bound, Filled, Inline, Template, next_serial
 from health.fhir.errors import invalid
 from health.fhir.search.params import Condition, SearchRequest, SortKey
 
@@ -80,35 +78,7 @@ SHAPES_KEPT = 512
 # Where a clause takes its values from.
 
 
-class _Bound:
-    """Bound parameters, one per slot and typed as the column, for a template."""
-
-    def __init__(self, serial: int) -> None:
-        self._serial = serial
-        self._by_slot: dict[int, BindParameter[Any]] = {}
-
-    def one(self, slot: int, column: Any) -> Any:
-        return self._bind(slot, column, expanding=False)
-
-    def many(self, slot: int, column: Any) -> Any:
-        return self._bind(slot, column, expanding=True)
-
-    def _bind(self, slot: int, column: Any, *, expanding: bool) -> BindParameter[Any]:
-        # One parameter per slot, however often the clause compares with it (a cursor's
-        # sort key is tested for "after" and for "equal").
-        parameter = self._by_slot.get(slot)
-        if parameter is None:
-            key = f"search_{self._serial}_{slot}"
-            parameter = bindparam(key, type_=column.type, expanding=expanding)
-            self._by_slot[slot] = parameter
-        return parameter
-
-    @property
-    def binds(self) -> tuple[tuple[BindParameter[Any], int], ...]:
-        return tuple((parameter, slot) for slot, parameter in self._by_slot.items())
-
-
-Values = Inline | _Bound
+Values = Inline | Bound
 
 
 class Filters:
@@ -403,7 +373,7 @@ class Filters:
 def _template(shape: Shape, build: Callable[[Filters], Clause]) -> Template:
     """`build`'s clause for a shape, one bound parameter per slot it uses."""
     serial = next_serial()
-    bound = _Bound(serial)
+    bound = Bound("search", serial)
     clause = build(Filters(shape, bound, None))
     return Template(serial, clause, bound.binds, _Shaped)
 

@@ -27,7 +27,7 @@ import itertools
 from collections.abc import Hashable
 from typing import Any, ClassVar
 
-from sqlalchemy import BindParameter, Boolean, ColumnElement
+from sqlalchemy import BindParameter, Boolean, ColumnElement, bindparam
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -54,6 +54,34 @@ class Inline:
 
     def many(self, key: Hashable, column: Any) -> Any:
         return self._values[key]
+
+
+class Bound:
+    """Bound parameters where a template's values go, one per key (a name, or a slot
+    number) however often the clause compares with it, typed as the column of its first
+    use; keyed `<prefix>_<template number>_<key>`, so two templates in one statement
+    never share a name."""
+
+    def __init__(self, prefix: str, serial: int) -> None:
+        self._prefix = f"{prefix}_{serial}"
+        self._by_key: dict[Hashable, BindParameter[Any]] = {}
+
+    def one(self, key: Hashable, column: Any) -> Any:
+        return self._bind(key, column, expanding=False)
+
+    def many(self, key: Hashable, column: Any) -> Any:
+        return self._bind(key, column, expanding=True)
+
+    def _bind(self, key: Hashable, column: Any, *, expanding: bool) -> BindParameter[Any]:
+        parameter = self._by_key.get(key)
+        if parameter is None:
+            parameter = bindparam(f"{self._prefix}_{key}", type_=column.type, expanding=expanding)
+            self._by_key[key] = parameter
+        return parameter
+
+    @property
+    def binds(self) -> tuple[tuple[BindParameter[Any], Hashable], ...]:
+        return tuple((parameter, key) for key, parameter in self._by_key.items())
 
 
 class Template:

@@ -11,7 +11,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    bindparam,
     create_engine,
     event,
     insert,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from health.db.templates import Filled, Inline, Template, next_serial
+from health.db.templates import Bound, Filled, Inline, Template, next_serial
 
 metadata = MetaData()
 things = Table("things", metadata, Column("id", Integer, primary_key=True), Column("kind", String))
@@ -38,10 +37,11 @@ def _compile(element: _Filled, compiler: SQLCompiler, **kw: Any) -> str:
 
 def _template() -> Template:
     serial = next_serial()
-    kinds = bindparam(f"t_{serial}_kinds", type_=String(), expanding=True)
-    above = bindparam(f"t_{serial}_above", type_=Integer())
-    clause = things.c.kind.in_(kinds) & (things.c.id > above)
-    return Template(serial, clause, ((kinds, "kinds"), (above, "above")), _Filled)
+    bound = Bound("test", serial)
+    clause = things.c.kind.in_(bound.many("kinds", things.c.kind)) & (
+        things.c.id > bound.one("above", things.c.id)
+    )
+    return Template(serial, clause, bound.binds, _Filled)
 
 
 def test_one_compiled_statement_runs_with_each_requests_values() -> None:
@@ -68,6 +68,14 @@ def test_one_compiled_statement_runs_with_each_requests_values() -> None:
         assert ids({"kinds": ["b"], "above": 0}) == [2]
         assert ids({"kinds": ["a", "b"], "above": 1}) == [2, 3]
     assert hits == [False, True, True]
+
+
+def test_a_key_compared_twice_is_one_parameter() -> None:
+    bound = Bound("test", next_serial())
+    first = bound.one("now", things.c.id)
+
+    assert bound.one("now", things.c.id) is first
+    assert [key for _, key in bound.binds] == ["now"]
 
 
 def test_inline_hands_out_the_values_themselves() -> None:
