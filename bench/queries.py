@@ -150,6 +150,24 @@ def query_kinds(include: str) -> tuple[QueryKind, ...]:
     )
 
 
+# Not in the mix: the floor under it. The capability statement touches no patient data
+# (HTTP, routing and JSON only); a read of one Patient passes the whole door (token,
+# grant, scope, the access log) for the least database work a look at data can do.
+FLOOR_KINDS = (
+    QueryKind("capability statement", "metadata"),
+    QueryKind("read patient", "Patient/{patient_id}"),
+)
+
+
+def select_kinds(kinds: tuple[QueryKind, ...], only: list[str]) -> tuple[QueryKind, ...]:
+    """The kinds named in `only` (of the mix or the floor), in the order named."""
+    known = {kind.name: kind for kind in (*kinds, *FLOOR_KINDS)}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise ValueError(f"No query kind named {', '.join(map(repr, unknown))}: {sorted(known)}")
+    return tuple(known[name] for name in only)
+
+
 def common_codes(patients: list[PatientFacts]) -> list[str]:
     """LOINC codes that at least half the patients have (at least the most frequent one)."""
     counts = Counter(code for p in patients for code in real_loinc(p))
@@ -173,11 +191,13 @@ class PlannedQuery:
 class QueryMix:
     """The kinds of the mix and the data to fill them in from."""
 
-    def __init__(self, patients: list[PatientFacts]) -> None:
+    def __init__(self, patients: list[PatientFacts], only: list[str] | None = None) -> None:
         if not patients:
             raise ValueError("No patients were loaded: nothing to search for")
         self.patients = patients
         self.kinds = query_kinds(medication_include(patients))
+        if only:
+            self.kinds = select_kinds(self.kinds, only)
         self.common_codes = common_codes(patients) or ["8302-2"]
 
     def fill(self, kind: QueryKind, rng: random.Random) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import orjson
 from ingest import DEFAULT_POSTGRES, DEFAULT_SHARED_DATA, ERROR_BODY_CHARS
-from queries import QueryKind, QueryMix
+from queries import FLOOR_KINDS, QueryKind, QueryMix, query_kinds
 from rich.console import Console
 from rich.table import Table
 from search_data import LoadedDatabase, LoadOptions, LoadReport, drop_cache, loaded_database
@@ -383,6 +383,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="admin connection URL")
     parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="KIND",
+        help="send only these kinds, by name: of the mix, or the floor under it "
+        "('capability statement', 'read patient')",
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         metavar="FILE",
@@ -394,6 +401,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("patients", "clients", "workers"):
         if any(v < 1 or v > 100_000 for v in getattr(arguments, name)):
             parser.error(f"--{name} takes values from 1 to 100000")
+    known = [kind.name for kind in (*query_kinds(""), *FLOOR_KINDS)]
+    if arguments.only and not set(arguments.only) <= set(known):
+        parser.error(f"--only takes kinds by name: {', '.join(map(repr, known))}")
     if not 0 < arguments.duration <= 3_600 or not 0 <= arguments.warmup <= 600:
         parser.error("--duration takes (0, 3600] seconds and --warmup [0, 600]")
     return arguments
@@ -438,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{report.database_bytes / 1024 / 1024:,.0f} MiB, {report.errors} errors"
                     + (f"; first: {report.first_error}" if report.first_error else "")
                 )
-                mix = QueryMix(loaded.facts)
+                mix = QueryMix(loaded.facts, arguments.only)
                 print_mix(mix, console)
                 runs += run_servers(loaded, mix, executable, arguments, console)
     table = Table(title="Search: summary")
