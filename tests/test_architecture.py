@@ -13,6 +13,7 @@ ALLOWED = {
     # SQL builders of the repository: they return clauses, and only the repository
     # executes them, through its scope (Repository._visible).
     Path("health/db/search_sql.py"),
+    Path("health/db/search_filters.py"),
     Path("health/db/include_sql.py"),
     Path("health/db/access_sql.py"),
     Path("health/db/write_sql.py"),

@@ -1,23 +1,12 @@
-"""A parsed search compiled to SQL over `resource` and the search index tables.
+"""The statements of a search: its page, its count and its cursors, over shared templates.
 
 https://hl7.org/fhir/R4/search.html. Only the repository executes what this module
 builds, and the repository applies the caller's scope (`visible`, i.e.
-Repository._visible) to the statement it runs. Inside, every SELECT that picks
-*other* resources carries the scope too: the ids a chain or `_has` goes through, and
-the page a code search reads from the index, so nothing matches through, or is
-counted from, a resource the caller may not see. A subquery over the index rows of the
-row being tested (its own codes, dates, references, sort keys) does not: a resource's
-index rows carry its type, id, patient and recorder, so they are visible exactly when
-the resource is, and the resource itself is scoped. Repeating the scope there made
-each row's access checks run once per condition (docs/BENCHMARKS.md, "Consent and
-logging").
-
-Each condition is an `id IN (subquery on one index table)` (or NOT IN for `:not` and
-`:missing=true`): both SQLite and PostgreSQL then drive the query from the index and
-fetch the resources by primary key, with or without table statistics (a correlated
-EXISTS was planned as a loop over the whole type on an unanalysed PostgreSQL: see
-docs/BENCHMARKS.md, "PostgreSQL and unanalysed tables"). A search by one code takes
-its page inside that subquery, from the index in id order (`_ordered_in_the_index`).
+Repository._visible) to the statement it runs. The WHERE clauses come from `Filters`
+(health/db/search_filters.py, which says why each condition is an `id IN (subquery)`
+and where the scope goes inside them). A search by one code takes its page inside that
+subquery, from the index in id order (`_ordered_in_the_index`), and that page carries
+the scope too, so nothing is counted from a resource the caller may not see.
 
 Building the statements took most of a small search's time (about 1.4 ms of a 1.8 ms
 lookup by SSN, and SQLAlchemy walked them all again for the cache key). So the
@@ -51,320 +40,19 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    false,
-    func,
-    or_,
-    select,
-)
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from health.db.search_plan import NO_SYSTEM, Plan, Shape
+from health.db.search_filters import Clause, Filters, OrderKey, Visible
+from health.db.search_plan import Plan, Shape
 from health.db.tables import INDEX_TABLES, resource
 from health.db.templates import Bound, Filled, Inline, Template, next_serial
 from health.fhir.errors import invalid
 from health.fhir.search.params import Condition, SearchRequest, SortKey
 
-Visible = Callable[[Select[Any], Any], Select[Any]]
-Clause = ColumnElement[bool]
-# The `identifier:of-type` rows: system "type-system|type-code", code the value.
-OF_TYPE_SUFFIX = ":of-type"
 # How many templates (clauses and page skeletons) the process keeps.
 SHAPES_KEPT = 512
-# Where a clause takes its values from.
-
-
-Values = Inline | Bound
-
-
-class Filters:
-    """Compiles a search's shape to WHERE clauses, the values taken from `values`.
-
-    `visible` scopes the aliases of chains and `_has`; it is None when building a
-    template, which never holds a scope (`Plan.cacheable`).
-    """
-
-    def __init__(self, shape: Shape, values: Values, visible: Visible | None) -> None:
-        self.resource_type: str = shape[0]
-        # The slot of the patient when every match lies in the patient's compartment
-        # (SearchRequest.patient): index lookups of the type then read only their rows.
-        self.patient: int | None = shape[1]
-        self.values = values
-        self.visible = visible
-
-    def confined(self, resource_type: str, table: Any) -> list[Clause]:
-        if self.patient is None or self.resource_type != resource_type:
-            return []
-        return [table.c.patient_id == self.values.one(self.patient, table.c.patient_id)]
-
-    def clauses(
-        self, resource_type: str, conditions: tuple[Shape, ...], table: Any = resource
-    ) -> list[Clause]:
-        """Clauses over `table` (the resource table or an alias): all must hold."""
-        where: list[Clause] = [table.c.resource_type == resource_type, table.c.deleted.is_(False)]
-        where += self.confined(resource_type, table)
-        for condition in conditions:
-            where.append(self.condition(resource_type, condition, table))
-        return where
-
-    def ids(self, resource_type: str, condition: Shape) -> Select[Any]:
-        """The ids of current resources of a type that match: for chains and _has."""
-        if self.visible is None:
-            raise RuntimeError("a chain or _has is built per request, with its scope")
-        target = resource.alias()
-        return self.visible(
-            select(target.c.id)
-            .where(*self.clauses(resource_type, (condition,), target))
-            .correlate(None),
-            target,
-        )
-
-    def condition(self, resource_type: str, condition: Shape, table: Any) -> Clause:
-        kind = condition[0]
-        if kind == "has":
-            return table.c.id.in_(self.has(resource_type, condition))
-        if kind == "id":
-            return table.c.id.in_(self.values.many(condition[1], table.c.id))
-        if kind == "lastUpdated":
-            column = table.c.last_updated
-            return or_(*(self.date(column, None, value) for value in condition[1]))
-        if kind == "chain":
-            return table.c.id.in_(self.chain(resource_type, condition))
-        if kind == "missing":
-            _, value_type, param, missing = condition
-            index = INDEX_TABLES[value_type]
-            rows = (
-                select(index.c.resource_id)
-                .where(index.c.resource_type == resource_type, index.c.param == param)
-                .correlate(None)
-            )
-            return table.c.id.not_in(rows) if missing else table.c.id.in_(rows)
-        rows = self.rows(resource_type, condition)
-        # :not matches resources with no matching value, those without the element too:
-        # https://hl7.org/fhir/R4/search.html#modifiers
-        return table.c.id.not_in(rows) if condition[3] == "not" else table.c.id.in_(rows)
-
-    def rows(self, resource_type: str, condition: Shape) -> Select[Any]:
-        """Ids of the resources with an index row matching any of the values."""
-        index = INDEX_TABLES[condition[1]]
-        return (
-            select(index.c.resource_id)
-            .where(*self.row_clauses(resource_type, condition))
-            .correlate(None)
-        )
-
-    def row_clauses(self, resource_type: str, condition: Shape) -> list[Clause]:
-        """What an index row of a `rows` condition must hold."""
-        _, value_type, param, modifier, values = condition
-        index = INDEX_TABLES[value_type]
-        if modifier == "of-type":
-            param += OF_TYPE_SUFFIX
-        return [
-            index.c.resource_type == resource_type,
-            index.c.param == param,
-            or_(*(self.value(index, value) for value in values)),
-            *self.confined(resource_type, index),
-        ]
-
-    def chain(self, resource_type: str, condition: Shape) -> Select[Any]:
-        """Resources whose reference points at a resource matching the chained condition."""
-        _, param, per_target = condition
-        references = INDEX_TABLES["reference"]
-        targets = [
-            and_(
-                references.c.target_type == target_type,
-                references.c.target_id.in_(self.ids(target_type, chained)),
-            )
-            for target_type, chained in per_target
-        ]
-        # The row's own references; the targets they may point at are scoped (`ids`).
-        return (
-            select(references.c.resource_id)
-            .where(
-                references.c.resource_type == resource_type,
-                references.c.param == param,
-                or_(*targets),
-            )
-            .correlate(None)
-        )
-
-    def has(self, resource_type: str, has: Shape) -> Select[Any]:
-        """Targets of `reference` in resources of `source_type` matching the condition."""
-        _, source_type, reference_param, condition = has
-        references = INDEX_TABLES["reference"]
-        # The references of the scoped sources (`ids`): visible as their sources are.
-        return (
-            select(references.c.target_id)
-            .where(
-                references.c.resource_type == source_type,
-                references.c.param == reference_param,
-                references.c.target_type == resource_type,
-                references.c.resource_id.in_(self.ids(source_type, condition)),
-            )
-            .correlate(None)
-        )
-
-    def value(self, index: Any, value: Shape) -> Clause:
-        """One value's test of an index row (`Plan.value` made its shape)."""
-        kind, one = value[0], self.values.one
-        if kind == "token":
-            return self.token(index, value)
-        if kind == "text":
-            return or_(
-                index.c.text.like(one(value[1], index.c.text), escape="\\"),
-                index.c.text.like(one(value[2], index.c.text), escape="\\"),
-            )
-        if kind == "exact":
-            return index.c.exact == one(value[1], index.c.exact)  # type: ignore[no-any-return]
-        if kind == "contains":
-            return index.c.value.like(  # type: ignore[no-any-return]
-                one(value[1], index.c.value), escape="\\"
-            )
-        if kind == "prefix":
-            return self.prefix(index.c.value, value)
-        if kind == "date":
-            return self.date(index.c.low, index.c.high, value)
-        if kind == "number":
-            return self.number(index.c.value, value)
-        if kind == "quantity":
-            return self.quantity(index, value)
-        if kind == "url":
-            return index.c.url == one(value[1], index.c.url)  # type: ignore[no-any-return]
-        if kind == "reference":
-            conditions = [index.c.target_id == one(value[1], index.c.target_id)]
-            if value[2] is not None:
-                conditions.append(index.c.target_type == one(value[2], index.c.target_type))
-            return and_(*conditions)
-        return index.c.value == one(value[1], index.c.value)  # type: ignore[no-any-return]
-
-    def token(self, index: Any, token: Shape) -> Clause:
-        _, code, system = token
-        conditions: list[Clause] = []
-        if code is not None:
-            conditions.append(index.c.code == self.values.one(code, index.c.code))
-        if system == NO_SYSTEM:
-            conditions.append(index.c.system.is_(None))
-        elif system is not None:
-            conditions.append(index.c.system == self.values.one(system, index.c.system))
-        return and_(*conditions)
-
-    def prefix(self, column: Any, prefix: Shape) -> Clause:
-        """Values that start with the prefix, as a range the lookup index can seek.
-
-        `LIKE 'cum%'` could not use the index: SQLite's LIKE ignores ASCII case, and
-        PostgreSQL only serves LIKE from a btree in the "C" collation (docs/BENCHMARKS.md,
-        "Search", finding 4). A range is the same test under code point order, which is
-        SQLite's BINARY collation and the "C" collation of `search_string.value` on
-        PostgreSQL (UTF-8 bytes sort in code point order). Its end is `prefix_end`.
-        """
-        _, start, end = prefix
-        starts = column >= self.values.one(start, column)
-        if end is None:
-            return starts  # type: ignore[no-any-return]
-        return and_(starts, column < self.values.one(end, column))
-
-    def date(self, low: Any, high: Any | None, value: Shape) -> Clause:
-        """A date prefix over the stored range [low, high) and the searched [vl, vh).
-
-        https://hl7.org/fhir/R4/search.html#prefix: eq = the stored range lies within
-        the searched one; ne = it does not; gt/lt = some of it lies after/before the
-        searched range; ge/le = some of it lies at or after the searched range's start /
-        before its end; sa/eb = all of it lies after/before; ap = it overlaps the
-        searched range widened by 10% of its distance to now (values.approximate_window,
-        applied in `Plan.date`). With `high` None the column is an instant
-        (`_lastUpdated`): the range [low, low].
-        """
-
-        def ends_after(moment: Any) -> Clause:  # some of the stored range is >= moment
-            return high > moment if high is not None else low >= moment  # type: ignore[no-any-return]
-
-        def ends_by(moment: Any) -> Clause:  # all of the stored range is < moment
-            return high <= moment if high is not None else low < moment  # type: ignore[no-any-return]
-
-        _, prefix, low_slot, high_slot = value
-        vl, vh = self.values.one(low_slot, low), self.values.one(high_slot, low)
-        if prefix == "eq":
-            return and_(low >= vl, ends_by(vh))
-        if prefix == "ne":
-            return or_(low < vl, ends_after(vh))
-        if prefix == "gt":
-            return ends_after(vh)
-        if prefix == "ge":
-            return ends_after(vl)
-        if prefix == "lt":
-            return low < vl  # type: ignore[no-any-return]
-        if prefix == "le":
-            return low < vh  # type: ignore[no-any-return]
-        if prefix == "sa":
-            return low >= vh  # type: ignore[no-any-return]
-        if prefix == "eb":
-            return ends_by(vl)
-        return and_(low < vh, ends_after(vl))  # ap: the window `Plan.date` computed
-
-    def number(self, column: Any, number: Shape) -> Clause:
-        """Prefixes over a stored number, with the bounds `Plan.number` computed."""
-        _, prefix, first, second = number
-        bound = self.values.one(first, column)
-        if prefix in ("eq", "ap"):
-            return and_(column >= bound, column < self.values.one(second, column))
-        if prefix == "ne":
-            return or_(column < bound, column >= self.values.one(second, column))
-        if prefix in ("gt", "sa"):
-            return column > bound  # type: ignore[no-any-return]
-        if prefix in ("lt", "eb"):
-            return column < bound  # type: ignore[no-any-return]
-        if prefix == "ge":
-            return column >= bound  # type: ignore[no-any-return]
-        return column <= bound  # type: ignore[no-any-return]  # le
-
-    def quantity(self, index: Any, quantity: Shape) -> Clause:
-        """The number, and the unit by system and code, or by code or unit text (`5||mg`).
-
-        Units are compared as written: no UCUM conversion.
-        """
-        _, number, system, code = quantity
-        one = self.values.one
-        conditions = [self.number(index.c.value, number)]
-        if system is not None:
-            conditions.append(index.c.system == one(system, index.c.system))
-            if code is not None:
-                conditions.append(index.c.code == one(code, index.c.code))
-        elif code is not None:
-            conditions.append(
-                or_(
-                    index.c.code == one(code, index.c.code), index.c.unit == one(code, index.c.unit)
-                )
-            )
-        return and_(*conditions)
-
-    def beyond(self, keys: list[_Key], position: Shape) -> Clause:
-        """Rows after the position in the (possibly reversed) order: a keyset predicate."""
-        backwards, key_slots, id_slot = position
-        alternatives: list[Clause] = []
-        equal_so_far: list[Clause] = []
-        for key, slot in zip(keys, key_slots, strict=True):
-            descending = key.descending != backwards
-            nulls_last = not backwards
-            expression = key.expression
-            if slot is None:
-                after: Clause = expression.is_not(None) if not nulls_last else false()
-                equal: Clause = expression.is_(None)
-            else:
-                value = self.values.one(slot, expression)
-                after = expression < value if descending else expression > value
-                if key.nullable and nulls_last:
-                    after = or_(after, expression.is_(None))
-                equal = expression == value
-            alternatives.append(and_(*equal_so_far, after))
-            equal_so_far.append(equal)
-        resource_id = self.values.one(id_slot, resource.c.id)
-        last = resource.c.id < resource_id if backwards else resource.c.id > resource_id
-        alternatives.append(and_(*equal_so_far, last))
-        return or_(*alternatives)
 
 
 # Templates: a shape's clause built once, and one request's values for it.
@@ -475,25 +163,16 @@ class Position:
     before: bool = False
 
 
-@dataclass(frozen=True)
-class _Key:
-    expression: Any
-    descending: bool
-    # Resource columns are never NULL; index keys are NULL for resources without the
-    # element, and those sort last in either direction.
-    nullable: bool
-
-
 def _is_date(sort: SortKey) -> bool:
     return sort.type in ("date", "lastUpdated")
 
 
-def _key(resource_type: str, sort: Shape) -> _Key:
+def _key(resource_type: str, sort: Shape) -> OrderKey:
     param, value_type, descending = sort
     if value_type == "id":
-        return _Key(resource.c.id, descending, False)
+        return OrderKey(resource.c.id, descending, False)
     if value_type == "lastUpdated":
-        return _Key(resource.c.last_updated, descending, False)
+        return OrderKey(resource.c.last_updated, descending, False)
     index = INDEX_TABLES[value_type]
     column = index.c[_SORT_COLUMNS[value_type][1 if descending else 0]]
     aggregate = func.max(column) if descending else func.min(column)
@@ -512,7 +191,7 @@ def _key(resource_type: str, sort: Shape) -> _Key:
         )
         .scalar_subquery()
     )
-    return _Key(key, descending, True)
+    return OrderKey(key, descending, True)
 
 
 def _page_skeleton(

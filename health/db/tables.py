@@ -142,7 +142,7 @@ search_token = _index_table(
 search_string = _index_table(
     "search_string",
     # Compared in code point order (PostgreSQL's "C" collation; SQLite's BINARY is
-    # that already), so that a prefix is a range of the lookup index: search_sql.py.
+    # that already), so that a prefix is a range of the lookup index: search_filters.py.
     Column(
         "value", String(512).with_variant(String(512, collation="C"), "postgresql"), nullable=False
     ),

@@ -17,8 +17,8 @@ This leans on SQLAlchemy internals of the 2.0 series (pinned below 2.1): the tra
 list that makes the cache key, and `BindParameter._with_value`. A walk of the statement
 sees the values, not the template inside, so nothing may adapt a statement holding a
 `Filled` to other tables (nothing does: the repository runs what it has built, and the
-tests in tests/db/test_access_sql.py and tests/db/test_search_sql.py catch values that
-go astray).
+tests in tests/db/test_access_sql.py, test_search_sql.py and test_search_filters.py catch
+values that go astray).
 """
 
 from __future__ import annotations
