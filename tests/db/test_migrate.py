@@ -22,7 +22,7 @@ def test_migrated_schema_matches_the_table_definitions(migrated_database: Databa
 
 def test_upgrade_is_idempotent_and_reports_head(migrated_database: Database) -> None:
     upgrade_to_head(migrated_database.write_engine)
-    assert current_revision(migrated_database.write_engine) == "0010"
+    assert current_revision(migrated_database.write_engine) == "0011"
     tables = set(inspect(migrated_database.write_engine).get_table_names())
     assert {
         "resource",

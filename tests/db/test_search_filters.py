@@ -6,12 +6,20 @@ https://hl7.org/fhir/R4/search.html
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import event
 
+from health.db.engine import Database
+from health.db.repository import Repository
+from health.db.versions import Write
 from health.fhir.search.dates import FAR_FUTURE, FAR_PAST
-from tests.db.conftest import BASE, T0, Store, day, name
+from health.fhir.search.index_rows import IndexRows
+from tests.db.conftest import BASE, T0, Store, _request, day, name
 
 # string
 
@@ -217,6 +225,57 @@ def test_last_updated_is_the_resource_column(store: Store) -> None:
     assert store.ids("Patient", f"_lastUpdated=lt{second}") == ["a"]
     assert store.ids("Patient", f"_lastUpdated={second}") == ["b"]
     assert store.ids("Patient", "_lastUpdated=2026-01-01") == ["a", "b"]
+
+
+def test_on_sqlite_a_patients_date_range_is_read_from_the_patients_own_dates(
+    database: Database,
+) -> None:
+    """Both ends of `date=ge..&date=lt..` in one patient's record come from the patient
+    index (migration 0011): while the lookup index was the only one in date order,
+    SQLite (no statistics) read every patient's dates before the upper bound."""
+    if not database.is_sqlite:
+        pytest.skip("SQLite's planner without statistics; PostgreSQL plans from its own")
+    writes = [
+        Write(
+            resource_type="Observation",
+            id=f"o{number}",
+            version_id=1,
+            last_updated=T0,
+            method="PUT",
+            body=orjson.dumps({"resourceType": "Observation"}),
+            patient_id=patient,
+            index=IndexRows(dates=[("date", *day(when))]),
+        )
+        for number, (patient, when) in enumerate(
+            [("p1", "2014-06-01"), ("p1", "2016-06-01"), ("p1", "2021-06-01"), ("p2", "2016-06-01")]
+        )
+    ]
+    with database.session(write=True) as session:
+        Repository.system(session).save(writes)
+    request = dataclasses.replace(
+        _request("Observation", "date=ge2015-01-01&date=lt2020-01-01"), patient="p1"
+    )
+    executed: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        executed.append((statement, parameters))
+
+    event.listen(database.read_engine, "before_cursor_execute", note)
+    try:
+        with database.session(write=False) as session:
+            page = Repository.system(session).search(request, limit=10)
+    finally:
+        event.remove(database.read_engine, "before_cursor_execute", note)
+    assert [version.id for version in page.matches] == ["o1"]
+    statement, parameters = next((s, p) for s, p in executed if "search_date" in s)
+    with database.read_engine.connect() as connection:
+        plan = [
+            row[3]
+            for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        ]
+    dates = [step for step in plan if "search_date" in step]
+    assert len(dates) == 2, plan
+    assert all("ix_search_date_patient" in step for step in dates), plan
 
 
 # quantity
