@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
-# PostgreSQL plans each execution of a prepared statement with its values.
-POSTGRESQL_PLANS = "force_custom_plan"
 
 
 def _sqlite_engine(url: str, *, begin: str, echo: bool) -> Engine:
@@ -71,17 +69,11 @@ class Database:
                 pool_size=10,
                 max_overflow=20,
                 pool_pre_ping=True,
-                # psycopg prepares a statement on the server after five executions on a
-                # connection, which saves parsing it again (a fifth of PostgreSQL's CPU
-                # per search: docs/BENCHMARKS.md, "Prepared statements, planned with
-                # their values"). After five runs of a prepared statement PostgreSQL
-                # would switch to a generic plan that does not know which patient or
-                # code is asked for: 930 ms instead of 4 ms for a code lookup at 1,000
-                # patients (docs/BENCHMARKS.md, "Search"). So every execution is planned
-                # with its values. A migration that changes the type of a column a
-                # prepared statement returns fails that statement ("cached plan must
-                # not change result type") until its connection is replaced.
-                connect_args={"options": f"-c plan_cache_mode={POSTGRESQL_PLANS}"},
+                # psycopg prepares a statement on the server after five executions, and
+                # PostgreSQL then switches to a generic plan that does not know which
+                # patient or code is asked for: 930 ms instead of 4 ms for a code lookup
+                # at 1,000 patients (docs/BENCHMARKS.md, "Search"). Plan every time.
+                connect_args={"prepare_threshold": None},
             )
             self.read_engine = self.write_engine
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
