@@ -8,11 +8,15 @@ tests/portal does; the `store` fixture is shared by pytest.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 import pytest
+from sqlalchemy import Engine, event
 
 from health import PROJECT_ROOT
 from health.db.engine import Database
@@ -105,3 +109,25 @@ def store(database: Database) -> Store:
 
 def name(value: str) -> tuple[str, str, str]:
     return ("family", normalise(value), value)
+
+
+@contextmanager
+def statements_run(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements, with their parameters, that `engine` executes inside the block."""
+    executed: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        executed.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield executed
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def sqlite_plan(database: Database, statement: str, parameters: Any) -> list[str]:
+    """SQLite's plan for `statement`, one line per step (EXPLAIN QUERY PLAN)."""
+    with database.read_engine.connect() as connection:
+        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        return [row[3] for row in rows]

@@ -30,6 +30,7 @@ from health.fhir.interactions import Interactions
 from health.fhir.search.includes import Include
 from health.fhir.search.index_rows import IndexRows
 from health.fhir.validation import check
+from tests.db.conftest import sqlite_plan, statements_run
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -224,9 +225,8 @@ def _record_by(database: Database, actor: Actor, patient: str, types: tuple[str,
 def _reads_of_resource(database: Database, statement: str, parameters: Any) -> list[str]:
     """How SQLite's plan for `statement` reads the resource table itself (not the
     aliases the scope probes)."""
-    with database.read_engine.connect() as connection:
-        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
-    return [row[3] for row in plan if row[3].startswith(("SCAN resource", "SEARCH resource "))]
+    plan = sqlite_plan(database, statement, parameters)
+    return [step for step in plan if step.startswith(("SCAN resource", "SEARCH resource "))]
 
 
 @pytest.mark.usefixtures("two_practices")
@@ -247,31 +247,25 @@ def test_on_sqlite_a_clients_include_and_everything_page_are_read_by_primary_key
         "bo",
         _ANNAS_RECORD,
     )
-    executed: list[tuple[str, Any]] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        executed.append((statement, parameters))
-
-    event.listen(database.read_engine, "before_cursor_execute", note)
-    try:
-        with database.session(write=False) as session:
-            repository = Repository(session, north, now=NOW)
-            visit = repository.current("Encounter", "anna-visit")
-            assert visit is not None
-            executed.clear()
-            included = repository.included(
-                [visit],
-                [Include("Encounter", "subject"), Include("Encounter", "service-provider")],
-                limit=10,
-            )
-            include_statements = list(executed)
-            executed.clear()
-            page = repository.everything("anna", limit=100)
-            # The page (its keys and the resources joined to them), then what the rules
-            # withheld, for the access log.
-            everything_statement = next((s, p) for s, p in executed if "UNION ALL" in s)
-    finally:
-        event.remove(database.read_engine, "before_cursor_execute", note)
+    with (
+        statements_run(database.read_engine) as executed,
+        database.session(write=False) as session,
+    ):
+        repository = Repository(session, north, now=NOW)
+        visit = repository.current("Encounter", "anna-visit")
+        assert visit is not None
+        executed.clear()
+        included = repository.included(
+            [visit],
+            [Include("Encounter", "subject"), Include("Encounter", "service-provider")],
+            limit=10,
+        )
+        include_statements = list(executed)
+        executed.clear()
+        page = repository.everything("anna", limit=100)
+        # The page (its keys and the resources joined to them), then what the rules
+        # withheld, for the access log.
+        everything_statement = next((s, p) for s, p in executed if "UNION ALL" in s)
 
     # anna's Patient was recorded by the system: north sees it because it recorded
     # something for her (the Encounter), and sees nothing of bo's.

@@ -21,6 +21,7 @@ from health.db.repository import Repository
 from health.db.versions import StoredVersion, Write
 from health.fhir.search.includes import Include
 from health.fhir.search.index_rows import IndexRows
+from tests.db.conftest import sqlite_plan, statements_run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 Ref = tuple[str, str, str]  # (param, target type, target id)
@@ -346,21 +347,9 @@ def test_on_sqlite_everything_finds_the_directory_it_refers_to_by_key(
         pytest.skip("SQLite's planner without statistics; PostgreSQL plans from its own")
     for number in range(50):
         store.put(f"Practitioner/other{number}")
-    executed: list[tuple[str, Any]] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        executed.append((statement, parameters))
-
-    event.listen(database.read_engine, "before_cursor_execute", note)
-    try:
+    with statements_run(database.read_engine) as executed:
         assert ("Practitioner/dr1", False) in store.everything("p1")
-    finally:
-        event.remove(database.read_engine, "before_cursor_execute", note)
-    keys, parameters = next((s, p) for s, p in executed if "UNION ALL" in s)
-    with database.read_engine.connect() as connection:
-        plan = [
-            row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + keys, parameters)
-        ]
+    plan = sqlite_plan(database, *next((s, p) for s, p in executed if "UNION ALL" in s))
     by_patient = [step for step in plan if "resource USING INDEX ix_resource_patient" in step]
     by_key = [step for step in plan if "resource USING INDEX sqlite_autoindex_resource_1" in step]
     assert len(by_patient) == 1, plan  # the compartment's own resources

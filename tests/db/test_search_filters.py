@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import event
 
 from health.db.engine import Database
 from health.db.repository import Repository
 from health.db.versions import Write
 from health.fhir.search.dates import FAR_FUTURE, FAR_PAST
 from health.fhir.search.index_rows import IndexRows
-from tests.db.conftest import BASE, T0, Store, _request, day, name
+from tests.db.conftest import BASE, T0, Store, _request, day, name, sqlite_plan, statements_run
 
 # string
 
@@ -255,24 +253,13 @@ def test_on_sqlite_a_patients_date_range_is_read_from_the_patients_own_dates(
     request = dataclasses.replace(
         _request("Observation", "date=ge2015-01-01&date=lt2020-01-01"), patient="p1"
     )
-    executed: list[tuple[str, Any]] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        executed.append((statement, parameters))
-
-    event.listen(database.read_engine, "before_cursor_execute", note)
-    try:
-        with database.session(write=False) as session:
-            page = Repository.system(session).search(request, limit=10)
-    finally:
-        event.remove(database.read_engine, "before_cursor_execute", note)
+    with (
+        statements_run(database.read_engine) as executed,
+        database.session(write=False) as session,
+    ):
+        page = Repository.system(session).search(request, limit=10)
     assert [version.id for version in page.matches] == ["o1"]
-    statement, parameters = next((s, p) for s, p in executed if "search_date" in s)
-    with database.read_engine.connect() as connection:
-        plan = [
-            row[3]
-            for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-        ]
+    plan = sqlite_plan(database, *next((s, p) for s, p in executed if "search_date" in s))
     dates = [step for step in plan if "search_date" in step]
     assert len(dates) == 2, plan
     assert all("ix_search_date_patient" in step for step in dates), plan
