@@ -343,7 +343,11 @@ class StoredRecords:
 
         with self._database.session(write=False) as session:
             listed = Repository.system(session).everything(patient_id, limit=1_000_000)
-            return [orjson.loads(v.body or b"{}") for v, in_compartment in listed if in_compartment]
+            return [
+                orjson.loads(v.body or b"{}")
+                for v, in_compartment in listed.entries
+                if in_compartment
+            ]
 
 
 @pytest.fixture

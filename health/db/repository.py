@@ -51,6 +51,7 @@ from health.db.tables import (
     search_token,
 )
 from health.db.versions import (
+    EverythingPage,
     SearchPage,
     StoredVersion,
     Write,
@@ -772,12 +773,12 @@ class Repository:
         since: datetime | None = None,
         after: tuple[str, str] | None = None,
         limit: int,
-        shown: int | None = None,
-    ) -> list[tuple[StoredVersion, bool]]:
-        """Patient/$everything: (resource, in the compartment?) by (type, id) after `after`.
+    ) -> EverythingPage:
+        """Patient/$everything: up to `limit` resources by (type, id) after `after`.
 
-        `shown`: how many of them the caller shows, when it reads one more to know that
-        another page follows; what the rules withheld is noted up to the last shown.
+        One more is read to know whether another page follows; only the page is handed
+        out and logged as disclosed, and what the rules withheld is noted up to its last
+        resource.
         """
         # The page's resources, the caller's scope applied to the record's keys and to
         # the resources they lead to.
@@ -788,18 +789,18 @@ class Repository:
                 types=types,
                 since=since,
                 after=after,
-                limit=limit,
+                limit=limit + 1,
                 scope=lambda statement: self._visible(statement, resource),
             )
         )
         names, rows = tuple(result.keys()), result.all()
-        listed = stored_versions(names, rows)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        page = stored_versions(names, rows)
         # What the rules withheld of the compartment where this page lies: from `after`
-        # to the page's last key shown (to the end, on the last page). Only that range is read
+        # to the page's last key (to the end, on the last page). Only that range is read
         # (ix_resource_patient), not the whole record on every page: 5,000 resources
         # weighed against a clinician's rules cost 6 to 23 ms on a 40 ms first page.
-        page = listed if shown is None else listed[:shown]
-        more = len(listed) == limit or len(listed) > len(page)
         last = (page[-1].resource_type, page[-1].id) if more and page else None
         withheld = select(resource.c.resource_type, resource.c.id).where(
             resource.c.patient_id == patient_id, resource.c.deleted.is_(False)
@@ -819,10 +820,14 @@ class Repository:
         if page or not more:  # a page of none (`_count=0`) shows, and withholds, nothing
             self._note_withheld(withheld, patient_id)
         in_compartment = names.index("in_compartment")
-        handed = self._disclose(listed)
-        return [
-            (version, bool(row[in_compartment])) for version, row in zip(handed, rows, strict=True)
-        ]
+        handed = self._disclose(page)
+        return EverythingPage(
+            [
+                (version, bool(row[in_compartment]))
+                for version, row in zip(handed, rows, strict=True)
+            ],
+            more,
+        )
 
     # Search (health/db/search_sql.py)
 

@@ -92,6 +92,18 @@ class SearchPage:
     previous_cursor: str | None = None
 
 
+@dataclass
+class EverythingPage:
+    """A page of Patient/$everything and whether another page follows it.
+
+    Each entry: the resource, and whether it is in the patient's compartment (or
+    there because the record refers to it).
+    """
+
+    entries: list[tuple[StoredVersion, bool]] = field(default_factory=list)
+    more: bool = False
+
+
 def stored_version(row: Any) -> StoredVersion:
     """A row of `resource` or of `resource_version` (which adds method and seq)."""
     return stored_versions(row._fields, [row])[0]

@@ -57,14 +57,12 @@ def everything_bundle(
     after = _cursor(interactions, params.get("_cursor"))
     interactions.read("Patient", patient_id)
     page = interactions.repository.everything(
-        patient_id, types=types, since=since, after=after, limit=count + 1, shown=count
+        patient_id, types=types, since=since, after=after, limit=count
     )
-    has_more = len(page) > count
-    page = page[:count]
     path = f"{base}/Patient/{patient_id}/$everything"
     links = [{"relation": "self", "url": _url(path, params)}]
-    if has_more and page:
-        last, _ = page[-1]
+    if page.more and page.entries:
+        last, _ = page.entries[-1]
         kept = {k: params[k] for k in _KEPT if k in params}
         cursor = f"{last.resource_type}/{last.id}"
         links.append({"relation": "next", "url": _url(path, {**kept, "_cursor": cursor})})
@@ -79,7 +77,7 @@ def everything_bundle(
                 # Outside the compartment: there because the record refers to it.
                 "search": {"mode": "match" if in_compartment else "include"},
             }
-            for version, in_compartment in page
+            for version, in_compartment in page.entries
         ],
     }
 

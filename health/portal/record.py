@@ -334,11 +334,11 @@ class CitizenRecords:
         resources: list[JsonDict] = []
         after: tuple[str, str] | None = None
         while True:
-            rows = self.repository.everything(self.patient_id, after=after, limit=_PAGE_ROWS)
-            resources.extend(orjson.loads(v.body) for v, _ in rows if v.body is not None)
-            if len(rows) < _PAGE_ROWS:
+            page = self.repository.everything(self.patient_id, after=after, limit=_PAGE_ROWS)
+            resources.extend(orjson.loads(v.body) for v, _ in page.entries if v.body is not None)
+            if not page.more or not page.entries:
                 return resources
-            last = rows[-1][0]
+            last = page.entries[-1][0]
             after = (last.resource_type, last.id)
 
     def read(self, resource_type: str, resource_id: str) -> JsonDict | None:

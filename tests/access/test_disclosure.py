@@ -96,6 +96,25 @@ def test_each_page_of_everything_logs_what_was_withheld_where_it_lies(world: Any
     assert [set(e.entities) for e in refused] == [{"Observation/anna-lab", "Observation/anna-gp"}]
 
 
+def test_a_page_of_everything_logs_what_it_shows_and_not_the_next(world: Any) -> None:
+    """The server reads one resource past the page to know that another page follows;
+    the citizen's log must not say that the clinician saw it. Every page names the
+    Patient: each is a look at the citizen's record, even one of directory entries."""
+    headers = world.clinician_headers("dr-north")
+    response = world.get("Patient/anna/$everything", headers, _count="2")
+
+    assert response.status_code == 200
+    bundle = response.json()
+    shown = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
+    assert len(shown) == 2
+    assert any(link["relation"] == "next" for link in bundle["link"])
+    (look,) = [e.entry for e in world.log("anna") if e.entry.action == "everything"]
+    assert look.outcome == "success"
+    # By type and id: the two Encounters on this page, the Observations next.
+    assert shown == {"Encounter/anna-north", "Encounter/anna-west"}
+    assert set(look.entities) == shown | {"Patient/anna"}
+
+
 def test_the_citizens_own_search_is_never_a_refusal(world: Any) -> None:
     world.ids("Observation", world.citizen_headers("anna"), patient="anna")
 

@@ -273,7 +273,7 @@ def test_on_sqlite_a_clients_include_and_everything_page_are_read_by_primary_key
         ("Patient", "anna"),
         ("Organization", "north"),
     }
-    assert {(v.resource_type, v.id) for v, _ in page} == {
+    assert {(v.resource_type, v.id) for v, _ in page.entries} == {
         ("Patient", "anna"),
         ("Encounter", "anna-visit"),
         ("Organization", "north"),

@@ -71,7 +71,7 @@ class Store:
         options.setdefault("limit", 100)
         with self.database.session(write=False) as session:
             page = Repository.system(session).everything(patient_id, **options)
-        return [(f"{v.resource_type}/{v.id}", in_compartment) for v, in_compartment in page]
+        return [(f"{v.resource_type}/{v.id}", in_compartment) for v, in_compartment in page.entries]
 
 
 @pytest.fixture
