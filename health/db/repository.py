@@ -30,6 +30,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -710,20 +712,21 @@ class Repository:
 
         The primary key on (resource_type, criteria_hash) is what makes concurrent
         identical conditional creates safe: on PostgreSQL the second INSERT waits for
-        the first transaction and then fails, and the caller searches again.
+        the first transaction and then inserts nothing, and the caller searches again.
+        ON CONFLICT DO NOTHING instead of catching the failed INSERT: no savepoint to
+        keep the transaction usable, two round trips fewer per conditional create
+        (docs/BENCHMARKS.md, "Conditional creates without a savepoint").
         """
-        try:
-            with self._session.begin_nested():
-                self._session.execute(
-                    insert(conditional_claim).values(
-                        resource_type=resource_type,
-                        criteria_hash=criteria_hash,
-                        resource_id=resource_id,
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        dialect = self._session.get_bind().dialect.name
+        builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        result = self._session.execute(
+            builder(conditional_claim)
+            .values(
+                resource_type=resource_type, criteria_hash=criteria_hash, resource_id=resource_id
+            )
+            .on_conflict_do_nothing()
+        )
+        return result.rowcount == 1
 
     def take_over_claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
         """Move a stale claim (its resource was deleted or no longer matches)."""
