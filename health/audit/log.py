@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from health.audit.entries import (
@@ -28,6 +26,7 @@ from health.audit.entries import (
 )
 from health.audit.verify import ChainHead, VerifyReport, check_chain
 from health.db.tables import audit_head, audit_log
+from health.db.write_sql import insert_unless_taken
 
 # The one row of audit_head.
 HEAD_ID = 1
@@ -91,9 +90,8 @@ class AuditLog:
         head = self._session.execute(_LOCK_HEAD).first()
         if head is None:
             values = {"id": HEAD_ID, "seq": 0, "hash": GENESIS_HASH}
-            dialect = self._session.get_bind().dialect.name
-            builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
-            self._session.execute(builder(audit_head).values(values).on_conflict_do_nothing())
+            dialect = self._session.get_bind().dialect
+            self._session.execute(insert_unless_taken(audit_head, dialect, values))
             head = self._session.execute(_LOCK_HEAD).one()
         return int(head.seq), str(head.hash)
 

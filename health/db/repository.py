@@ -30,8 +30,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -717,16 +715,16 @@ class Repository:
         keep the transaction usable, two round trips fewer per conditional create
         (docs/BENCHMARKS.md, "Conditional creates without a savepoint").
         """
-        dialect = self._session.get_bind().dialect.name
-        builder = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        result = self._session.execute(
-            builder(conditional_claim)
-            .values(
-                resource_type=resource_type, criteria_hash=criteria_hash, resource_id=resource_id
-            )
-            .on_conflict_do_nothing()
-        )
-        return result.rowcount == 1
+        row = {
+            "resource_type": resource_type,
+            "criteria_hash": criteria_hash,
+            "resource_id": resource_id,
+        }
+        dialect = self._session.get_bind().dialect
+        inserted = self._session.execute(
+            write_sql.insert_unless_taken(conditional_claim, dialect, row)
+        ).first()
+        return inserted is not None
 
     def take_over_claim(self, resource_type: str, criteria_hash: str, resource_id: str) -> bool:
         """Move a stale claim (its resource was deleted or no longer matches)."""

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Delete, Table, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
 from health.access.consent import compile_consent
@@ -32,6 +34,17 @@ from health.db.tables import (
     resource_version,
 )
 from health.db.versions import Write
+
+
+def insert_unless_taken(table: Table, dialect: Dialect, row: dict[str, Any]) -> Any:
+    """INSERT of one row that inserts nothing when its key is taken (ON CONFLICT DO
+    NOTHING, on PostgreSQL and SQLite alike): a conflict is an answer, not an error that
+    would need a savepoint to keep the transaction going. It returns the primary key of
+    the row it inserted, and no row when the key was taken (the result's rowcount is
+    not reliable for this statement on psycopg: it answered -1 either way)."""
+    builder = postgresql_insert if dialect.name == "postgresql" else sqlite_insert
+    return builder(table).values(row).on_conflict_do_nothing().returning(*table.primary_key)
+
 
 # The columns every index row starts with, before its parameter's values.
 _INDEX_KEY_COLUMNS = ("resource_type", "resource_id", "patient_id", "recorded_by", "param")

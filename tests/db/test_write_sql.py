@@ -9,6 +9,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.engine import Dialect
 
+from health.db.engine import Database
+from health.db.repository import Repository
 from health.db.write_sql import inserts_for
 
 DIALECTS = [sqlite.dialect(), psycopg.dialect()]
@@ -57,3 +59,15 @@ def test_dates_are_converted_in_every_row_and_column() -> None:
 
 def test_no_rows_are_no_rows() -> None:
     assert inserts_for(sqlite.dialect()).index["dates"].parameters([]) == []
+
+
+def test_a_taken_claim_is_an_answer_and_the_transaction_goes_on(database: Database) -> None:
+    """`insert_unless_taken`, as conditional creates use it: the second claim of the same
+    criteria inserts nothing and raises nothing, and the transaction still commits."""
+    with database.session(write=True) as session:
+        repository = Repository.system(session)
+        assert repository.claim("Patient", "criteria", "p1")
+        assert not repository.claim("Patient", "criteria", "p2")
+        assert repository.claim("Patient", "other criteria", "p3")
+    with database.session(write=True) as session:
+        assert not Repository.system(session).claim("Patient", "criteria", "p4")
