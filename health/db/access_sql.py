@@ -14,9 +14,8 @@ each table and shape of caller (a `Template`, health/db/templates.py), with the
 caller's values (parties, now, the readable types, ...) as bound parameters, and each
 request gets a small `_Scope` element that names the template and carries its own
 values: its cache key is the template's number and those values, and the statement
-compiles once. On an
-alias (the targets of chains and `_has`) the clause is still built per request, with the
-values inline, because an alias is a new object every time.
+compiles once. On an alias (the targets of chains and `_has`) the clause is still built
+per request, with the values inline, because an alias is a new object every time.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from health.db.tables import (
     search_reference,
     search_token,
 )
-from health.db.templates import Bound, Filled, Inline, Template, next_serial
+from health.db.templates import Bound, Filled, Inline, Template
 
 Clause = ColumnElement[bool]
 _DIRECTORY = sorted(SHARED_DIRECTORY_TYPES)
@@ -127,10 +126,9 @@ def _template(table: Table, shape: _Shape) -> Template:
         with _templates_lock:
             template = _templates.get((table, shape))
             if template is None:
-                serial = next_serial()
-                bound = Bound("access", serial)
-                clause = _clause(bound, shape, table)
-                template = Template(serial, clause, bound.binds, _Scope)
+                template = Template.build(
+                    "access", _Scope, lambda bound: _clause(bound, shape, table)
+                )
                 _templates[(table, shape)] = template
     return template
 

@@ -47,7 +47,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from health.db.search_filters import Clause, Filters, OrderKey, Visible
 from health.db.search_plan import Plan, Shape
 from health.db.tables import INDEX_TABLES, resource
-from health.db.templates import Bound, Filled, Inline, Template, next_serial
+from health.db.templates import Filled, Inline, Template
 from health.fhir.errors import invalid
 from health.fhir.search.params import Condition, SearchRequest, SortKey
 
@@ -60,10 +60,7 @@ SHAPES_KEPT = 512
 
 def _template(shape: Shape, build: Callable[[Filters], Clause]) -> Template:
     """`build`'s clause for a shape, one bound parameter per slot it uses."""
-    serial = next_serial()
-    bound = Bound("search", serial)
-    clause = build(Filters(shape, bound, None))
-    return Template(serial, clause, bound.binds, _Shaped)
+    return Template.build("search", _Shaped, lambda bound: build(Filters(shape, bound, None)))
 
 
 class _Shaped(Filled):

@@ -24,7 +24,7 @@ values that go astray).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
 from sqlalchemy import BindParameter, Boolean, ColumnElement, bindparam
@@ -36,10 +36,6 @@ Clause = ColumnElement[bool]
 # Template numbers, unique in the process: they name the templates in cache keys and
 # in their parameters' keys.
 _serials = itertools.count(1)
-
-
-def next_serial() -> int:
-    return next(_serials)
 
 
 class Inline:
@@ -99,6 +95,14 @@ class Template:
         self.clause = clause
         self.binds = binds
         self._element = element
+
+    @classmethod
+    def build(cls, prefix: str, element: type[Filled], make: Callable[[Bound], Clause]) -> Template:
+        """The clause `make` builds with bound parameters where its values go, under a
+        new template number; `element` is the Filled subclass its requests get."""
+        serial = next(_serials)
+        bound = Bound(prefix, serial)
+        return cls(serial, make(bound), bound.binds, element)
 
     def fill(self, values: Any) -> Filled:
         """The clause for one request: `values[key]` for each parameter's key."""

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from health.db.templates import Bound, Filled, Inline, Template, next_serial
+from health.db.templates import Bound, Filled, Inline, Template
 
 metadata = MetaData()
 things = Table("things", metadata, Column("id", Integer, primary_key=True), Column("kind", String))
@@ -36,12 +36,14 @@ def _compile(element: _Filled, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 def _template() -> Template:
-    serial = next_serial()
-    bound = Bound("test", serial)
-    clause = things.c.kind.in_(bound.many("kinds", things.c.kind)) & (
-        things.c.id > bound.one("above", things.c.id)
+    return Template.build(
+        "test",
+        _Filled,
+        lambda bound: (
+            things.c.kind.in_(bound.many("kinds", things.c.kind))
+            & (things.c.id > bound.one("above", things.c.id))
+        ),
     )
-    return Template(serial, clause, bound.binds, _Filled)
 
 
 def test_one_compiled_statement_runs_with_each_requests_values() -> None:
@@ -71,7 +73,7 @@ def test_one_compiled_statement_runs_with_each_requests_values() -> None:
 
 
 def test_a_key_compared_twice_is_one_parameter() -> None:
-    bound = Bound("test", next_serial())
+    bound = Bound("test", 1)
     first = bound.one("now", things.c.id)
 
     assert bound.one("now", things.c.id) is first
