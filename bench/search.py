@@ -366,8 +366,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--analyze",
         choices=["postgresql", "all", "none"],
         default="postgresql",
-        help="run ANALYZE after loading (PostgreSQL's autovacuum would do it within a "
-        "minute of a bulk load; nothing does it for SQLite)",
+        help="run ANALYZE after loading, VACUUM ANALYZE on PostgreSQL (its autovacuum "
+        "would do it within a minute of a bulk load; nothing does it for SQLite)",
     )
     parser.add_argument(
         "--reuse",

@@ -13,6 +13,7 @@ import httpx
 import typer
 import uvicorn
 
+from health import request_log
 from health.auth.backend_client import (
     DEFAULT_SCOPE,
     BackendKey,
@@ -67,6 +68,13 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes (PostgreSQL: one per core)."),
+    request_log_on: bool = typer.Option(
+        False,
+        "--request-log",
+        help="Log each HTTP request's method, path and status to stdout, without its "
+        "query string (which can hold national IDs). Who read what is always in the "
+        "access log the citizen sees.",
+    ),
 ) -> None:
     """Serve the FHIR API (migrating the database to the current schema first)."""
     _default_base_url(host, port)
@@ -75,7 +83,14 @@ def serve(
     upgrade_to_head(database.write_engine)
     database.dispose()
     uvicorn.run(
-        "health.asgi:app", host=host, port=port, workers=workers, factory=False, log_level="info"
+        "health.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=False,
+        log_level="info",
+        log_config=request_log.log_config(),
+        access_log=request_log_on,
     )
 
 
@@ -102,7 +117,7 @@ def demo(
         typer.echo(f"Registered {summary.clients_registered} demo backend clients")
     for line in demo_instructions(settings):
         typer.echo(line)
-    serve(host=host, port=port, workers=1)
+    serve(host=host, port=port, workers=1, request_log_on=False)
 
 
 def demo_instructions(settings: Settings) -> list[str]:
