@@ -604,6 +604,54 @@ class Repository:
         statement = self._visible(statement.order_by(resource.c.id).limit(limit), resource)
         return self._versions(statement)
 
+    def match_identifiers(
+        self, resource_type: str, identifiers: Sequence[tuple[str, str]], *, limit: int
+    ) -> dict[tuple[str, str], list[StoredVersion]] | None:
+        """`match` for many `identifier=system|value` conditions on one type at once.
+
+        Two statements in all instead of up to two per condition: a push names each of
+        its directory entries by identifier, and on PostgreSQL every statement is a
+        round trip. None when the conditions together have more candidates than `match`
+        takes from the index for one; the caller then matches each on its own.
+        """
+        wanted = list(dict.fromkeys(identifiers))
+        rows = self._session.execute(
+            self._visible(
+                select(search_token.c.system, search_token.c.code, search_token.c.resource_id)
+                .where(
+                    search_token.c.resource_type == resource_type,
+                    search_token.c.param == "identifier",
+                    or_(
+                        *(
+                            and_(search_token.c.system == system, search_token.c.code == code)
+                            for system, code in wanted
+                        )
+                    ),
+                )
+                .distinct(),
+                search_token,
+            )
+        ).all()
+        candidates: dict[tuple[str, str], set[str]] = {key: set() for key in wanted}
+        for system, code, resource_id in rows:
+            if (system, code) in candidates:
+                candidates[(system, code)].add(resource_id)
+        ids = sorted(set().union(*candidates.values()))
+        if len(ids) > _CANDIDATE_CAP:
+            return None
+        current: dict[str, StoredVersion] = {}
+        if ids:
+            statement = select(*_CURRENT_COLUMNS).where(
+                resource.c.resource_type == resource_type,
+                resource.c.deleted.is_(False),
+                resource.c.id.in_(ids),
+            )
+            current = {v.id: v for v in self._versions(self._visible(statement, resource))}
+        return {
+            key: [current[i] for i in sorted(found) if i in current][:limit]
+            for key, found in candidates.items()
+        }
+
     # Writes
 
     def save(self, writes: Sequence[Write]) -> None:

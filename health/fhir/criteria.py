@@ -73,6 +73,20 @@ def fast_criteria(request: SearchRequest) -> list[Criterion] | None:
     return sorted(criteria, key=repr)
 
 
+def single_identifier(criteria: list[Criterion] | None) -> tuple[str, str] | None:
+    """(system, value) of a condition that is one `identifier=system|value` and nothing
+    else (how a push names a directory entry or a citizen), or None."""
+    if criteria is None or len(criteria) != 1:
+        return None
+    (criterion,) = criteria
+    if criterion.param != "identifier" or len(criterion.values) != 1:
+        return None
+    (token,) = criterion.values
+    if not isinstance(token, Token) or token.system is None or token.code is None:
+        return None
+    return token.system, token.code
+
+
 def require_criteria(request: SearchRequest, what: str) -> None:
     if not request.conditions:
         raise invalid(f"{what} needs at least one search criterion")

@@ -26,8 +26,10 @@ from health.fhir.criteria import (
     fast_criteria,
     parse_condition,
     require_criteria,
+    single_identifier,
 )
 from health.fhir.errors import (
+    FhirError,
     conflict,
     forbidden,
     gone,
@@ -42,6 +44,9 @@ from health.fhir.versions import next_timestamp, stamp
 
 # Conditional matching never needs more than two rows: 0, 1 or "more than one".
 _MATCH_LIMIT = 2
+# Identifiers per lookup of `match_ahead`: two bound values each, well within what
+# either database takes in one statement.
+_MATCH_AHEAD_CHUNK = 500
 _VERBS = {
     Permission.create: "creating",
     Permission.read: "reading",
@@ -87,6 +92,11 @@ class Interactions:
         self._unscoped: Repository | None = None
         # Current versions fetched and locked ahead of the writes that replace them.
         self._locked: dict[tuple[str, str], StoredVersion | None] = {}
+        # What conditions matched (`match`), by `condition_key`, until the next write:
+        # a transaction matches all its conditional entries and references before it
+        # writes, often the same condition twice (an entry's If-None-Exist and the
+        # conditional references to it).
+        self._matched: dict[tuple[str, str], list[StoredVersion]] = {}
 
     # Reads
 
@@ -142,7 +152,40 @@ class Interactions:
 
     def match(self, resource_type: str, query: str, where: str = "") -> list[StoredVersion]:
         """Resources matching conditional criteria (at most two: enough to decide)."""
-        return self._matching(self._criteria(resource_type, query, where), _MATCH_LIMIT)
+        criteria = self._criteria(resource_type, query, where)
+        key = (resource_type, criteria_hash(resource_type, criteria))
+        matched = self._matched.get(key)
+        if matched is None:
+            matched = self._matched[key] = self._matching(criteria, _MATCH_LIMIT)
+        return matched
+
+    def match_ahead(self, conditions: list[tuple[str, str, str]]) -> None:
+        """Match, in one lookup per type, the (type, query, where) conditions that are
+        one `identifier=system|value` each, for the `match` calls that follow before
+        the next write. Anything else, and a condition that is wrong, is left to
+        `match` (which reports it)."""
+        by_type: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        for resource_type, query, where in conditions:
+            try:
+                criteria = self._criteria(resource_type, query, where)
+            except FhirError:
+                continue
+            identifier = single_identifier(fast_criteria(criteria))
+            key = (resource_type, criteria_hash(resource_type, criteria))
+            if identifier is not None and key not in self._matched:
+                by_type.setdefault(resource_type, {})[identifier] = key
+        for resource_type, keys in by_type.items():
+            identifiers = list(keys)
+            if len(identifiers) < 2:
+                continue  # `match` takes the same two statements
+            for start in range(0, len(identifiers), _MATCH_AHEAD_CHUNK):
+                chunk = identifiers[start : start + _MATCH_AHEAD_CHUNK]
+                found = self._lookups(resource_type).match_identifiers(
+                    resource_type, chunk, limit=_MATCH_LIMIT
+                )
+                if found is not None:
+                    for identifier in chunk:
+                        self._matched[keys[identifier]] = found[identifier]
 
     def _matching(self, criteria: SearchRequest, limit: int) -> list[StoredVersion]:
         # `_id` and `identifier` alone take the token-first lookup (Repository.match);
@@ -412,6 +455,7 @@ class Interactions:
         self._locked = {}
         # Claims made so far are either stored now (and found by search) or rolled back.
         self._claims = {}
+        self._matched = {}
 
     # Internals
 
@@ -428,10 +472,12 @@ class Interactions:
         search scope, and on `types` they match beyond it. A hospital holding
         system/*.write may push its Patients."""
         self._server_conditions, self._server_types = True, types
+        self._matched = {}
         try:
             yield
         finally:
             self._server_conditions, self._server_types = False, frozenset()
+            self._matched = {}
 
     def _criteria(self, resource_type: str, query: str, where: str) -> SearchRequest:
         if not self._server_conditions:
@@ -527,6 +573,7 @@ class Interactions:
         self._pending.append(write)
         self._pending_by_key[key] = write
         self._locked.pop(key, None)
+        self._matched = {}
 
 
 def new_id() -> str:

@@ -161,6 +161,18 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
     """Decide the id every written entry gets, so references can be rewritten first."""
     id_map: dict[str, str] = {}
     planned_creates: dict[tuple[str, str], Entry] = {}
+    interactions.match_ahead(
+        [
+            (entry.resource_type, entry.if_none_exist, f"{entry.where}.request.ifNoneExist")
+            for entry in entries
+            if entry.method == "POST" and entry.if_none_exist
+        ]
+        + [
+            (entry.resource_type, entry.query, f"{entry.where}.request.url")
+            for entry in entries
+            if entry.method in ("PUT", "PATCH") and entry.query is not None
+        ]
+    )
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:

@@ -9,6 +9,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from health.db.engine import Database
+from tests.db.conftest import statements_run
+
 MRN = "http://hospital.example/mrn"
 NPI = "http://hl7.org/fhir/sid/us-npi"
 PATIENT_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a01"
@@ -299,6 +302,76 @@ def test_two_entries_with_the_same_if_none_exist_create_one_resource(fhir: Any) 
     assert len(fhir.search("Patient", identifier=f"{MRN}|123")) == 1
     stored = fhir.read("Observation", created_id(observation_entry))
     assert stored["subject"] == {"reference": f"Patient/{created_id(first)}"}
+
+
+def test_if_none_exist_entries_are_matched_in_one_lookup(fhir: Any, database: Database) -> None:
+    first, second = fhir.create(with_mrn("1")), fhir.create(with_mrn("2", gender="male"))
+    conditions = [f"identifier={MRN}|{value}" for value in ("1", "2", "3", "4")]
+
+    with statements_run(database.write_engine) as executed:
+        response = fhir.post_bundle(
+            bundle(
+                "transaction",
+                *(
+                    post(
+                        with_mrn(str(number)),
+                        f"urn:uuid:00000000-0000-4000-8000-00000000000{number}",
+                        ifNoneExist=condition,
+                    )
+                    for number, condition in enumerate(conditions, start=1)
+                ),
+                post(observation("urn:uuid:00000000-0000-4000-8000-000000000002")),
+            )
+        )
+
+    found_one, found_two, new_three, new_four, observation_entry = entries_of(response)
+    assert found_one["response"]["status"].startswith("200")
+    assert created_id(found_one) == first["id"]
+    assert created_id(found_two) == second["id"]
+    assert new_three["response"]["status"].startswith("201")
+    assert new_four["response"]["status"].startswith("201")
+    stored = fhir.read("Observation", created_id(observation_entry))
+    assert stored["subject"] == {"reference": f"Patient/{second['id']}"}
+    # The index rows of the four identifiers, read once (not once per entry).
+    lookups = [s for s, _ in executed if s.startswith("SELECT DISTINCT search_token.")]
+    assert len(lookups) == 1, lookups
+
+
+def test_if_none_exist_entries_matched_together_still_refuse_two_matches(fhir: Any) -> None:
+    fhir.create(with_mrn("123"))
+    fhir.create(with_mrn("123"))
+    fhir.create(with_mrn("456"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "transaction",
+            post(with_mrn("456"), ENCOUNTER_URN, ifNoneExist=f"identifier={MRN}|456"),
+            post(with_mrn("123"), PATIENT_URN, ifNoneExist=f"identifier={MRN}|123"),
+        )
+    )
+
+    assert response.status_code == 412
+    assert "Bundle.entry[1]" in fhir.diagnostics(response) + " ".join(fhir.expressions(response))
+    assert fhir.stored_version_count() == 3
+
+
+def test_a_batch_entry_matches_what_an_earlier_entry_created(fhir: Any) -> None:
+    condition = f"identifier={MRN}|123"
+    response = fhir.post_bundle(
+        bundle(
+            "batch",
+            post(with_mrn("123"), ifNoneExist=condition),
+            post(with_mrn("123"), ifNoneExist=condition),
+            post(with_mrn("456"), ifNoneExist=f"identifier={MRN}|456"),
+        )
+    )
+
+    created, found, other = entries_of(response)
+    assert created["response"]["status"].startswith("201")
+    assert found["response"]["status"].startswith("200")
+    assert created_id(found) == created_id(created)
+    assert other["response"]["status"].startswith("201")
+    assert len(fhir.search("Patient", identifier=f"{MRN}|123")) == 1
 
 
 def test_a_conditional_update_entry_may_not_overwrite_a_resource_it_did_not_match(
