@@ -326,22 +326,29 @@ class Repository:
     def current_for_update(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredVersion | None]:
-        """The current versions a unit of work is about to replace, locked, one query
-        per type (a transaction's PUT targets); None for those not written yet or not
-        the caller's to see. Not a disclosure."""
+        """The current versions a unit of work is about to replace, locked, in one
+        query (a transaction's PUT targets, of a dozen types in a push: one round trip,
+        not one per type); None for those not written yet or not the caller's to see.
+        Not a disclosure."""
         found: dict[tuple[str, str], StoredVersion | None] = dict.fromkeys(keys)
         by_type: dict[str, list[str]] = {}
         for resource_type, resource_id in found:
             by_type.setdefault(resource_type, []).append(resource_id)
-        for resource_type, ids in by_type.items():
-            statement = self._visible(
-                select(*_CURRENT_COLUMNS).where(
-                    resource.c.resource_type == resource_type, resource.c.id.in_(ids)
-                ),
-                resource,
-            ).with_for_update()
-            for version in self._versions(statement):
-                found[(version.resource_type, version.id)] = version
+        if not by_type:
+            return found
+        statement = self._visible(
+            select(*_CURRENT_COLUMNS).where(
+                or_(
+                    *(
+                        and_(resource.c.resource_type == resource_type, resource.c.id.in_(ids))
+                        for resource_type, ids in by_type.items()
+                    )
+                )
+            ),
+            resource,
+        ).with_for_update()
+        for version in self._versions(statement):
+            found[(version.resource_type, version.id)] = version
         return found
 
     def exists(self, resource_type: str, resource_id: str) -> bool:

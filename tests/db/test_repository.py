@@ -19,6 +19,7 @@ from health.db.repository import Repository
 from health.fhir.criteria import Criterion, Token
 from health.fhir.interactions import Interactions
 from health.fhir.validation import check
+from tests.db.conftest import statements_run
 
 SAMPLE = "urn:lab:sample"
 
@@ -125,3 +126,33 @@ def test_too_many_candidates_leave_the_identifiers_to_be_matched_alone(
         found = _all_at_once(Repository.system(session), ["S-1", "S-2"])
 
     assert found is None
+
+
+@pytest.mark.usefixtures("samples")
+def test_the_versions_a_transaction_replaces_are_locked_in_one_statement(
+    database: Database,
+) -> None:
+    keys = [
+        ("Observation", "n1"),
+        ("Patient", "anna"),
+        ("Observation", "s1"),  # south's: not north's to see
+        ("Observation", "n4"),  # deleted: its deletion is the current version
+        ("Condition", "never-written"),
+    ]
+
+    with (
+        database.session(write=True) as session,
+        statements_run(database.write_engine) as executed,
+    ):
+        found = Repository(session, _source("north")).current_for_update(keys)
+
+    assert {key: (v.version_id, v.deleted) if v else None for key, v in found.items()} == {
+        ("Observation", "n1"): (1, False),
+        ("Patient", "anna"): (1, False),
+        ("Observation", "s1"): None,
+        ("Observation", "n4"): (2, True),
+        ("Condition", "never-written"): None,
+    }
+    (statement,) = [s for s, _ in executed if s.startswith("SELECT")]
+    if database.write_engine.dialect.name == "postgresql":
+        assert statement.rstrip().endswith("FOR UPDATE")
