@@ -635,17 +635,18 @@ class Repository:
                         )
                     ),
                 )
-                .distinct(),
+                .distinct()
+                .limit(_CANDIDATE_CAP + 1),
                 search_token,
             )
         ).all()
+        if len(rows) > _CANDIDATE_CAP:
+            return None
         candidates: dict[tuple[str, str], set[str]] = {key: set() for key in wanted}
         for system, code, resource_id in rows:
             if (system, code) in candidates:
                 candidates[(system, code)].add(resource_id)
         ids = sorted(set().union(*candidates.values()))
-        if len(ids) > _CANDIDATE_CAP:
-            return None
         current: dict[str, StoredVersion] = {}
         if ids:
             statement = select(*_CURRENT_COLUMNS).where(
