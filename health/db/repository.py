@@ -227,17 +227,23 @@ class Repository:
             return list(versions)
         return [self.shown(version) for version in versions]
 
+    @property
+    def source(self) -> str | None:
+        """`Organization/x` when the caller is a hospital's or GP's client ('' for a
+        client of no Organization, which reported nothing): it is shown of the citizen's
+        shared Patient only what it reported (health/access/attribution.py) and
+        searches it accordingly (health/access/source_search.py). None otherwise."""
+        if self.actor.kind is not ActorKind.client:
+            return None
+        return self._recorder or ""
+
     def shown(self, version: StoredVersion) -> StoredVersion:
         """The version as the caller may be shown it, read or written by it: a hospital's
         or GP's client sees of the citizen's shared Patient only what it reported
         (health/access/attribution.py); every other version is shown as stored."""
-        if (
-            self.actor.kind is not ActorKind.client
-            or version.resource_type != "Patient"
-            or version.body is None
-        ):
+        source = self.source
+        if source is None or version.resource_type != "Patient" or version.body is None:
             return version
-        source = self._recorder or ""  # a client of no Organization reported nothing
         body = orjson.dumps(shown_to_source(orjson.loads(version.body), source))
         return dataclasses.replace(version, body=body)
 

@@ -17,6 +17,7 @@ from typing import Any
 import jsonpatch
 import orjson
 
+from health.access.source_search import check_condition, credited
 from health.auth.scopes import Permission
 from health.db.repository import Repository
 from health.db.versions import StoredVersion, Write
@@ -165,15 +166,18 @@ class Interactions:
         the next write. Anything else, and a condition that is wrong, is left to
         `match` (which reports it)."""
         by_type: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
+        parsed: dict[tuple[str, str], SearchRequest] = {}
         for resource_type, query, where in conditions:
             try:
                 criteria = self._criteria(resource_type, query, where)
+                self._check_source_condition(criteria)
             except FhirError:
                 continue
             identifier = single_identifier(fast_criteria(criteria))
             key = (resource_type, criteria_hash(resource_type, criteria))
             if identifier is not None and key not in self._matched:
                 by_type.setdefault(resource_type, {})[identifier] = key
+                parsed[key] = criteria
         for resource_type, keys in by_type.items():
             identifiers = list(keys)
             if len(identifiers) < 2:
@@ -185,16 +189,36 @@ class Interactions:
                 )
                 if found is not None:
                     for identifier in chunk:
-                        self._matched[keys[identifier]] = found[identifier]
+                        key = keys[identifier]
+                        self._matched[key] = self._credited(parsed[key], found[identifier])
 
     def _matching(self, criteria: SearchRequest, limit: int) -> list[StoredVersion]:
         # `_id` and `identifier` alone take the token-first lookup (Repository.match);
         # any other criteria the search engine.
+        self._check_source_condition(criteria)
         fast = fast_criteria(criteria)
         lookups = self._lookups(criteria.resource_type)
         if fast is not None:
-            return lookups.match(criteria.resource_type, fast, limit=limit)
-        return lookups.search(criteria, limit=limit).matches
+            matches = lookups.match(criteria.resource_type, fast, limit=limit)
+        else:
+            matches = lookups.search(criteria, limit=limit).matches
+        return self._credited(criteria, matches)
+
+    def _check_source_condition(self, criteria: SearchRequest) -> None:
+        """A hospital's or GP's condition on a Patient's attributed values only in a form
+        `_credited` can hold to what it may see (health/access/source_search.py)."""
+        if self.repository.source is not None:
+            check_condition(criteria, self.config.settings.national_id_systems)
+
+    def _credited(
+        self, criteria: SearchRequest, matches: list[StoredVersion]
+    ) -> list[StoredVersion]:
+        """The Patients a source's condition matched by what it may see of them."""
+        source = self.repository.source
+        if source is None or criteria.resource_type != "Patient":
+            return matches
+        systems = self.config.settings.national_id_systems
+        return [m for m in matches if credited(m, criteria, source, systems)]
 
     def locked_current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The current version a write is about to replace, locked (not a disclosure)."""

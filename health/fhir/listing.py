@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from health.access import source_search
 from health.auth.scopes import Permission
 from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
@@ -134,6 +135,8 @@ def searchset_bundle(
         lenient=lenient,
     )
     request = confine_to_patient(request, config.search, config.compartment)
+    if interactions.repository.source is not None:
+        source_search.check_search(request, settings.national_id_systems)
     limit = 0 if request.summary == "count" else request.count
     page = interactions.repository.search(request, limit=limit, cursor=request.cursor)
     path = f"{base}/{resource_type}"

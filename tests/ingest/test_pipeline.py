@@ -487,6 +487,82 @@ def test_a_sources_own_condition_does_not_match_another_sources_copy(
     assert (again.status_code, again.json()["id"]) == (200, second.json()["id"])
 
 
+RH_MRN = "urn:rh:mrn"
+
+
+@pytest.fixture
+def karen_at_both(sources: dict[str, Any]) -> None:
+    """The hospital knows Karen as RH-1 and names her GP; the GP knows her as G-7."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    hospital.pushed(
+        _push_of_karen(
+            "a",
+            identifier=[{"system": RH_MRN, "value": "RH-1"}],
+            generalPractitioner=[{"reference": f"Organization/{gp.organization_id}"}],
+        )
+    )
+    gp.pushed(_push_of_karen("b", identifier=[{"system": "urn:gp:id", "value": "G-7"}]))
+
+
+@pytest.mark.usefixtures("karen_at_both")
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"Patient?identifier={RH_MRN}|RH-1",
+        "Patient?identifier=RH-1",
+        "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|RH-1",
+        "Patient?identifier:missing=false",
+        "Patient?general-practitioner:missing=false",
+        "Patient?organization:missing=false",
+        "Patient?_source=http://testserver/fhir/Organization/hospital",
+        "Patient?_sort=identifier",
+        f"Observation?subject:Patient.identifier={RH_MRN}|RH-1",
+        f"Patient?_has:Patient:link:identifier={RH_MRN}|RH-1",
+    ],
+)
+def test_a_source_may_not_search_what_other_sources_reported(
+    sources: dict[str, Any], query: str
+) -> None:
+    """Whether another hospital's number finds the citizen tells where she is treated."""
+    gp = sources["gp"]
+
+    response = gp.client.get(f"/fhir/{query}", headers=gp.headers)
+
+    assert response.status_code == 403, response.text
+    assert "national ID" in response.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.usefixtures("karen_at_both")
+def test_a_source_finds_the_citizen_by_national_id(sources: dict[str, Any]) -> None:
+    gp = sources["gp"]
+
+    found = _resources(_search(gp.client, gp.headers, f"Patient?identifier={CPR}|0101801234"))
+
+    assert [p["name"][0]["given"] for p in found] == [["Karen"]]
+
+
+@pytest.mark.usefixtures("karen_at_both")
+def test_a_sources_condition_matches_only_by_its_own_identifiers(
+    sources: dict[str, Any], stored: StoredRecords
+) -> None:
+    """A conditional reference by another hospital's number resolves to nothing, as if
+    the number were unknown; by the source's own number it resolves."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+
+    guessed = gp.push(_bundle(_post(_hemoglobin(f"Patient?identifier={RH_MRN}|RH-1", 9.0))))
+    own = gp.pushed(_bundle(_post(_hemoglobin("Patient?identifier=urn:gp:id|G-7", 9.1))))
+    theirs = hospital.pushed(_bundle(_post(_hemoglobin(f"Patient?identifier={RH_MRN}|RH-1", 9.2))))
+
+    assert guessed.status_code == 400, guessed.text
+    assert "matches no resource" in guessed.json()["issue"][0]["diagnostics"]
+    for source, answer in ((gp, own), (hospital, theirs)):
+        (entry,) = answer["entry"]
+        location = entry["response"]["location"].split("/_history")[0]
+        result = source.client.get(f"/fhir/{location}", headers=source.headers).json()
+        assert result["subject"] == {"reference": f"Patient/{karen['id']}"}
+
+
 def test_no_source_may_delete_or_patch_the_citizens_one_patient(
     sources: dict[str, Any], stored: StoredRecords
 ) -> None:

@@ -1,0 +1,142 @@
+"""What a hospital's or GP's client may search on the citizen's one Patient.
+
+A source is shown only the parts of the Patient it reported itself
+(health/access/attribution.py): another hospital's record number, the GP, the
+managing organisation and links say where else the citizen is treated. The search
+index holds every source's values, so a search on them would still answer the
+question the reading hides: `Patient?identifier=<the psychiatric ward's system>|<its
+number>` matching tells the asking hospital that its patient is known there. So a
+source's searches and conditions on those parameters are held to what it may see:
+
+- A search may use them only as `identifier=<national ID system>|<number>`: the
+  national ID is register data every source pushes (health/ingest/push.py). Anything
+  else on them is refused (403), naming the parameter; a source finds its patients by
+  national ID.
+- A condition (If-None-Exist, a conditional update or delete, a conditional
+  reference) may also name an identifier of another system exactly (`system|value`),
+  as a source's own record number in its pushes; a Patient it matches counts only if
+  that identifier was reported by the asking source (`credited`). A condition cannot
+  be checked that way in any other form, and is refused.
+
+Chains into Patient (`subject:Patient.identifier=...`) and `_has` conditions on
+Patients are held to the same rule; so is `_sort`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from health.access.attribution import reporters
+from health.db.versions import StoredVersion
+from health.fhir.errors import FhirError, Issue
+from health.fhir.search.params import Condition, Has, SearchRequest
+from health.fhir.search.values import Token
+
+PATIENT = "Patient"
+# Patient search parameters over attributed elements (attribution.ATTRIBUTED) and
+# meta.source, which a source is shown only when it is its own.
+ATTRIBUTED_PARAMS = frozenset({"identifier", "general-practitioner", "organization", "link"})
+_SOURCE = "_source"
+
+
+def check_search(request: SearchRequest, national_id_systems: list[str]) -> None:
+    """403 unless `request` uses the attributed parameters only by national ID."""
+    for condition in _on_patients(request):
+        if not _by_national_id(condition, national_id_systems):
+            raise _refused(condition.param, "searches")
+    if request.resource_type == PATIENT:
+        for key in request.sort:
+            if key.param in ATTRIBUTED_PARAMS or key.param == _SOURCE:
+                raise _refused(key.param, "sorts by")
+
+
+def check_condition(request: SearchRequest, national_id_systems: list[str]) -> None:
+    """403 unless every attributed parameter of a condition is an exact identifier on
+    the Patient itself, which `credited` can check."""
+    for condition in _on_patients(request):
+        top_level = request.resource_type == PATIENT and condition in request.conditions
+        checkable = top_level and _exact_identifier(condition)
+        if not (checkable or _by_national_id(condition, national_id_systems)):
+            raise _refused(condition.param, "matches on")
+
+
+def credited(
+    version: StoredVersion, request: SearchRequest, source: str, national_id_systems: list[str]
+) -> bool:
+    """Whether a Patient a condition matched still matches on what `source` may see:
+    each identifier condition by a national ID it carries, or by an identifier
+    `source` reported."""
+    if version.body is None:
+        return False
+    held = orjson.loads(version.body).get("identifier") or []
+    for condition in request.conditions:
+        if not isinstance(condition, Condition) or condition.param != "identifier":
+            continue
+        if not any(_holds(held, token, source, national_id_systems) for token in condition.values):
+            return False
+    return True
+
+
+def _holds(held: list[Any], token: Token, source: str, national_id_systems: list[str]) -> bool:
+    for identifier in held:
+        if not isinstance(identifier, dict):
+            continue
+        if identifier.get("system") != token.system or identifier.get("value") != token.code:
+            continue
+        if token.system in national_id_systems or source in reporters(identifier):
+            return True
+    return False
+
+
+def _on_patients(request: SearchRequest) -> Iterator[Condition]:
+    """The conditions that test a Patient's attributed values, at any level."""
+    for condition in request.conditions:
+        if isinstance(condition, Has):
+            if condition.source_type == PATIENT and _attributed(condition.condition):
+                yield condition.condition
+            continue
+        if request.resource_type == PATIENT and _attributed(condition):
+            yield condition
+        chained = condition.chain
+        if chained is not None and PATIENT in condition.target_types and _attributed(chained):
+            yield chained
+
+
+def _attributed(condition: Condition) -> bool:
+    return condition.param in ATTRIBUTED_PARAMS or condition.param == _SOURCE
+
+
+def _exact_identifier(condition: Condition) -> bool:
+    return (
+        condition.param == "identifier"
+        and condition.modifier is None
+        and condition.chain is None
+        and all(
+            isinstance(v, Token) and v.system is not None and v.code is not None
+            for v in condition.values
+        )
+    )
+
+
+def _by_national_id(condition: Condition, national_id_systems: list[str]) -> bool:
+    return _exact_identifier(condition) and all(
+        v.system in national_id_systems for v in condition.values
+    )
+
+
+def _refused(param: str, what: str) -> FhirError:
+    return FhirError(
+        [
+            Issue(
+                "forbidden",
+                f"A hospital's or GP's client {what} the citizen's Patient by '{param}' only "
+                "as identifier=<national ID system>|<number>: other sources' identifiers, "
+                "GP, organisation and links are not its to see",
+                (param,),
+            )
+        ],
+        status=403,
+    )
