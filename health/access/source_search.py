@@ -19,7 +19,8 @@ source's searches and conditions on those parameters are held to what it may see
   be checked that way in any other form, and is refused.
 
 Chains into Patient (`subject:Patient.identifier=...`) and `_has` conditions on
-Patients are held to the same rule; so is `_sort`.
+Patients are held to the same rule; `_sort` by those parameters, `_has` through the
+Patient's attributed references and `_include`/`_revinclude` along them are refused.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from health.fhir.search.values import Token
 PATIENT = "Patient"
 # Patient search parameters over attributed elements (attribution.ATTRIBUTED) and
 # meta.source, which a source is shown only when it is its own.
-ATTRIBUTED_PARAMS = frozenset({"identifier", "general-practitioner", "organization", "link"})
+ATTRIBUTED_REFERENCES = frozenset({"general-practitioner", "organization", "link"})
+ATTRIBUTED_PARAMS = ATTRIBUTED_REFERENCES | {"identifier"}
 _SOURCE = "_source"
 
 
@@ -49,8 +51,16 @@ def check_search(request: SearchRequest, national_id_systems: list[str]) -> None
             raise _refused(condition.param, "searches")
     if request.resource_type == PATIENT:
         for key in request.sort:
-            if key.param in ATTRIBUTED_PARAMS or key.param == _SOURCE:
+            if _attributed_param(key.param):
                 raise _refused(key.param, "sorts by")
+    for include in request.includes:
+        # The Patient's attributed references lead to (or, reversed, from) what other
+        # sources reported: Patient:general-practitioner would add her GP.
+        if include.source_type == PATIENT and (
+            _attributed_param(include.param) or include.param == "*"
+        ):
+            raise _refused(include.param, "includes by")
+    _check_has(request)
 
 
 def check_condition(request: SearchRequest, national_id_systems: list[str]) -> None:
@@ -61,6 +71,20 @@ def check_condition(request: SearchRequest, national_id_systems: list[str]) -> N
         checkable = top_level and _exact_identifier(condition)
         if not (checkable or _by_national_id(condition, national_id_systems)):
             raise _refused(condition.param, "matches on")
+    _check_has(request)
+
+
+def _check_has(request: SearchRequest) -> None:
+    """`_has:Patient:<param>:...` goes through the Patients' `param` references: for an
+    attributed one, through what other sources reported (`Organization?_has:Patient:
+    general-practitioner:...` would name a citizen's GP)."""
+    for condition in request.conditions:
+        if (
+            isinstance(condition, Has)
+            and condition.source_type == PATIENT
+            and _attributed_param(condition.reference_param)
+        ):
+            raise _refused(condition.reference_param, "searches through")
 
 
 def credited(
@@ -106,7 +130,11 @@ def _on_patients(request: SearchRequest) -> Iterator[Condition]:
 
 
 def _attributed(condition: Condition) -> bool:
-    return condition.param in ATTRIBUTED_PARAMS or condition.param == _SOURCE
+    return _attributed_param(condition.param)
+
+
+def _attributed_param(param: str) -> bool:
+    return param in ATTRIBUTED_PARAMS or param == _SOURCE
 
 
 def _exact_identifier(condition: Condition) -> bool:

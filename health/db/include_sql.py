@@ -160,7 +160,8 @@ def everything_page(
     since: datetime | None,
     after: tuple[str, str] | None,
     limit: int,
-    scope: Callable[[Select[Any]], Select[Any]],
+    scope: Callable[[Select[Any], Any], Select[Any]],
+    hidden_references: Sequence[tuple[str, str]] = (),
 ) -> Select[Any]:
     """The next `limit` resources of a patient's record, by (type, id): `columns` of
     `resource` and `in_compartment` (False for a resource outside every compartment that
@@ -172,6 +173,13 @@ def everything_page(
     Medication, ...) that a resource of the compartment refers to. `after` continues
     where a page ended. Ordering and the cursor comparison both happen in the database,
     so they agree under any collation.
+
+    `scope(statement, table)` is the caller's scope on a statement over `table` (the
+    resource table or an alias). It applies to the compartment, to the directory, and
+    to the resources whose references lead to the directory: a ward named only by an
+    encounter the caller may not see would tell it where the citizen was treated.
+    `hidden_references` are (type, parameter) pairs whose references lead nowhere for
+    this caller (a source's view of the Patient's attributed references).
     """
     filters = [resource.c.deleted.is_(False)]
     if types is not None:
@@ -207,6 +215,14 @@ def everything_page(
         .where(owner.c.patient_id == patient_id, search_reference.c.target_id.is_not(None))
         .distinct()
     )
+    for resource_type, param in hidden_references:
+        referenced = referenced.where(
+            ~and_(
+                search_reference.c.resource_type == resource_type,
+                search_reference.c.param == param,
+            )
+        )
+    referenced = scope(referenced, owner)
     if after is not None:
         referenced = referenced.where(
             tuple_(search_reference.c.target_type, search_reference.c.target_id) > tuple_(*after)
@@ -231,7 +247,9 @@ def everything_page(
         # those keys by primary key (docs/BENCHMARKS.md, "Search").
         .where(not_for_lookup(resource.c.patient_id).is_(None), *filters)
     )
-    record = sql_union_all(scope(compartment), scope(directory)).subquery("record")
+    record = sql_union_all(scope(compartment, resource), scope(directory, resource)).subquery(
+        "record"
+    )
     page = (
         select(record.c.resource_type, record.c.id, record.c.in_compartment)
         .order_by(record.c.resource_type, record.c.id)
@@ -249,5 +267,6 @@ def everything_page(
                 and_(resource.c.resource_type == page.c.resource_type, resource.c.id == page.c.id),
             )
         )
-        .order_by(page.c.resource_type, page.c.id)
+        .order_by(page.c.resource_type, page.c.id),
+        resource,
     )

@@ -38,6 +38,7 @@ from health.access.attribution import shown_to_source
 from health.access.policy import CareRules
 from health.access.recorder import recorder_of
 from health.access.scope import Visibility, visibility_of
+from health.access.source_search import ATTRIBUTED_REFERENCES
 from health.db import access_sql, include_sql, search_sql, write_sql
 from health.db.access_records import AccessRecords, organisations_of
 from health.db.tables import (
@@ -236,6 +237,13 @@ class Repository:
         if self.actor.kind is not ActorKind.client:
             return None
         return self._recorder or ""
+
+    def _hidden_references(self) -> list[tuple[str, str]]:
+        """The citizen's Patient's references a source is not shown (another source's
+        GP, managing organisation, links): they lead nowhere in its `$everything`."""
+        if self.source is None:
+            return []
+        return [("Patient", param) for param in sorted(ATTRIBUTED_REFERENCES)]
 
     def shown(self, version: StoredVersion) -> StoredVersion:
         """The version as the caller may be shown it, read or written by it: a hospital's
@@ -853,7 +861,8 @@ class Repository:
                 since=since,
                 after=after,
                 limit=limit + 1,
-                scope=lambda statement: self._visible(statement, resource),
+                scope=self._visible,
+                hidden_references=self._hidden_references(),
             )
         )
         names, rows = tuple(result.keys()), result.all()

@@ -96,6 +96,20 @@ def test_each_page_of_everything_logs_what_was_withheld_where_it_lies(world: Any
     assert [set(e.entities) for e in refused] == [{"Observation/anna-lab", "Observation/anna-gp"}]
 
 
+def test_everything_shows_only_the_directory_that_what_it_shows_refers_to(world: Any) -> None:
+    """The organisations anna's encounters name would say where she was treated: with
+    her encounters withheld from north, they are not listed either."""
+    encounters = {"system": "http://hl7.org/fhir/resource-types", "code": "Encounter"}
+    _anna_blocks(world, "north", {"class": [encounters]})
+
+    shown = world.ids("Patient/anna/$everything", world.clinician_headers("dr-north"))
+    at_west = world.ids("Patient/anna/$everything", world.clinician_headers("dr-west"))
+
+    assert shown == {"Patient/anna", "Observation/anna-lab", "Observation/anna-gp"}
+    # dr-west, whom nothing blocks, sees the encounters and the organisations they name.
+    assert {"Encounter/anna-north", "Organization/north", "Organization/west"} <= at_west
+
+
 def test_a_page_of_everything_logs_what_it_shows_and_not_the_next(world: Any) -> None:
     """The server reads one resource past the page to know that another page follows;
     the citizen's log must not say that the clinician saw it. Every page names the

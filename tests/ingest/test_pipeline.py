@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from health.db.engine import Database
+from health.db.repository import Repository
+from health.fhir.interactions import Interactions
+from health.fhir.validation import check
 
 # tests/conftest.py: the stored records, read as the system.
 StoredRecords = Any
@@ -518,6 +524,9 @@ def karen_at_both(sources: dict[str, Any]) -> None:
         "Patient?_sort=identifier",
         f"Observation?subject:Patient.identifier={RH_MRN}|RH-1",
         f"Patient?_has:Patient:link:identifier={RH_MRN}|RH-1",
+        f"Organization?_has:Patient:general-practitioner:identifier={CPR}|0101801234",
+        f"Patient?identifier={CPR}|0101801234&_include=Patient:general-practitioner",
+        "Organization?_revinclude=Patient:general-practitioner",
     ],
 )
 def test_a_source_may_not_search_what_other_sources_reported(
@@ -612,3 +621,76 @@ def test_a_source_may_refer_to_the_citizen_by_the_id_our_answer_gave(
     assert stored.total(f"Observation?subject=Patient/{karen_id}") == 3
     assert stranger.status_code == 400
     assert stranger.json()["issue"][0]["expression"] == ["Observation.subject.reference"]
+
+
+def test_everything_shows_a_source_only_the_directory_its_own_records_name(
+    sources: dict[str, Any], stored: StoredRecords
+) -> None:
+    """The ward another hospital's encounter names would tell where she was treated."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    ward = {
+        "resourceType": "Organization",
+        "identifier": [{"system": "urn:test:org", "value": "psychiatry"}],
+        "name": "Psychiatric ward",
+    }
+    patient_url = "urn:uuid:00000000-0000-0000-0000-00000000000a"
+    hospital.pushed(
+        _bundle(
+            _post({**_patient(), "id": "p-a"}, patient_url),
+            _post(ward, "urn:uuid:20000000-0000-0000-0000-000000000001"),
+            _post(
+                {
+                    "resourceType": "Encounter",
+                    "id": "enc-a",
+                    "status": "finished",
+                    "class": {"code": "IMP"},
+                    "subject": {"reference": patient_url},
+                    "serviceProvider": {
+                        "reference": "urn:uuid:20000000-0000-0000-0000-000000000001"
+                    },
+                },
+                "urn:uuid:20000000-0000-0000-0000-000000000002",
+            ),
+        )
+    )
+    gp.pushed(_push_of_karen("b"))
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+
+    def names(source: Any) -> set[str]:
+        answer = source.client.get(
+            f"/fhir/Patient/{karen['id']}/$everything", headers=source.headers
+        )
+        assert answer.status_code == 200, answer.text
+        return {
+            e["resource"].get("name")
+            for e in answer.json()["entry"]
+            if e["resource"]["resourceType"] == "Organization"
+        }
+
+    assert "Psychiatric ward" in names(hospital)
+    assert "Psychiatric ward" not in names(gp)
+
+
+@pytest.mark.usefixtures("karen_at_both")
+def test_everything_leaves_out_the_organisations_the_patient_names_to_a_source(
+    sources: dict[str, Any], stored: StoredRecords, app: FastAPI, database: Database
+) -> None:
+    """The GP a Patient names is not a source's to see (Repository._hidden_references),
+    even where the source named it: its $everything lists only what its records name."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+    gp_organization = {"resourceType": "Organization", "id": gp.organization_id, "name": "GP"}
+    with database.session(write=True) as session:
+        interactions = Interactions(Repository.system(session), app.state.fhir_config)
+        interactions.update(
+            gp.organization_id, check(gp_organization, "Organization", app.state.fhir_config.types)
+        )
+        interactions.flush()
+
+    answer = hospital.client.get(
+        f"/fhir/Patient/{karen['id']}/$everything", headers=hospital.headers
+    ).json()
+
+    listed = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in answer["entry"]}
+    assert f"Organization/{gp.organization_id}" not in listed
+    assert f"Patient/{karen['id']}" in listed
