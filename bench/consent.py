@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 from ingest import DEFAULT_POSTGRES, DEFAULT_SHARED_DATA
 from queries import QueryMix
 from rich.console import Console
@@ -105,7 +106,8 @@ def newest_encounter(database: Database, config: FhirConfig, patient_id: str) ->
             resource_type="Encounter",
             params=[("patient", patient_id), ("_sort", "-date"), ("_count", "5")],
         )
-    found = [e["resource"] for e in bundle.get("entry", [])]
+    # Stored resources come as the stored bytes (orjson.Fragment): read them back.
+    found = [orjson.loads(orjson.dumps(e["resource"])) for e in bundle.get("entry", [])]
     return next(r for r in found if not r["id"].startswith("bench-"))
 
 

@@ -199,20 +199,22 @@ def everything_page(
         )
     # The keys the patient's resources refer to, driven from the patient's own
     # resources (ix_resource_patient) to their index rows (the owner index), so no
-    # index on search_reference.patient_id is needed.
-    owner = resource.alias("owner")
+    # index on search_reference.patient_id is needed. The owners are `resource` itself,
+    # not an alias, inside this derived table: the caller's scope on `resource` is
+    # built once per process (access_sql), on an alias once per request (2 ms of a
+    # clinician's $everything page: docs/BENCHMARKS.md).
     referenced = (
         select(search_reference.c.target_type, search_reference.c.target_id)
         .select_from(
-            owner.join(
+            resource.join(
                 search_reference,
                 and_(
-                    search_reference.c.resource_type == owner.c.resource_type,
-                    search_reference.c.resource_id == owner.c.id,
+                    search_reference.c.resource_type == resource.c.resource_type,
+                    search_reference.c.resource_id == resource.c.id,
                 ),
             )
         )
-        .where(owner.c.patient_id == patient_id, search_reference.c.target_id.is_not(None))
+        .where(resource.c.patient_id == patient_id, search_reference.c.target_id.is_not(None))
         .distinct()
     )
     for resource_type, param in hidden_references:
@@ -222,7 +224,7 @@ def everything_page(
                 search_reference.c.param == param,
             )
         )
-    referenced = scope(referenced, owner)
+    referenced = scope(referenced, resource)
     if after is not None:
         referenced = referenced.where(
             tuple_(search_reference.c.target_type, search_reference.c.target_id) > tuple_(*after)
