@@ -46,31 +46,30 @@ _SOURCE = "_source"
 
 def check_search(request: SearchRequest, national_id_systems: list[str]) -> None:
     """403 unless `request` uses the attributed parameters only by national ID."""
-    for condition in _on_patients(request):
+    for condition, _ in _on_patients(request):
         if not _by_national_id(condition, national_id_systems):
-            raise _refused(condition.param, "searches")
+            raise _refused(condition.param)
     if request.resource_type == PATIENT:
         for key in request.sort:
             if _attributed_param(key.param):
-                raise _refused(key.param, "sorts by")
+                raise _refused(key.param, "sort by")
     for include in request.includes:
         # The Patient's attributed references lead to (or, reversed, from) what other
         # sources reported: Patient:general-practitioner would add her GP.
         if include.source_type == PATIENT and (
             _attributed_param(include.param) or include.param == "*"
         ):
-            raise _refused(include.param, "includes by")
+            raise _refused(include.param, "include by")
     _check_has(request)
 
 
 def check_condition(request: SearchRequest, national_id_systems: list[str]) -> None:
     """403 unless every attributed parameter of a condition is an exact identifier on
     the Patient itself, which `credited` can check."""
-    for condition in _on_patients(request):
-        top_level = request.resource_type == PATIENT and condition in request.conditions
+    for condition, top_level in _on_patients(request):
         checkable = top_level and _exact_identifier(condition)
         if not (checkable or _by_national_id(condition, national_id_systems)):
-            raise _refused(condition.param, "matches on")
+            raise _refused(condition.param)
     _check_has(request)
 
 
@@ -84,7 +83,7 @@ def _check_has(request: SearchRequest) -> None:
             and condition.source_type == PATIENT
             and _attributed_param(condition.reference_param)
         ):
-            raise _refused(condition.reference_param, "searches through")
+            raise _refused(condition.reference_param, "search through")
 
 
 def credited(
@@ -115,22 +114,23 @@ def _holds(held: list[Any], token: Token, source: str, national_id_systems: list
     return False
 
 
-def _on_patients(request: SearchRequest) -> Iterator[Condition]:
-    """The conditions that test a Patient's attributed values, at any level."""
+def _on_patients(request: SearchRequest) -> Iterator[tuple[Condition, bool]]:
+    """The conditions that test a Patient's attributed values, at any level, each with
+    whether it is a condition of the request's own Patients (not of a chain or _has)."""
     for condition in request.conditions:
         if isinstance(condition, Has):
-            if condition.source_type == PATIENT and _attributed(condition.condition):
-                yield condition.condition
+            if condition.source_type == PATIENT and _attributed_param(condition.condition.param):
+                yield condition.condition, False
             continue
-        if request.resource_type == PATIENT and _attributed(condition):
-            yield condition
+        if request.resource_type == PATIENT and _attributed_param(condition.param):
+            yield condition, True
         chained = condition.chain
-        if chained is not None and PATIENT in condition.target_types and _attributed(chained):
-            yield chained
-
-
-def _attributed(condition: Condition) -> bool:
-    return _attributed_param(condition.param)
+        if (
+            chained is not None
+            and PATIENT in condition.target_types
+            and _attributed_param(chained.param)
+        ):
+            yield chained, False
 
 
 def _attributed_param(param: str) -> bool:
@@ -155,14 +155,21 @@ def _by_national_id(condition: Condition, national_id_systems: list[str]) -> boo
     )
 
 
-def _refused(param: str, what: str) -> FhirError:
+def _refused(param: str, what: str | None = None) -> FhirError:
+    """403 naming `param`: used only by national ID (a condition), or, with `what`
+    ("sort by", ...), not at all."""
+    rule = (
+        f"may not {what} '{param}' of the citizen's Patient"
+        if what
+        else f"uses '{param}' of the citizen's Patient only as "
+        "identifier=<national ID system>|<number>"
+    )
     return FhirError(
         [
             Issue(
                 "forbidden",
-                f"A hospital's or GP's client {what} the citizen's Patient by '{param}' only "
-                "as identifier=<national ID system>|<number>: other sources' identifiers, "
-                "GP, organisation and links are not its to see",
+                f"A hospital's or GP's client {rule}: it finds citizens by national ID, and "
+                "other sources' identifiers, GP, organisation and links are not its to see",
                 (param,),
             )
         ],
