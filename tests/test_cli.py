@@ -40,7 +40,7 @@ def test_migrate_brings_an_empty_database_to_the_current_schema(
     result = runner.invoke(app, ["migrate"])
 
     assert result.exit_code == 0, result.output
-    assert "revision 0011" in result.output
+    assert "revision 0012" in result.output
     tables = set(inspect(create_engine(url)).get_table_names())
     assert {"resource", "resource_version", "alembic_version"} <= tables
 

@@ -8,24 +8,26 @@ question the reading hides: `Patient?identifier=<the psychiatric ward's system>|
 number>` matching tells the asking hospital that its patient is known there. So a
 source's searches and conditions on those parameters are held to what it may see:
 
-- A search may use them only as `identifier=<national ID system>|<number>`: the
-  national ID is register data every source pushes (health/ingest/push.py). Anything
-  else on them is refused (403), naming the parameter; a source finds its patients by
-  national ID.
+- A search may use them as `identifier=<national ID system>|<number>`: the national
+  ID is register data every source pushes (health/ingest/push.py). It may also name
+  an identifier of another system exactly (`system|value`), as its own record number:
+  that searches only the identifiers the asking source reported itself (the index
+  holds them per source, health/fhir/search/extract.py), so another hospital's
+  number finds nothing, as an unknown one does. Anything else on them is refused
+  (403), naming the parameter.
 - A condition (If-None-Exist, a conditional update or delete, a conditional
-  reference) may also name an identifier of another system exactly (`system|value`),
-  as a source's own record number in its pushes; a Patient it matches counts only if
-  that identifier was reported by the asking source (`credited`). A condition cannot
-  be checked that way in any other form, and is refused.
+  reference) may name identifiers the same ways; a Patient it matches counts only if
+  the identifier is a national ID or was reported by the asking source (`credited`).
 
-Chains into Patient (`subject:Patient.identifier=...`) and `_has` conditions on
-Patients are held to the same rule; `_sort` by those parameters, `_has` through the
-Patient's attributed references and `_include`/`_revinclude` along them are refused.
+Chains into Patient (`subject:Patient.identifier=...`) are held to the same rules;
+`_sort` by those parameters, `_has` through the Patient's attributed references and
+`_include`/`_revinclude` along them are refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -33,6 +35,7 @@ import orjson
 from health.access.attribution import reporters
 from health.db.versions import StoredVersion
 from health.fhir.errors import FhirError, Issue
+from health.fhir.search.extract import REPORTED_BY
 from health.fhir.search.params import Condition, Has, SearchRequest
 from health.fhir.search.values import Token
 
@@ -44,11 +47,13 @@ ATTRIBUTED_PARAMS = ATTRIBUTED_REFERENCES | {"identifier"}
 _SOURCE = "_source"
 
 
-def check_search(request: SearchRequest, national_id_systems: list[str]) -> None:
-    """403 unless `request` uses the attributed parameters only by national ID."""
-    for condition, _ in _on_patients(request):
-        if not _by_national_id(condition, national_id_systems):
-            raise _refused(condition.param)
+def check_search(
+    request: SearchRequest, source: str, national_id_systems: list[str]
+) -> SearchRequest:
+    """`request` as `source` (`Organization/x`) may make it: its conditions on
+    identifiers other than national IDs searching only what it reported. 403 unless
+    the attributed parameters are used by national ID or by exact identifiers."""
+    conditions = tuple(_held(c, request, source, national_id_systems) for c in request.conditions)
     if request.resource_type == PATIENT:
         for key in request.sort:
             if _attributed_param(key.param):
@@ -61,6 +66,45 @@ def check_search(request: SearchRequest, national_id_systems: list[str]) -> None
         ):
             raise _refused(include.param, "include by")
     _check_has(request)
+    return replace(request, conditions=conditions)
+
+
+def _held(
+    condition: Condition | Has, request: SearchRequest, source: str, national_id_systems: list[str]
+) -> Condition | Has:
+    """`condition` searching only what `source` reported of the Patients' identifiers."""
+    if isinstance(condition, Has):
+        return condition  # through Patients only by attributed references: _check_has
+    if request.resource_type == PATIENT and _attributed_param(condition.param):
+        return _own(condition, source, national_id_systems)
+    chained = condition.chain
+    if chained is None or PATIENT not in condition.target_types:
+        return condition
+    if not _attributed_param(chained.param) or _by_national_id(chained, national_id_systems):
+        return condition
+    if condition.target_types != (PATIENT,):
+        # The chain searches the other types' identifiers as well, which are not
+        # attributed: it can be held to the source only on Patients alone.
+        raise _refused(chained.param, target=f"{condition.param}:{PATIENT}")
+    return replace(condition, chain=_own(chained, source, national_id_systems))
+
+
+def _own(condition: Condition, source: str, national_id_systems: list[str]) -> Condition:
+    """A condition on a Patient's attributed parameter as `source` may search it."""
+    if _by_national_id(condition, national_id_systems):
+        return condition
+    if not source or not _exact_identifier(condition):
+        raise _refused(condition.param)  # a client of no Organization reported nothing
+    if any(v.system in national_id_systems for v in condition.values):
+        # One national ID or another source's number: two parameters in one.
+        raise _refused(condition.param, mixed=True)
+    return replace(
+        condition,
+        param=f"{condition.param}{REPORTED_BY}",
+        values=tuple(
+            Token(f"{source}|{v.system}", v.code, system_given=True) for v in condition.values
+        ),
+    )
 
 
 def check_condition(request: SearchRequest, national_id_systems: list[str]) -> None:
@@ -155,21 +199,33 @@ def _by_national_id(condition: Condition, national_id_systems: list[str]) -> boo
     )
 
 
-def _refused(param: str, what: str | None = None) -> FhirError:
-    """403 naming `param`: used only by national ID (a condition), or, with `what`
-    ("sort by", ...), not at all."""
-    rule = (
-        f"may not {what} '{param}' of the citizen's Patient"
-        if what
-        else f"uses '{param}' of the citizen's Patient only as "
-        "identifier=<national ID system>|<number>"
-    )
+def _refused(
+    param: str, what: str | None = None, *, target: str | None = None, mixed: bool = False
+) -> FhirError:
+    """403 naming `param`: used only by national ID or exact identifiers (a condition),
+    with `what` ("sort by", ...) not at all, through a chain only as `target`, or
+    with national IDs and other identifiers in separate parameters (`mixed`)."""
+    if what:
+        rule = f"may not {what} '{param}' of the citizen's Patient"
+    elif target:
+        rule = f"chains to '{param}' of the citizen's Patient only through '{target}'"
+    elif mixed:
+        rule = (
+            "searches by national ID and by another identifier in separate searches, "
+            f"not as alternatives of one '{param}'"
+        )
+    else:
+        rule = (
+            f"uses '{param}' of the citizen's Patient only as "
+            "identifier=<national ID system>|<number> or identifier=<system>|<its own number>"
+        )
     return FhirError(
         [
             Issue(
                 "forbidden",
-                f"A hospital's or GP's client {rule}: it finds citizens by national ID, and "
-                "other sources' identifiers, GP, organisation and links are not its to see",
+                f"A hospital's or GP's client {rule}: it finds citizens by national ID or by "
+                "the identifiers it reported itself; other sources' identifiers, GP, "
+                "organisation and links are not its to see",
                 (param,),
             )
         ],

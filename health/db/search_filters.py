@@ -38,11 +38,10 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select
 from health.db.search_plan import NO_SYSTEM, Shape
 from health.db.tables import INDEX_TABLES, resource
 from health.db.templates import Bound, Inline
+from health.fhir.search.extract import OF_TYPE
 
 Visible = Callable[[Select[Any], Any], Select[Any]]
 Clause = ColumnElement[bool]
-# The `identifier:of-type` rows: system "type-system|type-code", code the value.
-OF_TYPE_SUFFIX = ":of-type"
 # Where a clause takes its values from.
 Values = Inline | Bound
 
@@ -139,7 +138,7 @@ class Filters:
         _, value_type, param, modifier, values = condition
         index = INDEX_TABLES[value_type]
         if modifier == "of-type":
-            param += OF_TYPE_SUFFIX
+            param += OF_TYPE
         return [
             index.c.resource_type == resource_type,
             index.c.param == param,

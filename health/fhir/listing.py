@@ -135,8 +135,9 @@ def searchset_bundle(
         lenient=lenient,
     )
     request = confine_to_patient(request, config.search, config.compartment)
-    if interactions.repository.source is not None:
-        source_search.check_search(request, settings.national_id_systems)
+    source = interactions.repository.source
+    if source is not None:
+        request = source_search.check_search(request, source, settings.national_id_systems)
     limit = 0 if request.summary == "count" else request.count
     page = interactions.repository.search(request, limit=limit, cursor=request.cursor)
     path = f"{base}/{resource_type}"

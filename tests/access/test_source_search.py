@@ -16,7 +16,8 @@ from health.access.source_search import check_condition, check_search, credited
 from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
 from health.fhir.errors import FhirError
-from health.fhir.search.params import SearchLimits, SearchRequest, parse_search
+from health.fhir.search.extract import REPORTED_BY
+from health.fhir.search.params import Condition, SearchLimits, SearchRequest, parse_search
 from health.settings import Settings
 
 CPR = "urn:oid:1.2.208.176.1.2"
@@ -57,28 +58,80 @@ def _karen(*identifiers: dict[str, Any]) -> StoredVersion:
         f"Patient?identifier={CPR}|0101801234,{CPR}|0202802345",
         "Patient?family=Jensen&birthdate=1980-01-01",
         f"Observation?subject:Patient.identifier={CPR}|0101801234",
+        f"Observation?subject.identifier={CPR}|0101801234",
         "Observation?code=http://loinc.org|718-7",
     ],
 )
-def test_searches_a_source_may_make(config: FhirConfig, query: str) -> None:
-    check_search(_request(config, query), NATIONAL)
+def test_searches_a_source_makes_as_written(config: FhirConfig, query: str) -> None:
+    request = _request(config, query)
+
+    assert check_search(request, NORTH, NATIONAL) == request
 
 
 @pytest.mark.parametrize(
-    "query",
+    ("query", "rewritten"),
     [
-        "Patient?identifier=urn:rh:mrn|RH-1",
-        f"Patient?identifier={CPR}|0101801234,urn:rh:mrn|RH-1",
-        f"Patient?identifier:not={CPR}|0101801234",
-        "Patient?link=Patient/other",
-        "Patient?general-practitioner=Organization/south",
+        ("Patient?identifier=urn:rh:mrn|RH-1", ["Organization/north|urn:rh:mrn"]),
+        (
+            "Patient?identifier=urn:rh:mrn|RH-1,urn:rh:old|7",
+            ["Organization/north|urn:rh:mrn", "Organization/north|urn:rh:old"],
+        ),
     ],
 )
-def test_searches_a_source_may_not_make(config: FhirConfig, query: str) -> None:
+def test_a_search_by_another_identifier_reads_only_the_sources_own(
+    config: FhirConfig, query: str, rewritten: list[str]
+) -> None:
+    """By its own record number: the index rows of the identifiers it reported."""
+    (condition,) = check_search(_request(config, query), NORTH, NATIONAL).conditions
+
+    assert isinstance(condition, Condition)
+    assert condition.param == f"identifier{REPORTED_BY}"
+    assert [v.system for v in condition.values] == rewritten
+    assert condition.values[0].code == "RH-1"
+
+
+def test_a_chain_into_patients_by_another_identifier_reads_only_the_sources_own(
+    config: FhirConfig,
+) -> None:
+    query = "Observation?subject:Patient.identifier=urn:rh:mrn|RH-1&code=http://loinc.org|718-7"
+
+    chained, by_code = check_search(_request(config, query), NORTH, NATIONAL).conditions
+
+    assert isinstance(chained, Condition) and chained.chain is not None
+    assert chained.chain.param == f"identifier{REPORTED_BY}"
+    assert chained.chain.values[0].system == "Organization/north|urn:rh:mrn"
+    assert by_code == _request(config, query).conditions[1]
+
+
+@pytest.mark.parametrize(
+    ("query", "rule"),
+    [
+        ("Patient?identifier=RH-1", "only as"),
+        ("Patient?identifier=urn:rh:mrn|", "only as"),
+        (f"Patient?identifier={CPR}|0101801234,urn:rh:mrn|RH-1", "separate searches"),
+        (f"Patient?identifier:not={CPR}|0101801234", "only as"),
+        ("Patient?identifier:of-type=http://x|MR|RH-1", "only as"),
+        ("Patient?link=Patient/other", "only as"),
+        ("Patient?general-practitioner=Organization/south", "only as"),
+        ("Patient?_source=http://x/fhir/Organization/north", "only as"),
+        ("Observation?subject.identifier=urn:rh:mrn|RH-1", "only through 'subject:Patient'"),
+        ("Patient?_sort=identifier", "may not sort by"),
+        ("Patient?_include=Patient:general-practitioner", "may not include by"),
+        ("Organization?_has:Patient:general-practitioner:family=Jensen", "may not search through"),
+    ],
+)
+def test_searches_a_source_may_not_make(config: FhirConfig, query: str, rule: str) -> None:
     with pytest.raises(FhirError) as refused:
-        check_search(_request(config, query), NATIONAL)
+        check_search(_request(config, query), NORTH, NATIONAL)
 
     assert refused.value.status == 403
+    assert rule in refused.value.issues[0].diagnostics
+
+
+def test_a_client_of_no_organization_searches_by_national_id_only(config: FhirConfig) -> None:
+    check_search(_request(config, f"Patient?identifier={CPR}|0101801234"), "", NATIONAL)
+    with pytest.raises(FhirError):
+        check_search(_request(config, "Patient?identifier=urn:rh:mrn|RH-1"), "", NATIONAL)
 
 
 def test_a_condition_may_name_an_identifier_of_any_system_but_not_chain_on_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from fastapi import FastAPI
@@ -514,7 +515,6 @@ def karen_at_both(sources: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        f"Patient?identifier={RH_MRN}|RH-1",
         "Patient?identifier=RH-1",
         "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|RH-1",
         "Patient?identifier:missing=false",
@@ -522,7 +522,7 @@ def karen_at_both(sources: dict[str, Any]) -> None:
         "Patient?organization:missing=false",
         "Patient?_source=http://testserver/fhir/Organization/hospital",
         "Patient?_sort=identifier",
-        f"Observation?subject:Patient.identifier={RH_MRN}|RH-1",
+        f"Observation?subject.identifier={RH_MRN}|RH-1",
         f"Patient?_has:Patient:link:identifier={RH_MRN}|RH-1",
         f"Organization?_has:Patient:general-practitioner:identifier={CPR}|0101801234",
         f"Patient?identifier={CPR}|0101801234&_include=Patient:general-practitioner",
@@ -548,6 +548,48 @@ def test_a_source_finds_the_citizen_by_national_id(sources: dict[str, Any]) -> N
     found = _resources(_search(gp.client, gp.headers, f"Patient?identifier={CPR}|0101801234"))
 
     assert [p["name"][0]["given"] for p in found] == [["Karen"]]
+
+
+@pytest.mark.usefixtures("karen_at_both")
+def test_a_source_finds_the_citizen_by_its_own_number_and_not_by_anothers(
+    sources: dict[str, Any],
+) -> None:
+    """The hospital's number finds nothing for the GP, exactly as an unknown number."""
+    hospital, gp = sources["hospital"], sources["gp"]
+
+    by_own = _resources(
+        _search(hospital.client, hospital.headers, f"Patient?identifier={RH_MRN}|RH-1")
+    )
+    gp_by_own = _resources(_search(gp.client, gp.headers, "Patient?identifier=urn:gp:id|G-7"))
+    guessed = _search(gp.client, gp.headers, f"Patient?identifier={RH_MRN}|RH-1")
+    unknown = _search(gp.client, gp.headers, f"Patient?identifier={RH_MRN}|RH-999")
+
+    assert [p["id"] for p in by_own] == [p["id"] for p in gp_by_own]
+    assert {"system": RH_MRN, "value": "RH-1"} in by_own[0]["identifier"]
+    assert {"system": RH_MRN, "value": "RH-1"} not in gp_by_own[0]["identifier"]
+    assert (guessed["total"], unknown["total"]) == (0, 0)
+    assert "entry" not in guessed
+    # The self link shows the search as the client wrote it.
+    assert unquote(guessed["link"][0]["url"]).endswith(f"Patient?identifier={RH_MRN}|RH-1")
+
+
+@pytest.mark.usefixtures("karen_at_both")
+def test_a_sources_chain_to_the_citizen_goes_by_its_own_number(
+    sources: dict[str, Any],
+) -> None:
+    """`subject:Patient.identifier=` by the GP's number finds the GP's result; by the
+    hospital's, not even the GP's own result for the same citizen."""
+    gp = sources["gp"]
+    gp.pushed(_bundle(_post(_hemoglobin("Patient?identifier=urn:gp:id|G-7", 9.1))))
+    chain = "Observation?subject:Patient.identifier="
+
+    own = _resources(_search(gp.client, gp.headers, f"{chain}urn:gp:id|G-7"))
+    guessed = _resources(_search(gp.client, gp.headers, f"{chain}{RH_MRN}|RH-1"))
+    by_cpr = _resources(_search(gp.client, gp.headers, f"{chain}{CPR}|0101801234"))
+
+    assert sorted(o["valueQuantity"]["value"] for o in own) == [9.1, 13.2]
+    assert guessed == []
+    assert by_cpr == own
 
 
 @pytest.mark.usefixtures("karen_at_both")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from health.access.attribution import reporters
 from health.fhir.search.dates import date_range, period_range, timing_range
 from health.fhir.search.definitions import SearchDefinitions
 from health.fhir.search.index_rows import IndexRows
@@ -26,6 +27,10 @@ from health.fhir.search.paths import (
 
 # Columns of the resource table, searched there rather than in the index.
 RESOURCE_COLUMNS = frozenset({"_id", "_lastUpdated"})
+# The suffixes of the parameter of an identifier's extra rows: by its type (:of-type),
+# and by the sources credited with it.
+OF_TYPE = ":of-type"
+REPORTED_BY = ":reported-by"
 # Money is searched with the ISO 4217 currency as its system:
 # https://hl7.org/fhir/R4/search.html#quantity
 CURRENCY_SYSTEM = "urn:iso:std:iso:4217"
@@ -204,7 +209,10 @@ def _token_identifiers(code: str, values: list[Any], rows: IndexRows) -> None:
     # (system, value) as conditional interactions match them; each identifier type
     # coding adds a row for :of-type, system "type-system|type-code" and code the value
     # (https://hl7.org/fhir/R4/search.html#token). A type coding without a system is "|code".
-    of_type = f"{code}:of-type"
+    # An identifier of the citizen's Patient credited to sources (health/access/
+    # attribution.py) adds a row per source, system "Organization/x|system": what a
+    # source's search by its own record number reads (health/access/source_search.py).
+    of_type = f"{code}{OF_TYPE}"
     for identifier in values:
         if type(identifier) is not dict:
             continue
@@ -212,6 +220,11 @@ def _token_identifiers(code: str, values: list[Any], rows: IndexRows) -> None:
         if system is None and value is None:
             continue
         rows.tokens.append((code, system, value, None))
+        if "extension" in identifier and value is not None:
+            for source in filter(None, reporters(identifier)):
+                rows.tokens.append(
+                    (f"{code}{REPORTED_BY}", f"{source}|{system or ''}", value, None)
+                )
         identifier_type = identifier.get("type")
         if value is None or type(identifier_type) is not dict:
             continue

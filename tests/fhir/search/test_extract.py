@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from health import PROJECT_ROOT
+from health.access.attribution import attributed
 from health.fhir.search.dates import FAR_FUTURE, FAR_PAST
 from health.fhir.search.definitions import SearchDefinitions
 from health.fhir.search.extract import Extractor
@@ -122,6 +123,36 @@ def test_identifiers_and_their_types_for_of_type(extractor: Extractor) -> None:
     ]
     assert rows_of(rows.tokens, "identifier:of-type") == [
         ("http://terminology.hl7.org/CodeSystem/v2-0203|NI", "0101011234", None)
+    ]
+
+
+def test_identifiers_credited_to_sources_are_also_rows_per_source(extractor: Extractor) -> None:
+    """What a source's search by its own record number reads (health/access/source_search.py)."""
+    cpr = {"system": "urn:oid:1.2.208.176.1.2", "value": "0101011234"}
+    mrn = {"system": "urn:rh:mrn", "value": "RH-1"}
+    rows = extractor.extract(
+        {
+            "resourceType": "Patient",
+            "identifier": [
+                attributed(cpr, ["Organization/north", "Organization/south"]),
+                attributed(mrn, ["Organization/north"]),
+                attributed({"value": "no-system"}, ["Organization/south"]),
+                {"system": "urn:unattributed", "value": "1"},
+            ],
+        }
+    )
+
+    assert rows_of(rows.tokens, "identifier") == [
+        ("urn:oid:1.2.208.176.1.2", "0101011234", None),
+        ("urn:rh:mrn", "RH-1", None),
+        (None, "no-system", None),
+        ("urn:unattributed", "1", None),
+    ]
+    assert rows_of(rows.tokens, "identifier:reported-by") == [
+        ("Organization/north|urn:oid:1.2.208.176.1.2", "0101011234", None),
+        ("Organization/south|urn:oid:1.2.208.176.1.2", "0101011234", None),
+        ("Organization/north|urn:rh:mrn", "RH-1", None),
+        ("Organization/south|", "no-system", None),
     ]
 
 
