@@ -11,7 +11,9 @@ Each condition is an `id IN (subquery on one index table)` (or NOT IN for `:not`
 `:missing=true`): both SQLite and PostgreSQL then drive the query from the index and
 fetch the resources by primary key, with or without table statistics (a correlated
 EXISTS was planned as a loop over the whole type on an unanalysed PostgreSQL: see
-docs/BENCHMARKS.md, "PostgreSQL and unanalysed tables").
+docs/BENCHMARKS.md, "PostgreSQL and unanalysed tables"). In one patient's record the
+positive conditions are one `id IN (SELECT ... INTERSECT SELECT ...)`, each SELECT
+reading the patient's rows of one condition (`Filters.clauses`).
 
 Only the repository executes these clauses, and it applies the caller's scope
 (`visible`, i.e. Repository._visible) to the statement it runs. Inside, every SELECT
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, intersect, or_, select
 
 from health.db.search_plan import NO_SYSTEM, Shape
 from health.db.tables import INDEX_TABLES, resource
@@ -82,7 +84,20 @@ class Filters:
     ) -> list[Clause]:
         """Clauses over `table` (the resource table or an alias): all must hold."""
         where: list[Clause] = [table.c.resource_type == resource_type, table.c.deleted.is_(False)]
-        where += self.confined(resource_type, table)
+        confined = self.confined(resource_type, table)
+        where += confined
+        together = [c for c in conditions if c[0] == "rows" and c[3] != "not"] if confined else []
+        if len(together) > 1:
+            # One patient's rows of each condition, intersected: each SELECT is planned
+            # on its own index alone, where PostgreSQL planned N semi-joins together
+            # (2.2 against 0.8 ms for a lab search) and, misjudging how many rows the
+            # patient's reference condition gives, drove the plan from it (5,807
+            # against 890 buffers): docs/BENCHMARKS.md, "A patient's conditions
+            # intersected".
+            where.append(
+                table.c.id.in_(intersect(*(self.rows(resource_type, c) for c in together)))
+            )
+            conditions = tuple(c for c in conditions if c not in together)
         for condition in conditions:
             where.append(self.condition(resource_type, condition, table))
         return where

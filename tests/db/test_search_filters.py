@@ -19,6 +19,8 @@ from health.fhir.search.dates import FAR_FUTURE, FAR_PAST
 from health.fhir.search.index_rows import IndexRows
 from tests.db.conftest import BASE, T0, Store, _request, day, name, sqlite_plan, statements_run
 
+LOINC = "http://loinc.org"
+
 # string
 
 
@@ -263,6 +265,58 @@ def test_on_sqlite_a_patients_date_range_is_read_from_the_patients_own_dates(
     dates = [step for step in plan if "search_date" in step]
     assert len(dates) == 2, plan
     assert all("ix_search_date_patient" in step for step in dates), plan
+
+
+def test_a_patients_conditions_are_each_met_by_a_row_of_their_own(database: Database) -> None:
+    """In one patient's record the conditions are intersected as sets of resources:
+    `date=ge2015&date=lt2020` holds for a resource with one date before 2015-2020 and
+    another after it, as for one with a date within; `:not` still excludes."""
+    rows = {
+        "o1": ("p1", "laboratory", "2014-06-01", "2021-06-01", "2345-7"),
+        "o2": ("p1", "laboratory", "2016-06-01", None, "718-7"),
+        "o3": ("p1", "vital-signs", "2016-06-01", None, "2345-7"),
+        "o4": ("p1", "laboratory", "2022-06-01", None, "2345-7"),
+        "o5": ("p2", "laboratory", "2016-06-01", None, "2345-7"),
+    }
+    writes = [
+        Write(
+            resource_type="Observation",
+            id=key,
+            version_id=1,
+            last_updated=T0,
+            method="PUT",
+            body=orjson.dumps({"resourceType": "Observation"}),
+            patient_id=patient,
+            index=IndexRows(
+                tokens=[("category", None, category, None), ("code", LOINC, code, None)],
+                dates=[("date", *day(when)) for when in (first, second) if when],
+                references=[("subject", "Patient", patient, None)],
+            ),
+        )
+        for key, (patient, category, first, second, code) in rows.items()
+    ]
+    with database.session(write=True) as session:
+        Repository.system(session).save(writes)
+    labs = "subject=Patient/p1&category=laboratory&date=ge2015-01-01&date=lt2020-01-01"
+
+    def matches(query: str) -> tuple[list[str], int | None]:
+        request = dataclasses.replace(_request("Observation", query), patient="p1")
+        with database.session(write=False) as session:
+            page = Repository.system(session).search(request, limit=1)
+            total = Repository.system(session).search(request, limit=0).total
+        ids = [v.id for v in page.matches]
+        while page.next_cursor is not None:
+            with database.session(write=False) as session:
+                page = Repository.system(session).search(request, limit=1, cursor=page.next_cursor)
+            ids += [v.id for v in page.matches]
+        return ids, total
+
+    with statements_run(database.read_engine) as executed:
+        assert matches(labs) == (["o1", "o2"], 2)
+        assert matches(f"{labs}&code:not={LOINC}|718-7") == (["o1"], 1)
+    # One SELECT per condition, intersected (each planned on its own index).
+    searched = [statement for statement, _ in executed if "search_date" in statement]
+    assert searched and all(statement.count("INTERSECT") == 3 for statement in searched)
 
 
 # quantity
