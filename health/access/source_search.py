@@ -16,12 +16,14 @@ source's searches and conditions on those parameters are held to what it may see
   number finds nothing, as an unknown one does. Anything else on them is refused
   (403), naming the parameter.
 - A condition (If-None-Exist, a conditional update or delete, a conditional
-  reference) may name identifiers the same ways; a Patient it matches counts only if
-  the identifier is a national ID or was reported by the asking source (`credited`).
+  reference) may name identifiers the same ways on the Patient itself; a Patient it
+  matches counts only if the identifier is a national ID or was reported by the
+  asking source (`credited`, which reads the Patient's own identifiers: a condition
+  chained into Patients is held to the national ID).
 
-Chains into Patient (`subject:Patient.identifier=...`) are held to the same rules;
-`_sort` by those parameters, `_has` through the Patient's attributed references and
-`_include`/`_revinclude` along them are refused.
+A search's chains into Patient (`subject:Patient.identifier=...`) are held to the same
+rules; `_sort` by those parameters, `_has` through the Patient's attributed references
+and `_include`/`_revinclude` along them are refused.
 """
 
 from __future__ import annotations
@@ -111,9 +113,12 @@ def check_condition(request: SearchRequest, national_id_systems: list[str]) -> N
     """403 unless every attributed parameter of a condition is an exact identifier on
     the Patient itself, which `credited` can check."""
     for condition, top_level in _on_patients(request):
-        checkable = top_level and _exact_identifier(condition)
-        if not (checkable or _by_national_id(condition, national_id_systems)):
+        if _by_national_id(condition, national_id_systems):
+            continue
+        if not _exact_identifier(condition):
             raise _refused(condition.param)
+        if not top_level:  # an own number, but through a chain `credited` cannot read
+            raise _refused(condition.param, "chain a condition to")
     _check_has(request)
 
 

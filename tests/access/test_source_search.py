@@ -138,12 +138,18 @@ def test_a_condition_may_name_an_identifier_of_any_system_but_not_chain_on_one(
     config: FhirConfig,
 ) -> None:
     check_condition(_request(config, "Patient?identifier=urn:rh:mrn|RH-1"), NATIONAL)
-    with pytest.raises(FhirError):
+    check_condition(
+        _request(config, f"Observation?subject:Patient.identifier={CPR}|0101801234"), NATIONAL
+    )
+    with pytest.raises(FhirError) as bare:
         check_condition(_request(config, "Patient?identifier=RH-1"), NATIONAL)
-    with pytest.raises(FhirError):
+    with pytest.raises(FhirError) as chained:
         check_condition(
             _request(config, "Observation?subject:Patient.identifier=urn:rh:mrn|RH-1"), NATIONAL
         )
+
+    assert "only as" in bare.value.issues[0].diagnostics
+    assert "may not chain a condition to 'identifier'" in chained.value.issues[0].diagnostics
 
 
 def test_a_match_counts_by_the_national_id_or_the_sources_own_identifiers(
