@@ -15,8 +15,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
 
-def _sqlite_engine(url: str, *, begin: str, echo: bool) -> Engine:
-    """A SQLite engine whose transactions start with `begin` (BEGIN or BEGIN IMMEDIATE).
+def _sqlite_engine(url: str, *, begin: str, echo: bool, read_only: bool) -> Engine:
+    """A SQLite engine whose transactions start with `begin` (BEGIN or BEGIN IMMEDIATE);
+    one for reads refuses to write (`query_only`), as PostgreSQL's does.
 
     pysqlite's own transaction handling defers BEGIN and cannot take the write lock up
     front; a writer that starts deferred and upgrades later can fail with SQLITE_BUSY
@@ -44,6 +45,8 @@ def _sqlite_engine(url: str, *, begin: str, echo: bool) -> Engine:
         # instead of copied into each connection's own 2 MB one: a citizen's 4,200
         # results outlined in 15 ms instead of 32 (docs/BENCHMARKS.md, "Portal").
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -53,6 +56,35 @@ def _sqlite_engine(url: str, *, begin: str, echo: bool) -> Engine:
     return engine
 
 
+def _postgres_engine(url: str, *, echo: bool, read_only: bool) -> Engine:
+    """A PostgreSQL engine for writes, or one for reads that cannot write.
+
+    A read's statements run each on its own, in PostgreSQL's autocommit, in sessions
+    where every transaction is read-only (default_transaction_read_only): a read
+    request sends no BEGIN and no COMMIT, two round trips of the four or five a search
+    cost (docs/BENCHMARKS.md, "Reads without BEGIN and COMMIT on PostgreSQL"), and a
+    read that tried to write would fail instead of writing outside any transaction.
+    Nothing is lost in isolation: at READ COMMITTED, PostgreSQL's default and ours,
+    every statement of a transaction takes a snapshot of its own anyway.
+    """
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=5 if read_only else 10,
+        max_overflow=10 if read_only else 20,
+        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT" if read_only else None,
+        connect_args={
+            # psycopg prepares a statement on the server after five executions, and
+            # PostgreSQL then switches to a generic plan that does not know which
+            # patient or code is asked for: 930 ms instead of 4 ms for a code lookup
+            # at 1,000 patients (docs/BENCHMARKS.md, "Search"). Plan every time.
+            "prepare_threshold": None,
+            **({"options": "-c default_transaction_read_only=on"} if read_only else {}),
+        },
+    )
+
+
 class Database:
     """The engines of one database: reads and writes, each with its own sessions."""
 
@@ -60,28 +92,22 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", echo=echo)
-            self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo)
-        else:
-            self.write_engine = create_engine(
-                url,
-                echo=echo,
-                pool_size=10,
-                max_overflow=20,
-                pool_pre_ping=True,
-                # psycopg prepares a statement on the server after five executions, and
-                # PostgreSQL then switches to a generic plan that does not know which
-                # patient or code is asked for: 930 ms instead of 4 ms for a code lookup
-                # at 1,000 patients (docs/BENCHMARKS.md, "Search"). Plan every time.
-                connect_args={"prepare_threshold": None},
+            self.write_engine = _sqlite_engine(
+                url, begin="BEGIN IMMEDIATE", echo=echo, read_only=False
             )
-            self.read_engine = self.write_engine
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo, read_only=True)
+        else:
+            self.write_engine = _postgres_engine(url, echo=echo, read_only=False)
+            self.read_engine = _postgres_engine(url, echo=echo, read_only=True)
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self, *, write: bool) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        On PostgreSQL a read session's statements commit each on its own, read-only
+        (`_postgres_engine`)."""
         factory = self._write_sessions if write else self._read_sessions
         with factory() as session, session.begin():
             yield session

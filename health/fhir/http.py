@@ -82,9 +82,10 @@ def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
     and the access log of what it disclosed, refused and changed (health/audit/).
 
     A write logs in its own transaction. A read logs right after its read-only
-    transaction, before the response leaves, through the process's LogWriter (one
-    transaction for the requests that finish together): if the log cannot be
-    written, the caller gets an error instead of the data.
+    session (on PostgreSQL, statements without a transaction: health/db/engine.py),
+    before the response leaves, through the process's LogWriter (one transaction for
+    the requests that finish together): if the log cannot be written, the caller gets
+    an error instead of the data.
     """
     database: Database = request.app.state.database
     log_writer: LogWriter = request.app.state.log_writer
