@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from health.db.engine import Database
@@ -41,3 +42,18 @@ def test_a_read_on_postgresql_opens_no_transaction(database: Database) -> None:
         assert session.execute(_VERSION).scalar_one()
         status = session.connection().connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
         assert status == TransactionStatus.IDLE
+
+
+def test_a_read_connection_keeps_the_urls_own_options(database: Database) -> None:
+    if database.is_sqlite:
+        pytest.skip("libpq's options are PostgreSQL's")
+    url = make_url(database.url).update_query_dict({"options": "-c application_name=ours"})
+    other = Database(url.render_as_string(hide_password=False))
+    try:
+        with other.session(write=False) as session:
+            assert session.execute(text("SHOW application_name")).scalar_one() == "ours"
+            assert session.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
+        with other.session(write=True) as session:
+            assert session.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
+    finally:
+        other.dispose()
