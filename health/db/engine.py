@@ -1,4 +1,5 @@
-"""Engines and sessions: one database transaction per request or Bundle."""
+"""Engines and sessions: one database transaction per write request or Bundle, and
+read-only sessions for reads."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def base_of(request: Request) -> str:
 
 @contextmanager
 def unit_of_work(request: Request, *, write: bool) -> Iterator[Interactions]:
-    """One database transaction and one Repository for the caller of this request,
+    """One database session and one Repository for the caller of this request,
     and the access log of what it disclosed, refused and changed (health/audit/).
 
     A write logs in its own transaction. A read logs right after its read-only

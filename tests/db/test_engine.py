@@ -7,12 +7,19 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from health.db.engine import Database
 
 # A write that changes nothing: refused all the same where writing is refused.
 _TOUCH = text("UPDATE alembic_version SET version_num = version_num")
 _VERSION = text("SELECT version_num FROM alembic_version")
+
+
+def _transaction_status(session: Session) -> TransactionStatus:
+    """Whether psycopg holds a transaction open on the session's connection."""
+    dbapi = session.connection().connection.dbapi_connection
+    return dbapi.info.transaction_status  # type: ignore[union-attr]
 
 
 def test_a_read_session_refuses_to_write(database: Database) -> None:
@@ -30,8 +37,7 @@ def test_a_write_session_writes_in_one_transaction(database: Database) -> None:
     with database.session(write=True) as session:
         session.execute(_TOUCH)
         if not database.is_sqlite:
-            status = session.connection().connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
-            assert status == TransactionStatus.INTRANS
+            assert _transaction_status(session) == TransactionStatus.INTRANS
 
 
 def test_a_read_on_postgresql_opens_no_transaction(database: Database) -> None:
@@ -40,8 +46,7 @@ def test_a_read_on_postgresql_opens_no_transaction(database: Database) -> None:
         pytest.skip("SQLite's reads keep one snapshot in a deferred transaction")
     with database.session(write=False) as session:
         assert session.execute(_VERSION).scalar_one()
-        status = session.connection().connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
-        assert status == TransactionStatus.IDLE
+        assert _transaction_status(session) == TransactionStatus.IDLE
 
 
 def test_a_read_connection_keeps_the_urls_own_options(database: Database) -> None:
