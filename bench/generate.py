@@ -62,14 +62,17 @@ def _load(path: Path, name: str | None = None) -> BundleFile:
     return BundleFile(name or path.name, body, len(bundle.get("entry", [])))
 
 
-def provider_bundles(shared_data: Path) -> list[BundleFile]:
-    """The 2021 provider directory (batch, conditional creates): it must be loaded first."""
+def provider_files(shared_data: Path) -> list[Path]:
+    """The 2021 provider directory's files: organisations first, then practitioners."""
     folder = synthea_dir(shared_data) / PIPES_2021
     return [
-        _load(path, f"{PIPES_2021}/{path.name}")
-        for prefix in _PROVIDER_PREFIXES
-        for path in sorted(folder.glob(f"{prefix}*.json"))
+        path for prefix in _PROVIDER_PREFIXES for path in sorted(folder.glob(f"{prefix}*.json"))
     ]
+
+
+def provider_bundles(shared_data: Path) -> list[BundleFile]:
+    """The 2021 provider directory (batch, conditional creates): it must be loaded first."""
+    return [_load(path, f"{PIPES_2021}/{path.name}") for path in provider_files(shared_data)]
 
 
 def split_batch(bundle_file: BundleFile, size: int) -> list[BundleFile]:

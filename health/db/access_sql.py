@@ -69,6 +69,24 @@ def visible_clause(v: Visibility, table: Any) -> Clause | None:
     return _clause(Inline(_values_of(v)), shape, table)
 
 
+def decided_by_row(v: Visibility, resource_type: str) -> bool:
+    """Whether the caller's scope decides each row of `resource_type` by that row's own
+    columns (type, patient, who recorded it), so that a write changes what the caller
+    sees only of the resources it writes.
+
+    The directory is in no patient's compartment, so its rows are decided by type for
+    every caller. Inside a record, not so for a clinician (care relationships, the
+    citizen's consent, emergency access, hidden episodes: rows of other tables), nor
+    for a client's view of Patients (a Patient it recorded something for: other rows of
+    the record). Follows `_clause`.
+    """
+    if v.everything or v.record_of is not None or resource_type in SHARED_DIRECTORY_TYPES:
+        return True
+    if v.kind is ActorKind.client:
+        return resource_type != "Patient"
+    return v.kind is ActorKind.auditor
+
+
 def compartment_clause(v: Visibility, table: Any, patient_id: str) -> Clause | None:
     """What the caller may see of the rows of `table` in one patient's compartment (a
     query that already says `patient_id = <patient_id>`); None: all of them.

@@ -167,6 +167,11 @@ class Repository:
             self._clauses[id(table)] = cached
         return cached[1]
 
+    def scope_decided_by_row(self, resource_type: str) -> bool:
+        """Whether a write changes what this repository finds of `resource_type` only
+        among the resources it writes (access_sql.decided_by_row)."""
+        return access_sql.decided_by_row(self.visibility, resource_type)
+
     def _note_withheld(self, statement: Select[Any], patient_id: str) -> None:
         """Remember, for the citizen's access log, what of `patient_id`'s record a query
         of `resource` (type and id columns, unscoped) matched and the access rules

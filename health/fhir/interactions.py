@@ -39,6 +39,7 @@ from health.fhir.errors import (
     precondition_failed,
     structure,
 )
+from health.fhir.match_cache import MatchCache, MatchKey
 from health.fhir.search.params import SearchRequest
 from health.fhir.validation import ID_PATTERN, Checked, check, check_known_type
 from health.fhir.versions import next_timestamp, stamp
@@ -93,11 +94,11 @@ class Interactions:
         self._unscoped: Repository | None = None
         # Current versions fetched and locked ahead of the writes that replace them.
         self._locked: dict[tuple[str, str], StoredVersion | None] = {}
-        # What conditions matched (`match`), by `condition_key`, until the next write:
-        # a transaction matches all its conditional entries and references before it
+        # What conditions matched, by `condition_key`, until a write may change it: a
+        # transaction matches all its conditional entries and references before it
         # writes, often the same condition twice (an entry's If-None-Exist and the
-        # conditional references to it).
-        self._matched: dict[tuple[str, str], list[StoredVersion]] = {}
+        # conditional references to it); a batch, all of them before its first entry.
+        self._matched = MatchCache()
 
     # Reads
 
@@ -154,19 +155,31 @@ class Interactions:
     def match(self, resource_type: str, query: str, where: str = "") -> list[StoredVersion]:
         """Resources matching conditional criteria (at most two: enough to decide)."""
         criteria = self._criteria(resource_type, query, where)
-        key = (resource_type, criteria_hash(resource_type, criteria))
+        return self._matched_by((resource_type, criteria_hash(resource_type, criteria)), criteria)
+
+    def _matched_by(self, key: MatchKey, criteria: SearchRequest) -> list[StoredVersion]:
         matched = self._matched.get(key)
         if matched is None:
-            matched = self._matched[key] = self._matching(criteria, _MATCH_LIMIT)
+            matched = self._matching(criteria, _MATCH_LIMIT)
+            self._remember(key, criteria, matched)
         return matched
+
+    def _remember(
+        self, key: MatchKey, criteria: SearchRequest, matched: list[StoredVersion]
+    ) -> None:
+        resource_type = criteria.resource_type
+        identifier = None
+        if self._lookups(resource_type).scope_decided_by_row(resource_type):
+            identifier = single_identifier(fast_criteria(criteria))
+        self._matched.remember(key, matched, identifier=identifier)
 
     def match_ahead(self, conditions: list[tuple[str, str, str]]) -> None:
         """Match, in one lookup per type, the (type, query, where) conditions that are
-        one `identifier=system|value` each, for the `match` calls that follow before
-        the next write. Anything else, and a condition that is wrong, is left to
-        `match` (which reports it)."""
-        by_type: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
-        parsed: dict[tuple[str, str], SearchRequest] = {}
+        one `identifier=system|value` each, for the `match` calls that follow, until a
+        write changes them (MatchCache). Anything else, and a condition that is wrong,
+        is left to `match` (which reports it)."""
+        by_type: dict[str, dict[tuple[str, str], MatchKey]] = {}
+        parsed: dict[MatchKey, SearchRequest] = {}
         for resource_type, query, where in conditions:
             try:
                 criteria = self._criteria(resource_type, query, where)
@@ -190,7 +203,8 @@ class Interactions:
                 if found is not None:
                     for identifier in chunk:
                         key = keys[identifier]
-                        self._matched[key] = self._credited(parsed[key], found[identifier])
+                        matched = self._credited(parsed[key], found[identifier])
+                        self._remember(key, parsed[key], matched)
 
     def _matching(self, criteria: SearchRequest, limit: int) -> list[StoredVersion]:
         # `_id` and `identifier` alone take the token-first lookup (Repository.match);
@@ -274,9 +288,13 @@ class Interactions:
         if (resource_type, key) in self._claims:
             return Result(200, self._claims[(resource_type, key)])
         for attempt in range(3):
-            matches = (
-                [] if known_unmatched and attempt == 0 else self._matching(criteria, _MATCH_LIMIT)
-            )
+            if attempt > 0:
+                # Another request holds the claim: what is there now, not what was.
+                matches = self._matching(criteria, _MATCH_LIMIT)
+            elif known_unmatched:
+                matches = []
+            else:
+                matches = self._matched_by((resource_type, key), criteria)
             if len(matches) > 1:
                 raise precondition_failed(
                     f"If-None-Exist ({if_none_exist}) matches more than one {resource_type}",
@@ -472,14 +490,25 @@ class Interactions:
         """Rolled back to a savepoint: writes flushed after `mark` did not happen."""
         del self.written[mark:]
 
-    def discard(self) -> None:
-        """Forget queued writes (a failed batch entry whose savepoint rolled back)."""
+    def discard(self, *, matched_before: int | None = None) -> None:
+        """Forget queued writes and what was matched (a savepoint rolled back).
+
+        `matched_before` (a `match_mark`): keep what was matched before it, as a failed
+        batch entry may, whose rolled-back writes dropped whatever of it they changed.
+        """
         self._pending = []
         self._pending_by_key = {}
         self._locked = {}
         # Claims made so far are either stored now (and found by search) or rolled back.
         self._claims = {}
-        self._matched = {}
+        if matched_before is None:
+            self._matched.clear()
+        else:
+            self._matched.forget_since(matched_before)
+
+    def match_mark(self) -> int:
+        """A point in the matches made, for `discard(matched_before=...)`."""
+        return self._matched.mark()
 
     # Internals
 
@@ -496,12 +525,12 @@ class Interactions:
         search scope, and on `types` they match beyond it. A hospital holding
         system/*.write may push its Patients."""
         self._server_conditions, self._server_types = True, types
-        self._matched = {}
+        self._matched.clear()
         try:
             yield
         finally:
             self._server_conditions, self._server_types = False, frozenset()
-            self._matched = {}
+            self._matched.clear()
 
     def _criteria(self, resource_type: str, query: str, where: str) -> SearchRequest:
         if not self._server_conditions:
@@ -597,7 +626,7 @@ class Interactions:
         self._pending.append(write)
         self._pending_by_key[key] = write
         self._locked.pop(key, None)
-        self._matched = {}
+        self._matched.written(write)
 
 
 def new_id() -> str:

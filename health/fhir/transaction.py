@@ -140,7 +140,12 @@ def _batch(
         if isinstance(item, FhirError)
     }
     resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
+    # Matched together up front, and kept across the entries' writes until one of
+    # them changes a match (health/fhir/match_cache.py): otherwise two statements per
+    # entry (docs/BENCHMARKS.md, "The provider directory's batch, profiled").
+    interactions.match_ahead(_conditions(request.parsed))
     for entry in sorted(request.parsed, key=lambda e: (PHASE[e.method], e.index)):
+        mark = interactions.match_mark()
         try:
             with interactions.repository.savepoint():
                 if entry.method in ("GET", "HEAD"):
@@ -152,7 +157,7 @@ def _batch(
                     interactions.flush()
             responses[entry.index] = _response_entry(result, base, prefer)
         except FhirError as error:
-            interactions.discard()
+            interactions.discard(matched_before=mark)
             responses[entry.index] = _error_entry(error)
     return [responses[i] for i in range(len(request.entries))]
 
@@ -161,18 +166,7 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
     """Decide the id every written entry gets, so references can be rewritten first."""
     id_map: dict[str, str] = {}
     planned_creates: dict[tuple[str, str], Entry] = {}
-    interactions.match_ahead(
-        [
-            (entry.resource_type, entry.if_none_exist, f"{entry.where}.request.ifNoneExist")
-            for entry in entries
-            if entry.method == "POST" and entry.if_none_exist
-        ]
-        + [
-            (entry.resource_type, entry.query, f"{entry.where}.request.url")
-            for entry in entries
-            if entry.method in ("PUT", "PATCH") and entry.query is not None
-        ]
-    )
+    interactions.match_ahead(_conditions(entries))
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
@@ -209,6 +203,19 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
         if entry.full_url and entry.target_id:
             id_map[entry.full_url] = f"{entry.resource_type}/{entry.target_id}"
     return id_map
+
+
+def _conditions(entries: list[Entry]) -> list[tuple[str, str, str]]:
+    """The (type, query, where) of the entries' conditional creates and updates."""
+    return [
+        (entry.resource_type, entry.if_none_exist, f"{entry.where}.request.ifNoneExist")
+        for entry in entries
+        if entry.method == "POST" and entry.if_none_exist
+    ] + [
+        (entry.resource_type, entry.query, f"{entry.where}.request.url")
+        for entry in entries
+        if entry.method in ("PUT", "PATCH") and entry.query is not None
+    ]
 
 
 def _conditional_update_target(interactions: Interactions, entry: Entry) -> str:

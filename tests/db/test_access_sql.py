@@ -20,9 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from health.access.actor import SYSTEM, Actor, ActorKind
 from health.access.policy import CareRules
-from health.access.scope import visibility_of
+from health.access.scope import Visibility, visibility_of
 from health.auth.scopes import Scopes
-from health.db.access_sql import visible_clause
+from health.db.access_sql import decided_by_row, visible_clause
 from health.db.engine import Database
 from health.db.repository import Repository
 from health.db.versions import Write
@@ -133,6 +133,75 @@ def test_the_time_a_repository_reads_at_is_a_value_of_the_shared_clause(
     later = NOW + 540 * DAY
     assert _patients_seen(database, _clinician("dr-north"), later) == set()
     assert _patients_seen(database, _clinician("dr-north")) == {"anna"}
+
+
+def _sees(database: Database, actor: Actor, resource_type: str, resource_id: str) -> bool:
+    with database.session(write=False) as session:
+        return Repository(session, actor, now=NOW).current(resource_type, resource_id) is not None
+
+
+@pytest.mark.usefixtures("two_practices")
+def test_where_a_write_changes_what_a_caller_sees_of_other_resources_the_scope_says_so(
+    app: FastAPI, database: Database
+) -> None:
+    """decided_by_row (a batch's matches are kept across writes where it holds) is
+    false exactly where writing one resource shows the caller another."""
+    north = Actor(
+        kind=ActorKind.client,
+        display="north",
+        organization_id="north",
+        scopes=Scopes.parse("system/*.rs"),
+    )
+    dr_north = _clinician("dr-north")
+    when = (NOW - DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _write(
+        app,
+        database,
+        {
+            "resourceType": "Observation",
+            "id": "bo-weight",
+            "status": "final",
+            "code": {"text": "weight"},
+            "subject": {"reference": "Patient/bo"},
+        },
+        "south",
+    )
+    assert not _sees(database, north, "Patient", "bo")
+    assert not _sees(database, dr_north, "Observation", "bo-weight")
+
+    # north's client records a note about bo, and from then on sees bo's Patient.
+    note = {
+        "resourceType": "Observation",
+        "id": "bo-note",
+        "status": "final",
+        "code": {"text": "note"},
+        "subject": {"reference": "Patient/bo"},
+    }
+    _write(app, database, note, "north")
+    assert _sees(database, north, "Patient", "bo")
+    assert not decided_by_row(_visibility(database, north), "Patient")
+    # north records an encounter with bo: dr-north now sees what south recorded.
+    visit = {
+        "resourceType": "Encounter",
+        "id": "bo-visit-north",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "subject": {"reference": "Patient/bo"},
+        "serviceProvider": {"reference": "Organization/north"},
+        "period": {"start": when, "end": when},
+    }
+    _write(app, database, visit, "north")
+    assert _sees(database, dr_north, "Observation", "bo-weight")
+    assert not decided_by_row(_visibility(database, dr_north), "Observation")
+    # Neither a clinician's view of the directory nor a client's of what it recorded
+    # depends on rows of other tables.
+    assert decided_by_row(_visibility(database, dr_north), "Organization")
+    assert decided_by_row(_visibility(database, north), "Observation")
+
+
+def _visibility(database: Database, actor: Actor) -> Visibility:
+    with database.session(write=False) as session:
+        return Repository(session, actor, now=NOW).visibility
 
 
 def test_the_clause_renders_with_its_own_values_outside_the_cache() -> None:

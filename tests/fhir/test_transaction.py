@@ -14,6 +14,7 @@ from tests.db.conftest import statements_run
 
 MRN = "http://hospital.example/mrn"
 NPI = "http://hl7.org/fhir/sid/us-npi"
+CVR = "urn:oid:1.2.208.176.1.1"
 PATIENT_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a01"
 ENCOUNTER_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a02"
 OBSERVATION_URN = "urn:uuid:5b1f6a7e-0c57-4f55-9a43-6d2b2f1d0a03"
@@ -372,6 +373,80 @@ def test_a_batch_entry_matches_what_an_earlier_entry_created(fhir: Any) -> None:
     assert created_id(found) == created_id(created)
     assert other["response"]["status"].startswith("201")
     assert len(fhir.search("Patient", identifier=f"{MRN}|123")) == 1
+
+
+def organization(value: str, **elements: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Organization",
+        "identifier": [{"system": CVR, "value": value}],
+        **elements,
+    }
+
+
+def test_a_batch_matches_its_entries_conditions_in_one_lookup(
+    fhir: Any, database: Database
+) -> None:
+    first, second = fhir.create(organization("1")), fhir.create(organization("2"))
+
+    with statements_run(database.write_engine) as executed:
+        response = fhir.post_bundle(
+            bundle(
+                "batch",
+                *(
+                    post(organization(value), ifNoneExist=f"identifier={CVR}|{value}")
+                    for value in ("1", "2", "3", "4")
+                ),
+            )
+        )
+
+    found_one, found_two, new_three, new_four = entries_of(response)
+    assert [created_id(found_one), created_id(found_two)] == [first["id"], second["id"]]
+    assert found_one["response"]["status"].startswith("200")
+    assert new_three["response"]["status"].startswith("201")
+    assert new_four["response"]["status"].startswith("201")
+    # Matched together before the first entry, and kept across the writes of the
+    # entries that created (they carry other identifiers).
+    lookups = [s for s, _ in executed if s.startswith("SELECT DISTINCT search_token.")]
+    assert len(lookups) == 1, lookups
+
+
+def test_a_batch_entry_does_not_match_what_an_earlier_entry_deleted(fhir: Any) -> None:
+    gone = fhir.create(organization("1"))
+    fhir.create(organization("2"))
+
+    response = fhir.post_bundle(
+        bundle(
+            "batch",
+            post(organization("1", name="Ny"), ifNoneExist=f"identifier={CVR}|1"),
+            post(organization("2"), ifNoneExist=f"identifier={CVR}|2"),
+            delete(f"Organization/{gone['id']}"),
+        )
+    )
+
+    created, found, deleted = entries_of(response)
+    assert deleted["response"]["status"].startswith("200")
+    assert created["response"]["status"].startswith("201")
+    (now,) = fhir.search("Organization", identifier=f"{CVR}|1")
+    assert now["id"] == created_id(created) != gone["id"]
+    assert found["response"]["status"].startswith("200")
+
+
+def test_a_batch_conditional_update_finds_what_an_earlier_entry_created(fhir: Any) -> None:
+    response = fhir.post_bundle(
+        bundle(
+            "batch",
+            put(organization("5", name="B"), f"Organization?identifier={CVR}|5"),
+            post(organization("5", name="A")),
+            post(organization("6"), ifNoneExist=f"identifier={CVR}|6"),
+        )
+    )
+
+    updated, created, _other = entries_of(response)
+    assert created["response"]["status"].startswith("201")
+    assert updated["response"]["status"].startswith("200")
+    assert created_id(updated) == created_id(created)
+    (stored,) = fhir.search("Organization", identifier=f"{CVR}|5")
+    assert stored["name"] == "B"
 
 
 def test_a_conditional_update_entry_may_not_overwrite_a_resource_it_did_not_match(
