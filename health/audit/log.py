@@ -90,8 +90,7 @@ class AuditLog:
         head = self._session.execute(_LOCK_HEAD).first()
         if head is None:
             values = {"id": HEAD_ID, "seq": 0, "hash": GENESIS_HASH}
-            dialect = self._session.get_bind().dialect
-            self._session.execute(insert_unless_taken(audit_head, dialect, values))
+            self._session.execute(insert_unless_taken(audit_head, values))
             head = self._session.execute(_LOCK_HEAD).one()
         return int(head.seq), str(head.hash)
 

@@ -795,9 +795,8 @@ class Repository:
             "criteria_hash": criteria_hash,
             "resource_id": resource_id,
         }
-        dialect = self._session.get_bind().dialect
         inserted = self._session.execute(
-            write_sql.insert_unless_taken(conditional_claim, dialect, row)
+            write_sql.insert_unless_taken(conditional_claim, row)
         ).first()
         return inserted is not None
 

@@ -126,6 +126,26 @@ def statements_run(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         event.remove(engine, "before_cursor_execute", note)
 
 
+@contextmanager
+def statements_compiled(engine: Engine) -> Iterator[list[str]]:
+    """How SQLAlchemy came by each statement `engine` compiles and executes inside the
+    block, by the name of its CacheStats: CACHE_HIT (from its compiled cache),
+    CACHE_MISS (compiled, then cached), NO_CACHE_KEY (compiled every time)."""
+    compiled: list[str] = []
+
+    def note(
+        _conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, *_: Any
+    ) -> None:
+        if context.compiled is not None:  # not what is sent as it is (BEGIN, SAVEPOINT)
+            compiled.append(context.cache_hit.name)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield compiled
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
 def sqlite_plan(database: Database, statement: str, parameters: Any) -> list[str]:
     """SQLite's plan for `statement`, one line per step (EXPLAIN QUERY PLAN)."""
     with database.read_engine.connect() as connection:

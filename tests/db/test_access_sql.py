@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from health.access.actor import SYSTEM, Actor, ActorKind
@@ -30,7 +30,7 @@ from health.fhir.interactions import Interactions
 from health.fhir.search.includes import Include
 from health.fhir.search.index_rows import IndexRows
 from health.fhir.validation import check
-from tests.db.conftest import sqlite_plan, statements_run
+from tests.db.conftest import sqlite_plan, statements_compiled, statements_run
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -90,20 +90,10 @@ def two_practices(app: FastAPI, database: Database) -> None:
 
 
 @pytest.fixture
-def cache_hits(database: Database) -> Iterator[list[bool]]:
-    """Whether each statement executed came from SQLAlchemy's compiled cache."""
-    hits: list[bool] = []
-
-    def note(
-        _conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, *_: Any
-    ) -> None:
-        if context.compiled is not None:  # not BEGIN, which is sent as it is
-            hits.append(context.cache_hit == context.dialect.CACHE_HIT)
-
-    engine = database.read_engine
-    event.listen(engine, "before_cursor_execute", note)
-    yield hits
-    event.remove(engine, "before_cursor_execute", note)
+def cache_hits(database: Database) -> Iterator[list[str]]:
+    """How each statement read came by its compiled form (`statements_compiled`)."""
+    with statements_compiled(database.read_engine) as compiled:
+        yield compiled
 
 
 def _patients_seen(database: Database, actor: Actor, now: datetime = NOW) -> set[str]:
@@ -114,14 +104,14 @@ def _patients_seen(database: Database, actor: Actor, now: datetime = NOW) -> set
 
 @pytest.mark.usefixtures("two_practices")
 def test_a_statement_compiled_for_one_clinician_filters_with_the_next_ones_values(
-    database: Database, cache_hits: list[bool]
+    database: Database, cache_hits: list[str]
 ) -> None:
     assert _patients_seen(database, _clinician("dr-north")) == {"anna"}
     cache_hits.clear()
 
     assert _patients_seen(database, _clinician("dr-south")) == {"bo"}
     # The same statement, from the cache, with dr-south's parties.
-    assert cache_hits and all(cache_hits)
+    assert cache_hits and all(hit == "CACHE_HIT" for hit in cache_hits)
     assert _patients_seen(database, _clinician("dr-north")) == {"anna"}
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Dialect
 from health.db.engine import Database
 from health.db.repository import Repository
 from health.db.write_sql import inserts_for
+from tests.db.conftest import statements_compiled
 
 DIALECTS = [sqlite.dialect(), psycopg.dialect()]
 KEY = ("Observation", "o1", "p1", "org1")
@@ -71,3 +72,16 @@ def test_a_taken_claim_is_an_answer_and_the_transaction_goes_on(database: Databa
         assert repository.claim("Patient", "other criteria", "p3")
     with database.session(write=True) as session:
         assert not Repository.system(session).claim("Patient", "criteria", "p4")
+
+
+def test_a_claim_is_compiled_once_and_then_taken_from_the_cache(database: Database) -> None:
+    """Each conditional create that creates makes a claim: SQLAlchemy's PostgreSQL and
+    SQLite `insert` constructs have no cache key, and compiling one each time cost 6% of
+    a provider directory's batch (docs/BENCHMARKS.md)."""
+    with database.session(write=True) as session:
+        repository = Repository.system(session)
+        repository.claim("Patient", "first criteria", "p1")
+        with statements_compiled(database.write_engine) as compiled:
+            repository.claim("Patient", "second criteria", "p2")
+            repository.claim("Patient", "second criteria", "p3")
+    assert compiled == ["CACHE_HIT", "CACHE_HIT"]
