@@ -490,24 +490,26 @@ class Interactions:
         """Rolled back to a savepoint: writes flushed after `mark` did not happen."""
         del self.written[mark:]
 
-    def discard(self, *, matched_before: int | None = None) -> None:
-        """Forget queued writes and what was matched (a savepoint rolled back).
+    def discard(self, *, since: int | None = None) -> None:
+        """Forget queued writes, and what was matched and locked: a savepoint rolled back.
 
-        `matched_before` (a `match_mark`): keep what was matched before it, as a failed
-        batch entry may, whose rolled-back writes dropped whatever of it they changed.
+        `since` (a `mark` taken as the savepoint began, by a batch entry): forget only
+        what was matched after it. What was matched and locked before it stands: the
+        rolled-back writes dropped whatever of it they changed, and the locks were taken
+        outside the savepoint.
         """
         self._pending = []
         self._pending_by_key = {}
-        self._locked = {}
         # Claims made so far are either stored now (and found by search) or rolled back.
         self._claims = {}
-        if matched_before is None:
+        if since is None:
+            self._locked = {}
             self._matched.clear()
         else:
-            self._matched.forget_since(matched_before)
+            self._matched.forget_since(since)
 
-    def match_mark(self) -> int:
-        """A point in the matches made, for `discard(matched_before=...)`."""
+    def mark(self) -> int:
+        """A point to roll back to with `discard(since=...)`."""
         return self._matched.mark()
 
     # Internals

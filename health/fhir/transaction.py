@@ -141,11 +141,19 @@ def _batch(
     }
     resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
     # Matched together up front, and kept across the entries' writes until one of
-    # them changes a match (health/fhir/match_cache.py): otherwise two statements per
-    # entry (docs/BENCHMARKS.md, "The provider directory's batch, profiled").
+    # them changes a match (health/fhir/match_cache.py); the PUT targets locked
+    # together too: otherwise up to three statements per entry (docs/BENCHMARKS.md,
+    # "Batch Bundles matched and locked ahead").
     interactions.match_ahead(_conditions(request.parsed))
+    interactions.lock_ahead(
+        [
+            (entry.resource_type, entry.resource_id)
+            for entry in request.parsed
+            if entry.method == "PUT" and entry.query is None and entry.resource_id
+        ]
+    )
     for entry in sorted(request.parsed, key=lambda e: (PHASE[e.method], e.index)):
-        mark = interactions.match_mark()
+        mark = interactions.mark()
         try:
             with interactions.repository.savepoint():
                 if entry.method in ("GET", "HEAD"):
@@ -157,7 +165,7 @@ def _batch(
                     interactions.flush()
             responses[entry.index] = _response_entry(result, base, prefer)
         except FhirError as error:
-            interactions.discard(matched_before=mark)
+            interactions.discard(since=mark)
             responses[entry.index] = _error_entry(error)
     return [responses[i] for i in range(len(request.entries))]
 

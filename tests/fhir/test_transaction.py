@@ -449,6 +449,36 @@ def test_a_batch_conditional_update_finds_what_an_earlier_entry_created(fhir: An
     assert stored["name"] == "B"
 
 
+def test_a_batch_locks_its_put_targets_together_and_a_failed_entry_keeps_the_locks(
+    fhir: Any, database: Database
+) -> None:
+    for key in ("o1", "o2", "o3"):
+        fhir.put(organization(key, id=key))
+
+    with statements_run(database.write_engine) as executed:
+        response = fhir.post_bundle(
+            bundle(
+                "batch",
+                put(organization("o1", id="o1", name="Nord")),
+                put(organization("o2", id="o2", name="Syd"), ifMatch='W/"9"'),
+                put(organization("o3", id="o3", name="Vest")),
+            )
+        )
+
+    first, stale, third = entries_of(response)
+    assert first["response"]["status"].startswith("200")
+    assert stale["response"]["status"].startswith("412")
+    assert third["response"]["status"].startswith("200")
+    assert [fhir.read("Organization", key).get("name") for key in ("o1", "o2", "o3")] == [
+        "Nord",
+        None,
+        "Vest",
+    ]
+    # The current versions, read (and on PostgreSQL locked) once for the three.
+    reads = [s for s, _ in executed if s.startswith("SELECT resource.")]
+    assert len(reads) == 1, reads
+
+
 def test_a_conditional_update_entry_may_not_overwrite_a_resource_it_did_not_match(
     fhir: Any,
 ) -> None:
