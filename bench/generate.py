@@ -70,6 +70,12 @@ def provider_files(shared_data: Path) -> list[Path]:
     ]
 
 
+def patient_files_2021(shared_data: Path) -> list[Path]:
+    """The 2021 set's patient transaction Bundles (everything but the provider files)."""
+    folder = synthea_dir(shared_data) / PIPES_2021
+    return [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(_PROVIDER_PREFIXES)]
+
+
 def provider_bundles(shared_data: Path) -> list[BundleFile]:
     """The 2021 provider directory (batch, conditional creates): it must be loaded first."""
     return [_load(path, f"{PIPES_2021}/{path.name}") for path in provider_files(shared_data)]

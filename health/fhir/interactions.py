@@ -99,6 +99,8 @@ class Interactions:
         # writes, often the same condition twice (an entry's If-None-Exist and the
         # conditional references to it); a batch, all of them before its first entry.
         self._matched = MatchCache()
+        # Conditions parsed (`_condition`), by type and query as sent.
+        self._conditions: dict[tuple[str, str], tuple[SearchRequest, MatchKey]] = {}
 
     # Reads
 
@@ -154,8 +156,8 @@ class Interactions:
 
     def match(self, resource_type: str, query: str, where: str = "") -> list[StoredVersion]:
         """Resources matching conditional criteria (at most two: enough to decide)."""
-        criteria = self._criteria(resource_type, query, where)
-        return self._matched_by((resource_type, criteria_hash(resource_type, criteria)), criteria)
+        criteria, key = self._condition(resource_type, query, where)
+        return self._matched_by(key, criteria)
 
     def _matched_by(self, key: MatchKey, criteria: SearchRequest) -> list[StoredVersion]:
         matched = self._matched.get(key)
@@ -182,12 +184,11 @@ class Interactions:
         parsed: dict[MatchKey, SearchRequest] = {}
         for resource_type, query, where in conditions:
             try:
-                criteria = self._criteria(resource_type, query, where)
+                criteria, key = self._condition(resource_type, query, where)
                 self._check_source_condition(criteria)
             except FhirError:
                 continue
             identifier = single_identifier(fast_criteria(criteria))
-            key = (resource_type, criteria_hash(resource_type, criteria))
             if identifier is not None and key not in self._matched:
                 by_type.setdefault(resource_type, {})[identifier] = key
                 parsed[key] = criteria
@@ -283,8 +284,7 @@ class Interactions:
         self.permit(Permission.create, resource_type)
         if not if_none_exist:
             return self._store_new(resource_type, resource, resource_id or new_id(), "POST")
-        criteria = self._criteria(resource_type, if_none_exist, where or "If-None-Exist")
-        key = criteria_hash(resource_type, criteria)
+        criteria, (_, key) = self._condition(resource_type, if_none_exist, where or "If-None-Exist")
         if (resource_type, key) in self._claims:
             return Result(200, self._claims[(resource_type, key)])
         for attempt in range(3):
@@ -516,9 +516,7 @@ class Interactions:
 
     def condition_key(self, resource_type: str, query: str, where: str) -> tuple[str, str]:
         """What makes two conditions the same (parameter order and encoding do not)."""
-        return resource_type, criteria_hash(
-            resource_type, self._criteria(resource_type, query, where)
-        )
+        return self._condition(resource_type, query, where)[1]
 
     @contextmanager
     def conditions_of_the_server(self, types: frozenset[str]) -> Iterator[None]:
@@ -534,18 +532,26 @@ class Interactions:
             self._server_conditions, self._server_types = False, frozenset()
             self._matched.clear()
 
-    def _criteria(self, resource_type: str, query: str, where: str) -> SearchRequest:
+    def _condition(
+        self, resource_type: str, query: str, where: str
+    ) -> tuple[SearchRequest, MatchKey]:
+        """A condition's criteria and key, parsed once per unit of work: a batch names
+        the same conditions entry after entry (its references to one Patient)."""
         if not self._server_conditions:
             self.permit(Permission.search, resource_type)
-        criteria = parse_condition(
-            resource_type,
-            query,
-            self.config.search,
-            base_url=self.config.settings.fhir_base_url,
-            where=where,
-        )
-        require_criteria(criteria, f"The condition on {resource_type}")
-        return criteria
+        known = self._conditions.get((resource_type, query))
+        if known is None:
+            criteria = parse_condition(
+                resource_type,
+                query,
+                self.config.search,
+                base_url=self.config.settings.fhir_base_url,
+                where=where,
+            )
+            require_criteria(criteria, f"The condition on {resource_type}")
+            known = (criteria, (resource_type, criteria_hash(resource_type, criteria)))
+            self._conditions[(resource_type, query)] = known
+        return known
 
     def _current_for_write(
         self, resource_type: str, resource_id: str, method: str

@@ -9,8 +9,8 @@ would be looked up again, one or two statements per entry.
 A condition that is one `identifier=system|value`, looked up under a scope that
 decides each row by its own columns (health.db.access_sql.decided_by_row), can change
 only through a write of its type that carries that identifier, or that replaces or
-deletes a resource it matched. Such a write drops it; so does every write any other
-condition.
+deletes a resource it matched: such a write drops it. Any other condition is dropped
+by every write.
 """
 
 from __future__ import annotations

@@ -139,7 +139,6 @@ def _batch(
         for index, item in enumerate(request.entries)
         if isinstance(item, FhirError)
     }
-    resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
     # Matched together up front, and kept across the entries' writes until one of
     # them changes a match (health/fhir/match_cache.py); the PUT targets locked
     # together too: otherwise up to three statements per entry (docs/BENCHMARKS.md,
@@ -160,6 +159,10 @@ def _batch(
                     result: Result | dict[str, Any] = _run_read(interactions, entry, base)
                 else:
                     if entry.resource is not None:
+                        # A resolver per entry: its conditional references see what
+                        # the entries before wrote (their matches are kept where no
+                        # write changed them, above).
+                        resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
                         resolver.rewrite(entry.resource, f"{entry.where}.resource")
                     result = _run_write(interactions, entry)
                     interactions.flush()

@@ -55,6 +55,28 @@ def _clinician(key: str) -> Actor:
     )
 
 
+def _encounter(key: str, citizen: str, place: str, when: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "id": key,
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "subject": {"reference": f"Patient/{citizen}"},
+        "serviceProvider": {"reference": f"Organization/{place}"},
+        "period": {"start": when, "end": when},
+    }
+
+
+def _observation(key: str, citizen: str, text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": key,
+        "status": "final",
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{citizen}"},
+    }
+
+
 @pytest.fixture
 def two_practices(app: FastAPI, database: Database) -> None:
     """dr-north works at north, which treats anna; dr-south at south, which treats bo."""
@@ -73,18 +95,7 @@ def two_practices(app: FastAPI, database: Database) -> None:
                 place,
             ),
             ({"resourceType": "Patient", "id": citizen}, None),
-            (
-                {
-                    "resourceType": "Encounter",
-                    "id": f"{citizen}-visit",
-                    "status": "finished",
-                    "class": {"code": "AMB"},
-                    "subject": {"reference": f"Patient/{citizen}"},
-                    "serviceProvider": {"reference": f"Organization/{place}"},
-                    "period": {"start": when, "end": when},
-                },
-                place,
-            ),
+            (_encounter(f"{citizen}-visit", citizen, place, when), place),
         ):
             _write(app, database, resource, by)
 
@@ -144,43 +155,16 @@ def test_where_a_write_changes_what_a_caller_sees_of_other_resources_the_scope_s
     )
     dr_north = _clinician("dr-north")
     when = (NOW - DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _write(
-        app,
-        database,
-        {
-            "resourceType": "Observation",
-            "id": "bo-weight",
-            "status": "final",
-            "code": {"text": "weight"},
-            "subject": {"reference": "Patient/bo"},
-        },
-        "south",
-    )
+    _write(app, database, _observation("bo-weight", "bo", "weight"), "south")
     assert not _sees(database, north, "Patient", "bo")
     assert not _sees(database, dr_north, "Observation", "bo-weight")
 
     # north's client records a note about bo, and from then on sees bo's Patient.
-    note = {
-        "resourceType": "Observation",
-        "id": "bo-note",
-        "status": "final",
-        "code": {"text": "note"},
-        "subject": {"reference": "Patient/bo"},
-    }
-    _write(app, database, note, "north")
+    _write(app, database, _observation("bo-note", "bo", "note"), "north")
     assert _sees(database, north, "Patient", "bo")
     assert not decided_by_row(_visibility(database, north), "Patient")
     # north records an encounter with bo: dr-north now sees what south recorded.
-    visit = {
-        "resourceType": "Encounter",
-        "id": "bo-visit-north",
-        "status": "finished",
-        "class": {"code": "AMB"},
-        "subject": {"reference": "Patient/bo"},
-        "serviceProvider": {"reference": "Organization/north"},
-        "period": {"start": when, "end": when},
-    }
-    _write(app, database, visit, "north")
+    _write(app, database, _encounter("bo-visit-north", "bo", "north", when), "north")
     assert _sees(database, dr_north, "Observation", "bo-weight")
     assert not decided_by_row(_visibility(database, dr_north), "Observation")
     # Neither a clinician's view of the directory nor a client's of what it recorded

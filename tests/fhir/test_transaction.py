@@ -479,6 +479,25 @@ def test_a_batch_locks_its_put_targets_together_and_a_failed_entry_keeps_the_loc
     assert len(reads) == 1, reads
 
 
+def test_a_batch_entrys_conditional_reference_sees_what_earlier_entries_wrote(
+    fhir: Any,
+) -> None:
+    owner = fhir.create(organization("7"))
+    run_by = {"reference": f"Organization?identifier={CVR}|7"}
+    location = {"resourceType": "Location", "managingOrganization": run_by}
+
+    response = fhir.post_bundle(
+        bundle("batch", post(location), post(organization("7")), post(location))
+    )
+
+    before, _second_owner, after = entries_of(response)
+    assert before["response"]["status"].startswith("201")
+    stored = fhir.read("Location", created_id(before))
+    assert stored["managingOrganization"] == {"reference": f"Organization/{owner['id']}"}
+    # Two Organizations carry the identifier now: the reference is ambiguous.
+    assert after["response"]["status"].startswith("412")
+
+
 def test_a_conditional_update_entry_may_not_overwrite_a_resource_it_did_not_match(
     fhir: Any,
 ) -> None:
