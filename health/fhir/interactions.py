@@ -243,10 +243,18 @@ class Interactions:
         return self._lookups().current(resource_type, resource_id, for_update=True)
 
     def lock_ahead(self, keys: list[tuple[str, str]]) -> None:
-        """Fetch and lock, in one query per type, the current versions that the writes
-        to come will replace (a transaction's PUTs): one round trip instead of one
-        per entry."""
-        wanted = [key for key in dict.fromkeys(keys) if key not in self._pending_by_key]
+        """Fetch and lock, in one query, the current versions that the writes to come
+        will replace (a transaction's or a batch's PUTs): one round trip instead of one
+        per entry. Only of types the token may update: a batch goes on past the entries
+        it refuses, and would hold their locks to its end."""
+        actor = self.repository.actor
+        types = {resource_type for resource_type, _ in keys}
+        updatable = {t for t in types if actor.may(Permission.update, t)}
+        wanted = [
+            key
+            for key in dict.fromkeys(keys)
+            if key not in self._pending_by_key and key[0] in updatable
+        ]
         if wanted:
             self._locked.update(self._lookups().current_for_update(wanted))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from health.db.engine import Database
+from tests.conftest import bearer
 from tests.db.conftest import statements_run
 
 MRN = "http://hospital.example/mrn"
@@ -477,6 +479,31 @@ def test_a_batch_locks_its_put_targets_together_and_a_failed_entry_keeps_the_loc
     # The current versions, read (and on PostgreSQL locked) once for the three.
     reads = [s for s, _ in executed if s.startswith("SELECT resource.")]
     assert len(reads) == 1, reads
+
+
+def test_a_batch_locks_ahead_only_what_the_token_may_update(
+    fhir: Any, client: TestClient, database: Database, issue_token: Callable[..., str]
+) -> None:
+    fhir.put(organization("o1", id="o1"))
+    reader = bearer(issue_token(scope="user/*.rs user/Location.cu"))
+    location = {"resourceType": "Location", "id": "l1", "name": "Ambulatoriet"}
+
+    with statements_run(database.write_engine) as executed:
+        response = client.post(
+            "/fhir",
+            json=bundle("batch", put(organization("o1", id="o1", name="Nord")), put(location)),
+            headers={**reader, "Content-Type": "application/fhir+json"},
+        )
+
+    refused, created = entries_of(response)
+    assert refused["response"]["status"].startswith("403")
+    assert created["response"]["status"].startswith("201")
+    assert "name" not in fhir.read("Organization", "o1")
+    # Organization/o1 was neither read nor locked: the batch holds no lock it cannot use.
+    reads = [
+        parameters for statement, parameters in executed if statement.startswith("SELECT resource.")
+    ]
+    assert reads and "o1" not in str(reads), reads
 
 
 def test_a_batch_entrys_conditional_reference_sees_what_earlier_entries_wrote(
