@@ -43,7 +43,6 @@ from rich.table import Table
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from health.access.actor import SYSTEM
 from health.db.engine import Database
 from health.db.migrate import upgrade_to_head
 from health.db.repository import Repository
@@ -116,7 +115,7 @@ def counting(engines: list[Engine]) -> Iterator[list[int]]:
 
 def register_sources(database: Database, config: FhirConfig) -> None:
     with database.session(write=True) as session:
-        interactions = Interactions(Repository(session, SYSTEM), config)
+        interactions = Interactions(Repository.system(session), config)
         for value, name in SOURCES:
             organization = {
                 "resourceType": "Organization",

@@ -484,26 +484,28 @@ def test_a_batch_locks_its_put_targets_together_and_a_failed_entry_keeps_the_loc
 def test_a_batch_locks_ahead_only_what_the_token_may_update(
     fhir: Any, client: TestClient, database: Database, issue_token: Callable[..., str]
 ) -> None:
-    fhir.put(organization("o1", id="o1"))
+    fhir.put(organization("not-mine", id="not-mine"))
     reader = bearer(issue_token(scope="user/*.rs user/Location.cu"))
     location = {"resourceType": "Location", "id": "l1", "name": "Ambulatoriet"}
 
     with statements_run(database.write_engine) as executed:
         response = client.post(
             "/fhir",
-            json=bundle("batch", put(organization("o1", id="o1", name="Nord")), put(location)),
+            json=bundle(
+                "batch", put(organization("not-mine", id="not-mine", name="Nord")), put(location)
+            ),
             headers={**reader, "Content-Type": "application/fhir+json"},
         )
 
     refused, created = entries_of(response)
     assert refused["response"]["status"].startswith("403")
     assert created["response"]["status"].startswith("201")
-    assert "name" not in fhir.read("Organization", "o1")
-    # Organization/o1 was neither read nor locked: the batch holds no lock it cannot use.
+    assert "name" not in fhir.read("Organization", "not-mine")
+    # Organization/not-mine was neither read nor locked: the batch holds no lock it cannot use.
     reads = [
         parameters for statement, parameters in executed if statement.startswith("SELECT resource.")
     ]
-    assert reads and "o1" not in str(reads), reads
+    assert reads and "not-mine" not in str(reads), reads
 
 
 def test_a_batch_entrys_conditional_reference_sees_what_earlier_entries_wrote(
