@@ -90,7 +90,7 @@ def create_app(
     settings: Settings, *, database: Database | None = None, migrate: bool = True
 ) -> FastAPI:
     check_production_readiness(settings)
-    database = database or Database(settings.database_url, echo=settings.sql_echo)
+    database = database or Database.of(settings)
     if migrate:
         upgrade_to_head(database.write_engine)
     check_production_readiness(settings, database)

@@ -79,7 +79,7 @@ def serve(
     """Serve the FHIR API (migrating the database to the current schema first)."""
     _default_base_url(host, port)
     settings = Settings()
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     upgrade_to_head(database.write_engine)
     database.dispose()
     uvicorn.run(
@@ -102,7 +102,7 @@ def demo(
     """Load the demo world (once), then serve with the embedded SQLite database."""
     _default_base_url(host, port)
     settings = Settings()
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     upgrade_to_head(database.write_engine)
     summary = seed_demo_world(database, FhirConfig.load(settings))
     database.dispose()
@@ -166,7 +166,7 @@ def reindex(
     from health.fhir.reindex import reindex as rebuild
 
     settings = Settings()
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     upgrade_to_head(database.write_engine)
     with Progress(transient=True) as progress:
         task = progress.add_task("Reindexing", total=None)
@@ -232,7 +232,7 @@ def import_files(
 def migrate() -> None:
     """Bring the database to the current schema."""
     settings = Settings()
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     upgrade_to_head(database.write_engine)
     typer.echo(f"Database at revision {current_revision(database.write_engine)}")
     database.dispose()
@@ -255,7 +255,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _migrated_database(settings: Settings) -> Database:
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     upgrade_to_head(database.write_engine)
     return database
 

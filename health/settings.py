@@ -48,6 +48,12 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.development
     database_url: str = Field(default_factory=default_database_url)
+    # PostgreSQL connections each worker keeps open, for writes and for reads (health/db/
+    # engine.py); each pool may open twice as many more under load. A worker can then
+    # hold 3 x (write + read) connections: PostgreSQL's max_connections must cover that
+    # times the workers of every server. SQLite ignores both.
+    database_write_pool: int = Field(default=10, ge=1)
+    database_read_pool: int = Field(default=5, ge=1)
     # The public base of the FHIR API as clients reach it; absolute URLs in Bundles,
     # Location headers and paging links are built on it.
     base_url: str = "http://localhost:8000"

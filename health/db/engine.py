@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from health.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
@@ -57,8 +60,9 @@ def _sqlite_engine(url: str, *, begin: str, echo: bool, read_only: bool) -> Engi
     return engine
 
 
-def _postgres_engine(url: str, *, echo: bool, read_only: bool) -> Engine:
-    """A PostgreSQL engine for writes, or one for reads that cannot write.
+def _postgres_engine(url: str, *, echo: bool, read_only: bool, pool_size: int) -> Engine:
+    """A PostgreSQL engine for writes, or one for reads that cannot write, keeping
+    `pool_size` connections open and opening up to twice as many more under load.
 
     A read's statements run each on its own, in PostgreSQL's autocommit, in sessions
     where every transaction is read-only (default_transaction_read_only): a read
@@ -71,8 +75,8 @@ def _postgres_engine(url: str, *, echo: bool, read_only: bool) -> Engine:
     return create_engine(
         url,
         echo=echo,
-        pool_size=5 if read_only else 10,
-        max_overflow=10 if read_only else 20,
+        pool_size=pool_size,
+        max_overflow=2 * pool_size,
         pool_pre_ping=True,
         isolation_level="AUTOCOMMIT" if read_only else None,
         connect_args={
@@ -96,7 +100,11 @@ def _read_only_options(url: str) -> str:
 class Database:
     """The engines of one database: reads and writes, each with its own sessions."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, write_pool: int = 10, read_pool: int = 5
+    ) -> None:
+        """`write_pool`, `read_pool`: PostgreSQL connections kept open for each
+        (settings.database_write_pool, database_read_pool)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -105,10 +113,22 @@ class Database:
             )
             self.read_engine = _sqlite_engine(url, begin="BEGIN", echo=echo, read_only=True)
         else:
-            self.write_engine = _postgres_engine(url, echo=echo, read_only=False)
-            self.read_engine = _postgres_engine(url, echo=echo, read_only=True)
+            self.write_engine = _postgres_engine(
+                url, echo=echo, read_only=False, pool_size=write_pool
+            )
+            self.read_engine = _postgres_engine(url, echo=echo, read_only=True, pool_size=read_pool)
         self._write_sessions = sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Database:
+        """The database the settings name, with their pool sizes and SQL echo."""
+        return cls(
+            settings.database_url,
+            echo=settings.sql_echo,
+            write_pool=settings.database_write_pool,
+            read_pool=settings.database_read_pool,
+        )
 
     @contextmanager
     def session(self, *, write: bool) -> Iterator[Session]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 from psycopg.pq import TransactionStatus
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from health.db.engine import Database
+from health.settings import Settings
 
 # A write that changes nothing: refused all the same where writing is refused.
 _TOUCH = text("UPDATE alembic_version SET version_num = version_num")
@@ -62,3 +65,30 @@ def test_a_read_connection_keeps_the_urls_own_options(database: Database) -> Non
             assert session.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
     finally:
         other.dispose()
+
+
+def test_the_pool_sizes_are_the_settings(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator sizes the pools to PostgreSQL's max_connections (README)."""
+    if database.is_sqlite:
+        pytest.skip("SQLite's connections are files, not pooled server sessions")
+    monkeypatch.setenv("HEALTH_DATABASE_URL", database.url)
+    monkeypatch.setenv("HEALTH_DATABASE_WRITE_POOL", "3")
+    monkeypatch.setenv("HEALTH_DATABASE_READ_POOL", "2")
+    sized = Database.of(Settings())
+    try:
+        assert isinstance(sized.write_engine.pool, QueuePool)
+        assert isinstance(sized.read_engine.pool, QueuePool)
+        assert (sized.write_engine.pool.size(), sized.read_engine.pool.size()) == (3, 2)
+        # Under load each opens up to twice as many more.
+        overflow = (sized.write_engine.pool._max_overflow, sized.read_engine.pool._max_overflow)
+        assert overflow == (6, 4)
+    finally:
+        sized.dispose()
+
+
+@pytest.mark.parametrize("setting", ["database_write_pool", "database_read_pool"])
+def test_a_pool_of_no_connections_is_refused(setting: str) -> None:
+    with pytest.raises(ValidationError, match=setting):
+        Settings(**{setting: 0})
