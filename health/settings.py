@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from health import PROJECT_ROOT
+from health.db.engine import READ_POOL, WRITE_POOL
 
 
 class Environment(StrEnum):
@@ -52,8 +53,8 @@ class Settings(BaseSettings):
     # engine.py); each pool may open twice as many more under load. A worker can then
     # hold 3 x (write + read) connections: PostgreSQL's max_connections must cover that
     # times the workers of every server. SQLite ignores both.
-    database_write_pool: int = Field(default=10, ge=1)
-    database_read_pool: int = Field(default=5, ge=1)
+    database_write_pool: int = Field(default=WRITE_POOL, ge=1)
+    database_read_pool: int = Field(default=READ_POOL, ge=1)
     # The public base of the FHIR API as clients reach it; absolute URLs in Bundles,
     # Location headers and paging links are built on it.
     base_url: str = "http://localhost:8000"

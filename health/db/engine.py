@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from health.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL connections a worker keeps open for writes and for reads, unless the
+# settings say otherwise (settings.database_write_pool, database_read_pool).
+WRITE_POOL = 10
+READ_POOL = 5
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
 
 
@@ -101,10 +105,14 @@ class Database:
     """The engines of one database: reads and writes, each with its own sessions."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, write_pool: int = 10, read_pool: int = 5
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        write_pool: int = WRITE_POOL,
+        read_pool: int = READ_POOL,
     ) -> None:
-        """`write_pool`, `read_pool`: PostgreSQL connections kept open for each
-        (settings.database_write_pool, database_read_pool)."""
+        """`write_pool`, `read_pool`: PostgreSQL connections kept open for each."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:

@@ -292,9 +292,11 @@ class Interactions:
         self.permit(Permission.create, resource_type)
         if not if_none_exist:
             return self._store_new(resource_type, resource, resource_id or new_id(), "POST")
-        criteria, (_, key) = self._condition(resource_type, if_none_exist, where or "If-None-Exist")
-        if (resource_type, key) in self._claims:
-            return Result(200, self._claims[(resource_type, key)])
+        where = where or "If-None-Exist"
+        criteria, match_key = self._condition(resource_type, if_none_exist, where)
+        if match_key in self._claims:
+            return Result(200, self._claims[match_key])
+        key = match_key[1]
         for attempt in range(3):
             if attempt > 0:
                 # Another request holds the claim: what is there now, not what was.
@@ -302,7 +304,7 @@ class Interactions:
             elif known_unmatched:
                 matches = []
             else:
-                matches = self._matched_by((resource_type, key), criteria)
+                matches = self._matched_by(match_key, criteria)
             if len(matches) > 1:
                 raise precondition_failed(
                     f"If-None-Exist ({if_none_exist}) matches more than one {resource_type}",
@@ -318,7 +320,7 @@ class Interactions:
             if claimed:
                 result = self._store_new(resource_type, resource, candidate_id, "POST")
                 assert result.version is not None
-                self._claims[(resource_type, key)] = result.version
+                self._claims[match_key] = result.version
                 return result
         raise conflict("Concurrent conditional creates did not settle; retry")
 
