@@ -3,7 +3,8 @@
 https://hl7.org/fhir/R4/http.html. Routers and the Bundle processor call these; each
 method validates, decides the outcome the spec prescribes, and queues the new version.
 Writes are queued so that a transaction Bundle stores its entries in bulk; `flush`
-hands them to the repository.
+hands them to the repository. A batch Bundle defers its entries' writes the same way
+(`deferred`): they wait for the next statement that must see them, or the next flush.
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ _VERBS = {
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A point in a unit of work to roll back to (`Interactions.discard`)."""
+
+    # MatchCache.mark(): what was matched after it is forgotten.
+    generation: int
+    # How many writes were queued: those after it are dropped.
+    pending: int
+
+
+@dataclass(frozen=True)
 class Result:
     """What an interaction did: the HTTP status and the version it concerns."""
 
@@ -101,6 +112,12 @@ class Interactions:
         self._matched = MatchCache()
         # Conditions parsed (`_condition`), by type and query as sent.
         self._conditions: dict[tuple[str, str], tuple[SearchRequest, MatchKey]] = {}
+        # Within `deferred`: queued writes wait for the next statement (`_reach`).
+        self._deferring = False
+        # Where the writes of the entry that began at the last `mark` start in
+        # `_pending`, and whether the database has seen any of them (or a claim of it).
+        self._entry_start = 0
+        self._entry_reached = False
 
     # Reads
 
@@ -128,6 +145,7 @@ class Interactions:
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
         self.check_type(resource_type)
         self.permit(Permission.read, resource_type)
+        self._reach()
         current = self.repository.current(resource_type, resource_id)
         if current is None:
             raise not_found(f"{resource_type}/{resource_id} is not known")
@@ -139,14 +157,20 @@ class Interactions:
         """404 unless the resource was ever written (a deleted one still has history)."""
         self.check_type(resource_type)
         self.permit(Permission.read, resource_type)
-        if not self.repository.exists(resource_type, resource_id):
+        if not self.exists(resource_type, resource_id):
             raise not_found(f"{resource_type}/{resource_id} is not known")
+
+    def exists(self, resource_type: str, resource_id: str) -> bool:
+        """Whether the caller may see that the resource was ever written."""
+        self._reach()
+        return self.repository.exists(resource_type, resource_id)
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
         self.check_type(resource_type)
         self.permit(Permission.read, resource_type)
         if not version_id.isdigit():
             raise not_found(f"{resource_type}/{resource_id} has no version '{version_id}'")
+        self._reach()
         version = self.repository.version(resource_type, resource_id, int(version_id))
         if version is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version_id}")
@@ -196,6 +220,7 @@ class Interactions:
             identifiers = list(keys)
             if len(identifiers) < 2:
                 continue  # `match` takes the same two statements
+            self._reach()
             for start in range(0, len(identifiers), _MATCH_AHEAD_CHUNK):
                 chunk = identifiers[start : start + _MATCH_AHEAD_CHUNK]
                 found = self._lookups(resource_type).match_identifiers(
@@ -211,6 +236,7 @@ class Interactions:
         # `_id` and `identifier` alone take the token-first lookup (Repository.match);
         # any other criteria the search engine.
         self._check_source_condition(criteria)
+        self._reach()
         fast = fast_criteria(criteria)
         lookups = self._lookups(criteria.resource_type)
         if fast is not None:
@@ -240,6 +266,7 @@ class Interactions:
         key = (resource_type, resource_id)
         if key in self._locked:
             return self._locked[key]
+        self._reach()
         return self._lookups().current(resource_type, resource_id, for_update=True)
 
     def lock_ahead(self, keys: list[tuple[str, str]]) -> None:
@@ -256,6 +283,7 @@ class Interactions:
             if key not in self._pending_by_key and key[0] in updatable
         ]
         if wanted:
+            self._reach()
             self._locked.update(self._lookups().current_for_update(wanted))
 
     def _lookups(self, resource_type: str | None = None) -> Repository:
@@ -313,6 +341,9 @@ class Interactions:
             if matches:
                 return Result(200, matches[0])
             candidate_id = resource_id or new_id()
+            # The claim is written now, not queued (it needs to see no queued write): a
+            # failure of this entry can no longer be undone by dropping those.
+            self._entry_reached = True
             claimed = self.repository.claim(resource_type, key, candidate_id) or (
                 self._claim_is_stale(resource_type, key, criteria)
                 and self.repository.take_over_claim(resource_type, key, candidate_id)
@@ -393,6 +424,7 @@ class Interactions:
             if body_id is not None:
                 # The id names a resource the condition did not match: updating it would
                 # overwrite the wrong record (409 in https://hl7.org/fhir/R5/http.html#cond-update).
+                self._reach()
                 existing = self._lookups().current(resource_type, str(body_id), for_update=True)
                 if existing is not None and not existing.deleted:
                     raise conflict(
@@ -495,32 +527,72 @@ class Interactions:
         self._pending = []
         self._pending_by_key = {}
         self._claims = {}
+        self._entry_start = 0
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Within, queued writes are not flushed before a statement that needs them
+        unless one does: then all are (`_reach`). A batch Bundle writes its entries in
+        groups this way, instead of one flush per entry (health.fhir.transaction)."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+
+    def reached_database(self) -> bool:
+        """Whether the database has seen a write of the entry begun at the last `mark`
+        (its queued writes flushed for a statement after them, a claim, or a flush that
+        failed): then dropping its queued writes (`discard`) does not undo it."""
+        return self._entry_reached
 
     def forget_written_after(self, mark: int) -> None:
         """Rolled back to a savepoint: writes flushed after `mark` did not happen."""
         del self.written[mark:]
 
-    def discard(self, *, since: int | None = None) -> None:
+    def discard(self, *, since: Mark | None = None) -> None:
         """Forget queued writes, and what was matched and locked: a savepoint rolled back.
 
-        `since` (a `mark` taken as the savepoint began, by a batch entry): forget only
-        what was matched after it. What was matched and locked before it stands: the
-        rolled-back writes dropped whatever of it they changed, and the locks were taken
-        outside the savepoint.
+        `since` (a `mark` taken as a batch entry, or a group of entries, began): forget
+        only the writes queued and what was matched after it. What was matched and
+        locked before it stands: the dropped writes dropped whatever of it they changed,
+        and the locks were taken outside the savepoint.
         """
-        self._pending = []
-        self._pending_by_key = {}
         # Claims made so far are either stored now (and found by search) or rolled back.
         self._claims = {}
         if since is None:
+            self._pending = []
+            self._pending_by_key = {}
             self._locked = {}
             self._matched.clear()
-        else:
-            self._matched.forget_since(since)
+            return
+        del self._pending[since.pending :]
+        self._pending_by_key = {(w.resource_type, w.id): w for w in self._pending}
+        self._matched.forget_since(since.generation)
 
-    def mark(self) -> int:
-        """A point to roll back to with `discard(since=...)`."""
-        return self._matched.mark()
+    def mark(self) -> Mark:
+        """A point to roll back to with `discard(since=...)`, where a batch entry (or a
+        group of them) begins: `reached_database` answers for what follows it."""
+        self._entry_start = len(self._pending)
+        self._entry_reached = False
+        # A claim stands for its resource within an entry; the next entry looks again
+        # (it finds the resource among the queued writes' matches, or in the database).
+        self._claims = {}
+        return Mark(self._matched.mark(), len(self._pending))
+
+    def _reach(self) -> None:
+        """Before a statement: flush the writes `deferred` keeps queued, which it may
+        need to see (a match, a lookup, a lock)."""
+        if not self._deferring or not self._pending:
+            return
+        if len(self._pending) > self._entry_start:
+            self._entry_reached = True
+        try:
+            self.flush()
+        except BaseException:
+            # The group's transaction is unusable now; the entry cannot be dropped alone.
+            self._entry_reached = True
+            raise
 
     # Internals
 
@@ -568,7 +640,10 @@ class Interactions:
     ) -> StoredVersion | None:
         pending = self._pending_by_key.get((resource_type, resource_id))
         if pending is not None:
-            raise structure(f"{resource_type}/{resource_id} is written twice in one request")
+            if not self._deferring or not _queued_before(pending, self._pending, self._entry_start):
+                raise structure(f"{resource_type}/{resource_id} is written twice in one request")
+            # An earlier entry of the batch wrote it: this is its next version.
+            self._reach()
         current = self.locked_current(resource_type, resource_id)
         if current is not None:
             self.repository.check_changeable(current, method)
@@ -645,6 +720,10 @@ class Interactions:
         self._pending_by_key[key] = write
         self._locked.pop(key, None)
         self._matched.written(write)
+
+
+def _queued_before(write: Write, pending: list[Write], start: int) -> bool:
+    return any(queued is write for queued in pending[:start])
 
 
 def new_id() -> str:

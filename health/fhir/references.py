@@ -94,7 +94,7 @@ class ReferenceResolver:
 
     def _visible(self, literal: str) -> bool:
         resource_type, _, resource_id = literal.partition("/")
-        return self._interactions.repository.exists(resource_type, resource_id)
+        return self._interactions.exists(resource_type, resource_id)
 
 
 def _where(path: list[str]) -> str:

@@ -1,7 +1,8 @@
 """Batch and transaction Bundles: https://hl7.org/fhir/R4/http.html#transaction
 
 A transaction is all or nothing (the caller's database transaction rolls back on any
-error); a batch answers each entry on its own, each in a savepoint. Entries are
+error); a batch answers each entry on its own, its write entries in groups that share a
+savepoint and a flush (`_batch_group`). Entries are
 processed DELETE, POST, PUT/PATCH, then GET (https://hl7.org/fhir/R4/http.html#trules),
 after urn:uuid fullUrls and conditional references have been resolved and rewritten.
 The Bundle arrives parsed and validated (health.fhir.bundle_request).
@@ -26,6 +27,10 @@ from health.fhir.versions import etag, instant
 
 # How often a transaction starts over after a concurrent request created a match.
 _TRANSACTION_RETRIES = 2
+# A batch's write entries run in groups of this many: one savepoint and one flush (on
+# PostgreSQL one COPY per table) per group instead of per entry (docs/BENCHMARKS.md,
+# "Batch entries written in groups").
+_BATCH_GROUP = 100
 
 
 def process_bundle(
@@ -151,26 +156,103 @@ def _batch(
             if entry.method == "PUT" and entry.query is None and entry.resource_id
         ]
     )
-    for entry in sorted(request.parsed, key=lambda e: (PHASE[e.method], e.index)):
-        mark = interactions.mark()
-        try:
-            with interactions.repository.savepoint():
-                if entry.method in ("GET", "HEAD"):
-                    result: Result | dict[str, Any] = _run_read(interactions, entry, base)
-                else:
-                    if entry.resource is not None:
-                        # A resolver per entry: its conditional references see what
-                        # the entries before wrote (their matches are kept where no
-                        # write changed them, above).
-                        resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
-                        resolver.rewrite(entry.resource, f"{entry.where}.resource")
-                    result = _run_write(interactions, entry)
-                    interactions.flush()
-            responses[entry.index] = _response_entry(result, base, prefer)
-        except FhirError as error:
-            interactions.discard(since=mark)
-            responses[entry.index] = _error_entry(error)
+    ordered = sorted(request.parsed, key=lambda e: (PHASE[e.method], e.index))
+    writes = [entry for entry in ordered if entry.method not in ("GET", "HEAD")]
+    for start in range(0, len(writes), _BATCH_GROUP):
+        group = writes[start : start + _BATCH_GROUP]
+        answers = _batch_group(interactions, group, request, base, prefer)
+        if answers is None:
+            answers = {e.index: _batch_entry(interactions, e, request, base, prefer) for e in group}
+        responses.update(answers)
+    for entry in ordered[len(writes) :]:
+        responses[entry.index] = _batch_entry(interactions, entry, request, base, prefer)
     return [responses[i] for i in range(len(request.entries))]
+
+
+class _Regroup(Exception):
+    """A batch entry failed after the database saw its writes: its group is redone."""
+
+
+def _batch_group(
+    interactions: Interactions,
+    group: list[Entry],
+    request: BundleRequest,
+    base: str,
+    prefer: str | None,
+) -> dict[int, dict[str, Any]] | None:
+    """The write entries of `group` answered each on its own, as `_batch_entry` would,
+    in one savepoint and with their writes flushed together (a statement that needs
+    them flushes them sooner: Interactions.deferred).
+
+    An entry that fails before the database saw its writes is dropped alone. None (all
+    rolled back, every entry as it came) when one failed after, or the flush failed:
+    the caller then runs the group entry by entry.
+    """
+    if len(group) < 2:
+        return None
+    repository = interactions.repository
+    pristine = orjson.dumps([entry.resource for entry in group])
+    written = len(interactions.written)
+    looked = (len(repository.disclosed), len(repository.refused))
+    begun = interactions.mark()
+    answers: dict[int, dict[str, Any]] = {}
+    try:
+        with repository.savepoint(), interactions.deferred():
+            for entry in group:
+                mark = interactions.mark()
+                try:
+                    result = _batch_write(interactions, entry, request, base)
+                except FhirError as error:
+                    if interactions.reached_database():
+                        raise _Regroup from error
+                    interactions.discard(since=mark)
+                    answers[entry.index] = _error_entry(error)
+                else:
+                    answers[entry.index] = _response_entry(result, base, prefer)
+            interactions.flush()
+    except (_Regroup, FhirError):
+        interactions.discard(since=begun)
+        interactions.forget_written_after(written)
+        # The entries run again and look again at what they looked at (their looks at
+        # resources the rollback removed would name what does not exist).
+        del repository.disclosed[looked[0] :]
+        del repository.refused[looked[1] :]
+        _restore(group, orjson.loads(pristine))
+        return None
+    return answers
+
+
+def _batch_entry(
+    interactions: Interactions,
+    entry: Entry,
+    request: BundleRequest,
+    base: str,
+    prefer: str | None,
+) -> dict[str, Any]:
+    """One batch entry in a savepoint of its own, flushed at once."""
+    mark = interactions.mark()
+    try:
+        with interactions.repository.savepoint():
+            if entry.method in ("GET", "HEAD"):
+                result: Result | dict[str, Any] = _run_read(interactions, entry, base)
+            else:
+                result = _batch_write(interactions, entry, request, base)
+                interactions.flush()
+        return _response_entry(result, base, prefer)
+    except FhirError as error:
+        interactions.discard(since=mark)
+        return _error_entry(error)
+
+
+def _batch_write(
+    interactions: Interactions, entry: Entry, request: BundleRequest, base: str
+) -> Result:
+    if entry.resource is not None:
+        # A resolver per entry: its conditional references see what the entries before
+        # wrote (their matches are kept where no write changed them, above).
+        resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
+        resolver.rewrite(entry.resource, f"{entry.where}.resource")
+    return _run_write(interactions, entry)
 
 
 def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, str]:

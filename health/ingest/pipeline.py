@@ -84,7 +84,7 @@ def our_id(interactions: Interactions, resource_type: str, resource_id: str) -> 
     if source is None or resource_type == "Patient" or resource_type in DIRECTORY_TYPES:
         return resource_id
     derived = source.derived_id(resource_type, resource_id)
-    known = interactions.repository.exists(resource_type, derived)
+    known = interactions.exists(resource_type, derived)
     return derived if known else resource_id
 
 

@@ -8,10 +8,13 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from health.audit.log import AuditLog
 from health.db.engine import Database
-from tests.conftest import bearer
+from health.fhir import transaction
+from tests.conftest import StoredRecords, bearer
 from tests.db.conftest import statements_run
 
 MRN = "http://hospital.example/mrn"
@@ -845,6 +848,143 @@ def test_a_failed_batch_entry_leaves_no_partial_write(fhir: Any) -> None:
     assert created["response"]["status"].startswith("201")
     assert fhir.read("Patient", "pat-1")["active"] is True
     assert fhir.stored_version_count() == 3
+
+
+# Batch entries written in groups (health.fhir.transaction._batch_group)
+
+
+@pytest.fixture(params=[1, 3, 100], ids=["alone", "groups-of-3", "one-group"])
+def batch_group(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The size of a batch's groups of write entries: every answer must be the same."""
+    monkeypatch.setattr(transaction, "_BATCH_GROUP", request.param)
+    return int(request.param)
+
+
+def test_a_batch_answers_the_same_in_groups_of_any_size(fhir: Any, batch_group: int) -> None:
+    fhir.put(organization("old", id="old"))
+    nine = f"identifier={CVR}|9"
+    run_by = {"reference": f"Organization?{nine}"}
+
+    response = fhir.post_bundle(
+        bundle(
+            "batch",
+            put(organization("o1", id="o1", name="Nord")),
+            put(organization("o1", id="o1", name="Syd")),
+            post(organization("9"), ifNoneExist=nine),
+            post(organization("9", name="Not written"), ifNoneExist=nine),
+            post({"resourceType": "Location", "managingOrganization": run_by}),
+            put(patient(id="p1"), ifMatch='W/"3"'),
+            post(observation("Patient/p1", status=7)),
+            put(patient(id="p1", active=True)),
+            post(
+                {
+                    "resourceType": "Location",
+                    "managingOrganization": {"reference": f"Organization?identifier={CVR}|none"},
+                }
+            ),
+            delete("Organization/old"),
+            post(organization("10")),
+            get("Organization/o1"),
+        )
+    )
+
+    answers = entries_of(response)
+    statuses = " ".join(a["response"]["status"].split()[0] for a in answers)
+    assert statuses == "201 200 201 200 201 412 400 201 400 200 201 200"
+    assert answers[1]["response"]["etag"] == 'W/"2"'
+    assert created_id(answers[3]) == created_id(answers[2])
+    location = fhir.read("Location", created_id(answers[4]))
+    assert location["managingOrganization"] == {
+        "reference": f"Organization/{created_id(answers[2])}"
+    }
+    assert "none" in orjson.dumps(answers[8]["response"]["outcome"]).decode()
+    assert answers[11]["resource"]["name"] == "Syd"
+    assert [o.get("name") for o in fhir.search("Organization", identifier=f"{CVR}|9")] == [None]
+    assert fhir.read("Patient", "p1")["active"] is True
+    assert fhir.search("Observation") == []
+    assert {o["id"] for o in fhir.search("Organization")} == {
+        "o1",
+        created_id(answers[2]),
+        created_id(answers[10]),
+    }
+    # Organization/old: 1 and its deletion; o1: 2; 9, 10, the Location and p1: 1 each.
+    assert fhir.stored_version_count() == 8
+
+
+def test_a_batch_writes_a_group_of_entries_in_one_savepoint(fhir: Any, database: Database) -> None:
+    with statements_run(database.write_engine) as executed:
+        response = fhir.post_bundle(
+            bundle("batch", *(put(organization(f"o{n}", id=f"o{n}")) for n in range(40)))
+        )
+
+    assert all(e["response"]["status"].startswith("201") for e in entries_of(response))
+    assert len(fhir.search("Organization", _count="100")) == 40
+    savepoints = [s for s, _ in executed if s.startswith("SAVEPOINT")]
+    assert len(savepoints) == 1, savepoints
+
+
+@pytest.mark.parametrize(
+    "order",
+    [(0, 1, 2), (0, 2, 1)],
+    # Refused as the group is flushed at its end, or as the third entry's lookup
+    # flushes the writes before it.
+    ids=["refused-last", "refused-before-a-lookup"],
+)
+def test_a_batch_entry_refused_as_it_is_stored_fails_alone_in_its_group(
+    fhir: Any,
+    client: TestClient,
+    stored: StoredRecords,
+    issue_token: Callable[..., str],
+    app: FastAPI,
+    database: Database,
+    batch_group: int,
+    order: tuple[int, int, int],
+) -> None:
+    fhir.put(patient(id="anna"))
+    fhir.put(patient(id="bo"))
+    anna = bearer(
+        issue_token(
+            scope="patient/*.cruds",
+            actor_kind="citizen",
+            patient_id="anna",
+            fhir_user="Patient/anna",
+        )
+    )
+    entries = [
+        post(observation("Patient/anna", valueString="first")),
+        post(
+            observation(
+                "Patient/anna",
+                valueString="second",
+                hasMember=[{"reference": "Observation?value-string=first"}],
+            )
+        ),
+        post(observation("Patient/bo")),
+    ]
+
+    response = client.post(
+        "/fhir",
+        json=bundle("batch", *(entries[i] for i in order)),
+        headers={**anna, "Content-Type": "application/fhir+json"},
+    )
+
+    answers = entries_of(response)
+    first, second, refused = (answers[order.index(i)] for i in range(3))
+    assert first["response"]["status"].startswith("201")
+    assert second["response"]["status"].startswith("201")
+    assert refused["response"]["status"].startswith("403")
+    assert "Patient/anna" in orjson.dumps(refused["response"]["outcome"]).decode()
+    observations = {o["id"]: o for o in stored.resources("Observation")}
+    assert set(observations) == {created_id(first), created_id(second)}
+    # Resolved to what the first entry wrote in the end, not in a rolled-back attempt.
+    assert observations[created_id(second)]["hasMember"] == [
+        {"reference": f"Observation/{created_id(first)}"}
+    ]
+    # The access log names what the condition showed anna in the end, nothing rolled back.
+    with database.session(write=False) as session:
+        log = AuditLog(session, app.state.settings.audit_key.encode()).for_patient("anna")
+    shown = {e for logged in log for e in logged.entry.entities if e.startswith("Observation/")}
+    assert shown == {f"Observation/{created_id(first)}"}
 
 
 def test_a_batch_with_prefer_representation_returns_the_resources(fhir: Any) -> None:
