@@ -206,7 +206,9 @@ class Interactions:
         is left to `match` (which reports it)."""
         by_type: dict[str, dict[tuple[str, str], MatchKey]] = {}
         parsed: dict[MatchKey, SearchRequest] = {}
-        for resource_type, query, where in conditions:
+        # A batch names one Patient in hundreds of references: each condition once.
+        first_where = {(t, query): where for t, query, where in reversed(conditions)}
+        for (resource_type, query), where in first_where.items():
             try:
                 criteria, key = self._condition(resource_type, query, where)
                 self._check_source_condition(criteria)

@@ -6,6 +6,7 @@ https://hl7.org/fhir/R4/http.html#trules (conditional references).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from health.fhir.errors import FhirError, Issue, invalid
@@ -60,11 +61,10 @@ class ReferenceResolver:
                 f"Reference {reference} is not the fullUrl of any entry in this Bundle",
                 _where(path),
             )
-        if reference.startswith(f"{self._base}/"):
-            reference = reference[len(self._base) + 1 :]
-        head, question, query = reference.partition("?")
-        if question and head and "/" not in head:
-            return self._conditional_reference(head, query, reference, _where(path))
+        reference = _relative(reference, self._base)
+        condition = _condition(reference)
+        if condition is not None:
+            return self._conditional_reference(*condition, reference, _where(path))
         return reference
 
     def _conditional_reference(
@@ -95,6 +95,37 @@ class ReferenceResolver:
     def _visible(self, literal: str) -> bool:
         resource_type, _, resource_id = literal.partition("/")
         return self._interactions.exists(resource_type, resource_id)
+
+
+def conditional_references(resource: Any, base: str) -> Iterator[tuple[str, str]]:
+    """The (type, query) of every conditional reference in `resource`, as
+    `ReferenceResolver` will resolve them: for a batch to match them ahead."""
+    stack = [resource]
+    while stack:
+        node = stack.pop()
+        items = node.items() if type(node) is dict else enumerate(node)
+        for key, value in items:
+            if key == "reference" and type(value) is str and "?" in value and value[:4] != "urn:":
+                condition = _condition(_relative(value, base))
+                if condition is not None:
+                    yield condition
+            elif type(value) is dict or type(value) is list:
+                stack.append(value)
+
+
+def _relative(reference: str, base: str) -> str:
+    """An absolute reference on our base, made relative."""
+    if reference.startswith(base) and reference[len(base) : len(base) + 1] == "/":
+        return reference[len(base) + 1 :]
+    return reference
+
+
+def _condition(reference: str) -> tuple[str, str] | None:
+    """(type, query) of a conditional reference `Type?query`; None for any other."""
+    head, question, query = reference.partition("?")
+    if question and head and "/" not in head:
+        return head, query
+    return None
 
 
 def _where(path: list[str]) -> str:

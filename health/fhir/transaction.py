@@ -21,7 +21,7 @@ from health.fhir.content import stored
 from health.fhir.errors import FhirError, Issue, conflict, precondition_failed
 from health.fhir.interactions import Interactions, Result, new_id
 from health.fhir.listing import history_bundle, searchset_bundle
-from health.fhir.references import ReferenceResolver
+from health.fhir.references import ReferenceResolver, conditional_references
 from health.fhir.validation import Checked
 from health.fhir.versions import etag, instant
 
@@ -100,7 +100,7 @@ def _transaction(
         results[entry.index] = _run_write(interactions, entry)
     interactions.flush()
 
-    id_map = _assign_ids(interactions, entries)
+    id_map = _assign_ids(interactions, entries, base)
     resolver = ReferenceResolver(interactions, id_map, base, literal_of)
     for entry in entries:
         if entry.resource is not None:
@@ -148,7 +148,7 @@ def _batch(
     # them changes a match (health/fhir/match_cache.py); the PUT targets locked
     # together too: otherwise up to three statements per entry (docs/BENCHMARKS.md,
     # "Batch Bundles matched and locked ahead").
-    interactions.match_ahead(_conditions(request.parsed))
+    interactions.match_ahead(_conditions(request.parsed, base))
     interactions.lock_ahead(
         [
             (entry.resource_type, entry.resource_id)
@@ -255,11 +255,11 @@ def _batch_write(
     return _run_write(interactions, entry)
 
 
-def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, str]:
+def _assign_ids(interactions: Interactions, entries: list[Entry], base: str) -> dict[str, str]:
     """Decide the id every written entry gets, so references can be rewritten first."""
     id_map: dict[str, str] = {}
     planned_creates: dict[tuple[str, str], Entry] = {}
-    interactions.match_ahead(_conditions(entries))
+    interactions.match_ahead(_conditions(entries, base))
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
@@ -298,9 +298,10 @@ def _assign_ids(interactions: Interactions, entries: list[Entry]) -> dict[str, s
     return id_map
 
 
-def _conditions(entries: list[Entry]) -> list[tuple[str, str, str]]:
-    """The (type, query, where) of the entries' conditional creates and updates."""
-    return [
+def _conditions(entries: list[Entry], base: str) -> list[tuple[str, str, str]]:
+    """The (type, query, where) of the entries' conditional creates and updates, and of
+    the conditional references in what they write (`Practitioner?identifier=...`)."""
+    conditions = [
         (entry.resource_type, entry.if_none_exist, f"{entry.where}.request.ifNoneExist")
         for entry in entries
         if entry.method == "POST" and entry.if_none_exist
@@ -309,6 +310,14 @@ def _conditions(entries: list[Entry]) -> list[tuple[str, str, str]]:
         for entry in entries
         if entry.method in ("PUT", "PATCH") and entry.query is not None
     ]
+    for entry in entries:
+        if entry.resource is not None:
+            where = f"{entry.where}.resource"
+            conditions += [
+                (resource_type, query, where)
+                for resource_type, query in conditional_references(entry.resource, base)
+            ]
+    return conditions
 
 
 def _conditional_update_target(interactions: Interactions, entry: Entry) -> str:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from health.audit.log import AuditLog
 from health.db.engine import Database
 from health.fhir import transaction
-from tests.conftest import StoredRecords, bearer
+from tests.conftest import TEST_BASE_URL, StoredRecords, bearer
 from tests.db.conftest import statements_run
 
 MRN = "http://hospital.example/mrn"
@@ -411,6 +411,35 @@ def test_a_batch_matches_its_entries_conditions_in_one_lookup(
     assert new_four["response"]["status"].startswith("201")
     # Matched together before the first entry, and kept across the writes of the
     # entries that created (they carry other identifiers).
+    lookups = [s for s, _ in executed if s.startswith("SELECT DISTINCT search_token.")]
+    assert len(lookups) == 1, lookups
+
+
+@pytest.mark.parametrize("kind", ["batch", "transaction"])
+def test_a_bundles_conditional_references_are_matched_in_one_lookup(
+    fhir: Any, database: Database, kind: str
+) -> None:
+    owners = {value: fhir.create(organization(value))["id"] for value in ("1", "2", "3")}
+    absolute = f"{TEST_BASE_URL}/fhir/Organization?identifier={CVR}|3"
+
+    def location(reference: str) -> dict[str, Any]:
+        return {"resourceType": "Location", "managingOrganization": {"reference": reference}}
+
+    with statements_run(database.write_engine) as executed:
+        response = fhir.post_bundle(
+            bundle(
+                kind,
+                post(location(f"Organization?identifier={CVR}|1")),
+                post(location(f"Organization?identifier={CVR}|2")),
+                post(location(f"Organization?identifier={CVR}|1")),
+                post(location(absolute)),
+            )
+        )
+
+    stored = [fhir.read("Location", created_id(e)) for e in entries_of(response)]
+    assert [s["managingOrganization"]["reference"] for s in stored] == [
+        f"Organization/{owners[value]}" for value in ("1", "2", "1", "3")
+    ]
     lookups = [s for s, _ in executed if s.startswith("SELECT DISTINCT search_token.")]
     assert len(lookups) == 1, lookups
 
