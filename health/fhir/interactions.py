@@ -592,7 +592,7 @@ class Interactions:
         try:
             self.flush()
         except BaseException:
-            # The group's transaction is unusable now; the entry cannot be dropped alone.
+            # The group's savepoint must be rolled back: the entry cannot be dropped alone.
             self._entry_reached = True
             raise
 

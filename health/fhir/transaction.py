@@ -2,10 +2,10 @@
 
 A transaction is all or nothing (the caller's database transaction rolls back on any
 error); a batch answers each entry on its own, its write entries in groups that share a
-savepoint and a flush (`_batch_group`). Entries are
-processed DELETE, POST, PUT/PATCH, then GET (https://hl7.org/fhir/R4/http.html#trules),
-after urn:uuid fullUrls and conditional references have been resolved and rewritten.
-The Bundle arrives parsed and validated (health.fhir.bundle_request).
+savepoint and a flush (`_batch_group`). Entries are processed DELETE, POST, PUT/PATCH,
+then GET (https://hl7.org/fhir/R4/http.html#trules), after urn:uuid fullUrls and
+conditional references have been resolved and rewritten. The Bundle arrives parsed and
+validated (health.fhir.bundle_request).
 """
 
 from __future__ import annotations
