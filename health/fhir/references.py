@@ -12,6 +12,12 @@ from typing import Any
 from health.fhir.errors import FhirError, Issue, invalid
 from health.fhir.interactions import Interactions
 
+# Where an element sits: the Bundle entry's path (`Bundle.entry[3].resource`), then keys
+# and list indexes.
+Path = tuple[str | int, ...]
+# An element holding a `reference` string, and its path.
+Found = tuple[dict[str, Any], Path]
+
 
 class ReferenceResolver:
     """Rewrites `reference` strings in place, resolving each conditional one once."""
@@ -32,27 +38,14 @@ class ReferenceResolver:
         self._literal_of = literal_of or {}
 
     def rewrite(self, resource: dict[str, Any], where: str) -> None:
-        # The path is kept as a list and joined only for an error message: building a
-        # string at every node cost several percent of a transaction.
-        self._rewrite(resource, [where])
+        self.rewrite_found(references_in(resource, where))
 
-    def _rewrite(self, node: Any, path: list[str]) -> None:
-        if type(node) is dict:
-            for key, value in node.items():
-                if key == "reference" and type(value) is str:
-                    node[key] = self._resolve(value, path)
-                elif type(value) is dict or type(value) is list:
-                    path.append(f".{key}")
-                    self._rewrite(value, path)
-                    path.pop()
-        else:
-            for index, item in enumerate(node):
-                if type(item) is dict or type(item) is list:
-                    path.append(f"[{index}]")
-                    self._rewrite(item, path)
-                    path.pop()
+    def rewrite_found(self, found: list[Found]) -> None:
+        """Rewrite the references `references_in` found (their resource unchanged since)."""
+        for element, path in found:
+            element["reference"] = self._resolve(element["reference"], path)
 
-    def _resolve(self, reference: str, path: list[str]) -> str:
+    def _resolve(self, reference: str, path: Path) -> str:
         mapped = self._id_map.get(reference)
         if mapped is not None:
             return mapped
@@ -97,20 +90,46 @@ class ReferenceResolver:
         return self._interactions.exists(resource_type, resource_id)
 
 
-def conditional_references(resource: Any, base: str) -> Iterator[tuple[str, str]]:
-    """The (type, query) of every conditional reference in `resource`, as
-    `ReferenceResolver` will resolve them: for a batch to match them ahead."""
-    stack = [resource]
-    while stack:
-        node = stack.pop()
-        items = node.items() if type(node) is dict else enumerate(node)
-        for key, value in items:
-            if key == "reference" and type(value) is str and "?" in value and value[:4] != "urn:":
-                condition = _condition(_relative(value, base))
-                if condition is not None:
-                    yield condition
+def references_in(resource: dict[str, Any], where: str) -> list[Found]:
+    """Every element of `resource` that holds a `reference` string, with its path.
+
+    Walked once per resource: a Bundle's conditional references are matched ahead
+    (`conditional_references`) and then rewritten (`ReferenceResolver.rewrite_found`)
+    from this one list. The path is kept as keys and indexes, and written out only
+    for an error message: building a string at every node cost several percent of a
+    transaction.
+    """
+    found: list[Found] = []
+    _collect(resource, [where], found)
+    return found
+
+
+def _collect(node: Any, path: list[str | int], found: list[Found]) -> None:
+    if type(node) is dict:
+        for key, value in node.items():
+            if key == "reference" and type(value) is str:
+                found.append((node, tuple(path)))
             elif type(value) is dict or type(value) is list:
-                stack.append(value)
+                path.append(key)
+                _collect(value, path, found)
+                path.pop()
+    else:
+        for index, item in enumerate(node):
+            if type(item) is dict or type(item) is list:
+                path.append(index)
+                _collect(item, path, found)
+                path.pop()
+
+
+def conditional_references(found: list[Found], base: str) -> Iterator[tuple[str, str]]:
+    """The (type, query) of the conditional references among `found`, as
+    `ReferenceResolver` will resolve them: for a Bundle to match them ahead."""
+    for element, _path in found:
+        reference = element["reference"]
+        if "?" in reference and not reference.startswith("urn:"):
+            condition = _condition(_relative(reference, base))
+            if condition is not None:
+                yield condition
 
 
 def _relative(reference: str, base: str) -> str:
@@ -128,5 +147,6 @@ def _condition(reference: str) -> tuple[str, str] | None:
     return None
 
 
-def _where(path: list[str]) -> str:
-    return "".join(path) + ".reference"
+def _where(path: Path) -> str:
+    steps = (f"[{step}]" if type(step) is int else f".{step}" for step in path[1:])
+    return f"{path[0]}{''.join(steps)}.reference"

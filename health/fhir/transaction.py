@@ -21,7 +21,12 @@ from health.fhir.content import stored
 from health.fhir.errors import FhirError, Issue, conflict, precondition_failed
 from health.fhir.interactions import Interactions, Result, new_id
 from health.fhir.listing import history_bundle, searchset_bundle
-from health.fhir.references import ReferenceResolver, conditional_references
+from health.fhir.references import (
+    Found,
+    ReferenceResolver,
+    conditional_references,
+    references_in,
+)
 from health.fhir.validation import Checked
 from health.fhir.versions import etag, instant
 
@@ -100,11 +105,11 @@ def _transaction(
         results[entry.index] = _run_write(interactions, entry)
     interactions.flush()
 
-    id_map = _assign_ids(interactions, entries, base)
+    found = _references(entries)
+    id_map = _assign_ids(interactions, entries, _conditions(entries, found, base))
     resolver = ReferenceResolver(interactions, id_map, base, literal_of)
-    for entry in entries:
-        if entry.resource is not None:
-            resolver.rewrite(entry.resource, f"{entry.where}.resource")
+    for references in found.values():
+        resolver.rewrite_found(references)
     interactions.lock_ahead(
         [
             (entry.resource_type, entry.target_id)
@@ -148,7 +153,8 @@ def _batch(
     # them changes a match (health/fhir/match_cache.py); the PUT targets locked
     # together too: otherwise up to three statements per entry (docs/BENCHMARKS.md,
     # "Batch Bundles matched and locked ahead").
-    interactions.match_ahead(_conditions(request.parsed, base))
+    found = _references(request.parsed)
+    interactions.match_ahead(_conditions(request.parsed, found, base))
     interactions.lock_ahead(
         [
             (entry.resource_type, entry.resource_id)
@@ -160,7 +166,7 @@ def _batch(
     writes = [entry for entry in ordered if entry.method not in ("GET", "HEAD")]
     for start in range(0, len(writes), _BATCH_GROUP):
         group = writes[start : start + _BATCH_GROUP]
-        answers = _batch_group(interactions, group, request, base, prefer)
+        answers = _batch_group(interactions, group, request, found, base, prefer)
         if answers is None:
             answers = {e.index: _batch_entry(interactions, e, request, base, prefer) for e in group}
         responses.update(answers)
@@ -177,6 +183,7 @@ def _batch_group(
     interactions: Interactions,
     group: list[Entry],
     request: BundleRequest,
+    found: dict[int, list[Found]],
     base: str,
     prefer: str | None,
 ) -> dict[int, dict[str, Any]] | None:
@@ -201,7 +208,7 @@ def _batch_group(
             for entry in group:
                 mark = interactions.mark()
                 try:
-                    result = _batch_write(interactions, entry, request, base)
+                    result = _batch_write(interactions, entry, request, base, found)
                 except FhirError as error:
                     if interactions.reached_database():
                         raise _Regroup from error
@@ -245,21 +252,32 @@ def _batch_entry(
 
 
 def _batch_write(
-    interactions: Interactions, entry: Entry, request: BundleRequest, base: str
+    interactions: Interactions,
+    entry: Entry,
+    request: BundleRequest,
+    base: str,
+    found: dict[int, list[Found]] | None = None,
 ) -> Result:
+    """`found`: the references in the entry's resource as it is (`_references`); a
+    group run again has its resources back as they came, and they are looked for anew."""
     if entry.resource is not None:
         # A resolver per entry: its conditional references see what the entries before
         # wrote (their matches are kept where no write changed them, above).
         resolver = ReferenceResolver(interactions, {}, base, request.literal_of)
-        resolver.rewrite(entry.resource, f"{entry.where}.resource")
+        if found is not None and entry.index in found:
+            resolver.rewrite_found(found[entry.index])
+        else:
+            resolver.rewrite(entry.resource, f"{entry.where}.resource")
     return _run_write(interactions, entry)
 
 
-def _assign_ids(interactions: Interactions, entries: list[Entry], base: str) -> dict[str, str]:
+def _assign_ids(
+    interactions: Interactions, entries: list[Entry], conditions: list[tuple[str, str, str]]
+) -> dict[str, str]:
     """Decide the id every written entry gets, so references can be rewritten first."""
     id_map: dict[str, str] = {}
     planned_creates: dict[tuple[str, str], Entry] = {}
-    interactions.match_ahead(_conditions(entries, base))
+    interactions.match_ahead(conditions)
     for entry in entries:
         if entry.method == "POST":
             if entry.if_none_exist:
@@ -298,7 +316,18 @@ def _assign_ids(interactions: Interactions, entries: list[Entry], base: str) -> 
     return id_map
 
 
-def _conditions(entries: list[Entry], base: str) -> list[tuple[str, str, str]]:
+def _references(entries: list[Entry]) -> dict[int, list[Found]]:
+    """The references in each written entry's resource, by the entry's index."""
+    return {
+        entry.index: references_in(entry.resource, f"{entry.where}.resource")
+        for entry in entries
+        if entry.resource is not None
+    }
+
+
+def _conditions(
+    entries: list[Entry], found: dict[int, list[Found]], base: str
+) -> list[tuple[str, str, str]]:
     """The (type, query, where) of the entries' conditional creates and updates, and of
     the conditional references in what they write (`Practitioner?identifier=...`)."""
     conditions = [
@@ -311,11 +340,11 @@ def _conditions(entries: list[Entry], base: str) -> list[tuple[str, str, str]]:
         if entry.method in ("PUT", "PATCH") and entry.query is not None
     ]
     for entry in entries:
-        if entry.resource is not None:
+        if entry.index in found:
             where = f"{entry.where}.resource"
             conditions += [
                 (resource_type, query, where)
-                for resource_type, query in conditional_references(entry.resource, base)
+                for resource_type, query in conditional_references(found[entry.index], base)
             ]
     return conditions
 
