@@ -101,6 +101,8 @@ def _folder(root: Path) -> Path:
         root / "export" / "Observation.ndjson",
         _ndjson(
             _observation("Patient/n1", "Blood pressure", id="o1"),
+            # Refused as it runs, between two lines its batch writes together.
+            _observation("Patient/nobody", "Temperature", id="o3"),
             _observation("Patient/n1", "Pulse", id="o2"),
         ),
     )
@@ -153,9 +155,11 @@ def test_an_import_loads_everything_and_reports_what_it_refused(
     assert summary.resources["Provenance"] >= 3
     refused = {(Path(r.path).name, r.position) for r in summary.rejected}
     assert ("Patient.ndjson", "line 2") in refused
+    assert ("Observation.ndjson", "line 2") in refused
     assert ("Broken.ndjson", "file") in refused
     reasons = {Path(r.path).name: r.reason for r in summary.rejected}
     assert "national ID" in reasons["Patient.ndjson"]
+    assert "matches no resource" in reasons["Observation.ndjson"]
     assert "line 2" in reasons["Broken.ndjson"]
     # The NDJSON observations found their patient by the source's id for it.
     (patient,) = stored.resources(f"Patient?identifier={CPR}|2222222226")
