@@ -329,8 +329,10 @@ class Interactions:
         key = match_key[1]
         for attempt in range(3):
             if attempt > 0:
-                # Another request holds the claim: what is there now, not what was.
+                # Another request holds the claim: what is there now, not what was. Kept
+                # for what follows (a batch's later references to the same condition).
                 matches = self._matching(criteria, _MATCH_LIMIT)
+                self._remember(match_key, criteria, matches)
             elif known_unmatched:
                 matches = []
             else:
@@ -435,7 +437,12 @@ class Interactions:
                         f"{where or resource_type}.id",
                     )
                 return self.update(str(body_id), checked, if_match=if_match, where=where)
-            return self.create(checked, if_none_exist=query, where=where)
+            created = self.create(checked, if_none_exist=query, where=where)
+            if created.status != 200 or created.version is None:
+                return created
+            # Found after all: another request took the claim and created the match
+            # after we looked. What was sent updates it, as if it had been there.
+            matches = [created.version]
         match = matches[0]
         if body_id is not None and body_id != match.id:
             raise invalid(

@@ -177,3 +177,69 @@ def test_simultaneous_transactions_referencing_one_conditional_patient_share_it(
             f"{live_server.fhir_url}/{location}", headers={**FHIR_JSON, **live_server.headers}
         ).json()
         assert observation["subject"] == {"reference": f"Patient/{stored[0]}"}
+
+
+def test_simultaneous_batches_of_conditional_creates_store_one_of_each(
+    live_server: LiveServer,
+) -> None:
+    # A provider directory pushed by several clients at once: each batch's entries run
+    # in one group (health.fhir.transaction._batch_group), their claims taken as they
+    # go and their writes flushed at the group's end, or when a lookup must see them.
+    cvr = "urn:oid:1.2.208.176.1.1"
+    values = ["29190925", "29190968", "29190976"]
+
+    def organization(value: str) -> dict[str, object]:
+        return {
+            "resource": {
+                "resourceType": "Organization",
+                "identifier": [{"system": cvr, "value": value}],
+                "name": f"Afdeling {value}",
+            },
+            "request": {
+                "method": "POST",
+                "url": "Organization",
+                "ifNoneExist": f"identifier={cvr}|{value}",
+            },
+        }
+
+    location = {
+        "resource": {
+            "resourceType": "Location",
+            "managingOrganization": {"reference": f"Organization?identifier={cvr}|{values[1]}"},
+        },
+        "request": {"method": "POST", "url": "Location"},
+    }
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [*(organization(value) for value in values), location],
+    }
+
+    responses = _all_at_once(
+        lambda http: http.post(
+            live_server.fhir_url, json=batch, headers={**FHIR_JSON, **live_server.headers}
+        )
+    )
+
+    refused = [(r.status_code, r.text) for r in responses if r.status_code != 200]
+    assert not refused, refused
+    answers = [[e["response"] for e in r.json()["entry"]] for r in responses]
+    for position, value in enumerate(values):
+        statuses = sorted(a[position]["status"] for a in answers)
+        assert statuses == ["200 OK"] * (CLIENTS - 1) + ["201 Created"], (value, statuses)
+        locations = {a[position]["location"].split("/_history/")[0] for a in answers}
+        found = httpx.get(
+            f"{live_server.fhir_url}/Organization",
+            params={"identifier": f"{cvr}|{value}"},
+            headers={**FHIR_JSON, **live_server.headers},
+        ).json()
+        assert [f"Organization/{e['resource']['id']}" for e in found["entry"]] == list(locations)
+    # Every Location was created, and refers to the one Organization of its condition.
+    assert {a[3]["status"] for a in answers} == {"201 Created"}
+    (managed_by,) = {a[1]["location"].split("/_history/")[0] for a in answers}
+    for answer in answers:
+        stored = httpx.get(
+            f"{live_server.fhir_url}/{answer[3]['location']}",
+            headers={**FHIR_JSON, **live_server.headers},
+        ).json()
+        assert stored["managingOrganization"] == {"reference": managed_by}

@@ -13,7 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from health.db.engine import Database
+from health.db.repository import Repository
+from health.fhir.interactions import Interactions
+from health.fhir.validation import check
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 MRN = "http://hospital.example/mrn"
@@ -451,6 +457,37 @@ def test_conditional_update_honours_if_match(client: TestClient, fhir: Any) -> N
 
     assert response.status_code == 412
     assert fhir.stored_version_count() == 1
+
+
+def test_a_conditional_update_whose_match_another_request_created_meanwhile_updates_it(
+    app: FastAPI, database: Database, stored: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race, in-process: nothing matched, and as this request went to create, another
+    # request took the claim and stored its Patient first. A batch's conditional update
+    # (a source pushing a citizen that another source pushes at the same moment) must
+    # then update that Patient, not answer with it and drop what it was sent.
+    config = app.state.fhir_config
+    condition = f"identifier={MRN}|555"
+    taken = Repository.claim
+
+    def another_request_first(repository: Repository, *claim: str) -> bool:
+        other = Interactions(repository, config)
+        other.create(check(with_mrn("555", gender="female"), "Patient", config.types))
+        other.flush()
+        monkeypatch.setattr(Repository, "claim", taken)
+        return False
+
+    monkeypatch.setattr(Repository, "claim", another_request_first)
+    with database.session(write=True) as session:
+        interactions = Interactions(Repository.system(session), config)
+        sent = check(with_mrn("555", active=True), "Patient", config.types)
+        result = interactions.conditional_update(condition, sent)
+        interactions.flush()
+
+    assert result.status == 200
+    (patient_now,) = stored.resources(f"Patient?identifier={MRN}|555")
+    assert patient_now["active"] is True
+    assert patient_now["meta"]["versionId"] == "2"
 
 
 def test_put_on_the_type_without_criteria_is_400(client: TestClient, fhir: Any) -> None:
