@@ -12,7 +12,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, String, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from health.audit.entries import (
@@ -45,6 +46,87 @@ _MOVE_HEAD = (
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
 
+# PostgreSQL only (swap_append): the rows of an append and the head's move in one
+# statement, on the condition that the head is still the one the rows were chained to.
+# Each column's values come as one array, so the statement is the same for any number
+# of rows. Whether the head moved, and the head as the statement's snapshot saw it.
+# Text as TEXT: an explicit cast to VARCHAR(n) would cut a longer value without a word
+# (and the row would not match its hash); the insert's own assignment refuses it.
+_ROW_ARRAYS = [
+    (
+        column.name,
+        "TEXT" if isinstance(column.type, String) else column.type.compile(postgresql.dialect()),
+    )
+    for column in audit_log.c
+]
+_COLUMNS = ", ".join(name for name, _ in _ROW_ARRAYS)
+_ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ROW_ARRAYS)
+_SWAP_APPEND = text(
+    f"""
+    WITH moved AS (
+        UPDATE audit_head SET seq = :new_seq, hash = :new_hash
+        WHERE id = {HEAD_ID} AND seq = :old_seq AND hash = :old_hash
+        RETURNING id
+    ), added AS (
+        INSERT INTO audit_log ({_COLUMNS})
+        SELECT * FROM unnest({_ARRAYS})
+        WHERE EXISTS (SELECT FROM moved)
+    )
+    SELECT EXISTS (SELECT FROM moved) AS moved, seq, hash FROM audit_head WHERE id = {HEAD_ID}
+    """
+)
+# An expected head no head can be: asks swap_append only for the head as it is.
+UNKNOWN_HEAD = ChainHead(seq=-1, hash="")
+
+Groups = Sequence[tuple[Sequence[AuditEntry], datetime]]
+
+
+def rows_after(
+    key: bytes, head: ChainHead, groups: Groups
+) -> tuple[list[dict[str, Any]], ChainHead]:
+    """The rows each group's entries, recorded at the group's time, make after `head`
+    in the order given, and the head they leave."""
+    seq, previous = head.seq, head.hash
+    rows = []
+    for entries, now in groups:
+        for entry in entries:
+            seq += 1
+            columns = row_columns(seq, now, entry, previous)
+            previous = chain_hash(key, columns)
+            rows.append({**columns, "hash": previous})
+    return rows, ChainHead(seq=seq, hash=previous)
+
+
+def swap_append(
+    connection: Connection, key: bytes, groups: Groups, expected: ChainHead
+) -> tuple[bool, ChainHead | None]:
+    """PostgreSQL, on a connection in autocommit: append the groups' rows after
+    `expected` and move the head past them, in one statement, if the head is still
+    `expected`; else write nothing.
+
+    (True, the new head) when written. Otherwise (False, the head the statement saw,
+    None if the log has none yet): chain to that and try again. The head it saw can
+    still be `expected` when another writer's move committed while this statement
+    waited for the head's row; the next try sees that move.
+
+    One round trip where `AuditLog.append_groups` takes five (BEGIN, the head's lock,
+    the insert, the head's update, COMMIT), and the head's row is locked only while
+    the statement runs: docs/BENCHMARKS.md, "The access log in one statement".
+    """
+    rows, after = rows_after(key, expected, groups)
+    if not rows:
+        return True, expected
+    parameters: dict[str, Any] = {name: [row[name] for row in rows] for name, _ in _ROW_ARRAYS}
+    parameters.update(
+        old_seq=expected.seq, old_hash=expected.hash, new_seq=after.seq, new_hash=after.hash
+    )
+    found = connection.execute(_SWAP_APPEND, parameters).first()
+    if found is None:
+        return False, None
+    if found.moved:
+        return True, after
+    return False, ChainHead(seq=int(found.seq), hash=str(found.hash))
+
 
 class AuditLog:
     """The hash-chained access log, in `session`'s transaction, keyed by the audit key."""
@@ -64,21 +146,17 @@ class AuditLog:
         """
         self.append_groups([(entries, now)])
 
-    def append_groups(self, groups: Sequence[tuple[Sequence[AuditEntry], datetime]]) -> None:
+    def append_groups(self, groups: Groups) -> ChainHead | None:
         """Add each group's entries, recorded at the group's time, to the end of the
-        chain in the order given, in this transaction (as `append`)."""
+        chain in the order given, in this transaction (as `append`). The head they
+        leave (None when there were no entries)."""
         if not any(entries for entries, _ in groups):
-            return
+            return None
         seq, previous = self._locked_head()
-        rows = []
-        for entries, now in groups:
-            for entry in entries:
-                seq += 1
-                columns = row_columns(seq, now, entry, previous)
-                previous = chain_hash(self._key, columns)
-                rows.append({**columns, "hash": previous})
+        rows, head = rows_after(self._key, ChainHead(seq=seq, hash=previous), groups)
         self._session.execute(_INSERT_ROWS, rows)
-        self._session.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": previous})
+        self._session.execute(_MOVE_HEAD, {"new_seq": head.seq, "new_hash": head.hash})
+        return head
 
     def _locked_head(self) -> tuple[int, str]:
         """The head's seq and hash, its row locked until this transaction ends.

@@ -11,6 +11,12 @@ request that arrives while it writes: one head lock, one insert, one commit. A
 request never returns before the transaction holding its entries has committed, and
 if that transaction fails, every request in it fails (LogNotWritten) and none of its
 entries is in the log: a disclosure is answered only once it is logged.
+
+On PostgreSQL a batch is one statement in autocommit (log.swap_append): its rows and
+the head's move, on the condition that the head is still the one this process last
+left or saw. Another process (a second worker, a write request) may have moved it
+since; then the statement writes nothing, answers the head as it is, and the batch is
+chained to that and sent again.
 """
 
 from __future__ import annotations
@@ -21,8 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from health.audit.entries import AuditEntry
-from health.audit.log import AuditLog
+from health.audit.log import UNKNOWN_HEAD, AuditLog, Groups, swap_append
+from health.audit.verify import ChainHead
 from health.db.engine import Database
+
+# How often a batch is chained anew to a head another writer moved before it is
+# appended under the head's lock instead (AuditLog.append_groups), which cannot lose.
+SWAP_ATTEMPTS = 8
 
 
 class LogNotWritten(Exception):
@@ -54,6 +65,9 @@ class LogWriter:
         self._queue: list[_Waiting] = []
         # Whether a request is writing a batch (it hands over before it returns).
         self._writing = False
+        # The head as this process last left or saw it (PostgreSQL); only the request
+        # writing a batch touches it.
+        self._head: ChainHead = UNKNOWN_HEAD
 
     @property
     def waiting(self) -> int:
@@ -93,10 +107,7 @@ class LogWriter:
             batch, self._queue = self._queue, []
         error: BaseException | None = None
         try:
-            with self._database.session(write=True) as session:
-                AuditLog(session, self._key).append_groups(
-                    [(waiting.entries, waiting.recorded) for waiting in batch]
-                )
+            self._append([(waiting.entries, waiting.recorded) for waiting in batch])
         except BaseException as failure:
             # Whatever it was (a lost connection, a full disk, an interrupt), no
             # request of the batch may answer as logged; the writing is handed on.
@@ -115,3 +126,20 @@ class LogWriter:
                     successor.woken.set()
                 else:
                     self._writing = False
+
+    def _append(self, groups: Groups) -> None:
+        """Append the groups in one transaction: on PostgreSQL one statement, chained to
+        the head as last known and again to the head as found until one holds."""
+        if not self._database.is_sqlite:
+            with self._database.write_engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                for _ in range(SWAP_ATTEMPTS):
+                    written, found = swap_append(connection, self._key, groups, self._head)
+                    if found is None:  # no head yet: the locked append creates it
+                        break
+                    self._head = found
+                    if written:
+                        connection.commit()  # the statement has; this says so to listeners
+                        return
+        with self._database.session(write=True) as session:
+            self._head = AuditLog(session, self._key).append_groups(groups) or self._head
