@@ -8,11 +8,13 @@ the log holds who saw what, never clinical content.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, bindparam, func, insert, select, text, update
+import psycopg
+from sqlalchemy import Select, String, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -46,12 +48,11 @@ _MOVE_HEAD = (
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
 
-# PostgreSQL only (swap_append): the rows of an append and the head's move in one
-# statement, on the condition that the head is still the one the rows were chained to.
-# Each column's values come as one array, so the statement is the same for any number
-# of rows. Whether the head moved, and the head as the statement's snapshot saw it.
-# Text as TEXT: an explicit cast to VARCHAR(n) would cut a longer value without a word
-# (and the row would not match its hash); the insert's own assignment refuses it.
+# PostgreSQL only (append_pipelined): the head's lock, and then the rows and the head's
+# move as one statement. Each column's values come as one array, so the statement is
+# the same for any number of rows. Text as TEXT: an explicit cast to VARCHAR(n) would
+# cut a longer value without a word (and the row would not match its hash); the
+# insert's own assignment refuses it.
 _ROW_ARRAYS = [
     (
         column.name,
@@ -59,24 +60,12 @@ _ROW_ARRAYS = [
     )
     for column in audit_log.c
 ]
-_COLUMNS = ", ".join(name for name, _ in _ROW_ARRAYS)
-_ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ROW_ARRAYS)
-_SWAP_APPEND = text(
-    f"""
-    WITH moved AS (
-        UPDATE audit_head SET seq = :new_seq, hash = :new_hash
-        WHERE id = {HEAD_ID} AND seq = :old_seq AND hash = :old_hash
-        RETURNING id
-    ), added AS (
-        INSERT INTO audit_log ({_COLUMNS})
-        SELECT * FROM unnest({_ARRAYS})
-        WHERE EXISTS (SELECT FROM moved)
-    )
-    SELECT EXISTS (SELECT FROM moved) AS moved, seq, hash FROM audit_head WHERE id = {HEAD_ID}
-    """
+_PIPELINED_LOCK = f"SELECT seq, hash FROM audit_head WHERE id = {HEAD_ID} FOR UPDATE"
+_PIPELINED_APPEND = (
+    f"WITH added AS (INSERT INTO audit_log ({', '.join(name for name, _ in _ROW_ARRAYS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%({name})s::{kind}[]' for name, kind in _ROW_ARRAYS)})) "
+    f"UPDATE audit_head SET seq = %(new_seq)s, hash = %(new_hash)s WHERE id = {HEAD_ID}"
 )
-# An expected head no head can be: asks swap_append only for the head as it is.
-UNKNOWN_HEAD = ChainHead(seq=-1, hash="")
 
 Groups = Sequence[tuple[Sequence[AuditEntry], datetime]]
 
@@ -97,35 +86,38 @@ def rows_after(
     return rows, ChainHead(seq=seq, hash=previous)
 
 
-def swap_append(
-    connection: Connection, key: bytes, groups: Groups, expected: ChainHead
-) -> tuple[bool, ChainHead | None]:
-    """PostgreSQL, on a connection in autocommit: append the groups' rows after
-    `expected` and move the head past them, in one statement, if the head is still
-    `expected`; else write nothing.
+def append_pipelined(connection: psycopg.Connection[Any], key: bytes, groups: Groups) -> bool:
+    """PostgreSQL: `AuditLog.append_groups` in a transaction of its own, on a psycopg
+    connection in autocommit, in two round trips where the ORM's transaction takes five.
 
-    (True, the new head) when written. Otherwise (False, the head the statement saw,
-    None if the log has none yet): chain to that and try again. The head it saw can
-    still be `expected` when another writer's move committed while this statement
-    waited for the head's row; the next try sees that move.
-
-    One round trip where `AuditLog.append_groups` takes five (BEGIN, the head's lock,
-    the insert, the head's update, COMMIT), and the head's row is locked only while
-    the statement runs: docs/BENCHMARKS.md, "The access log in one statement".
+    `BEGIN` and the head's lock go together (psycopg's pipeline mode); once the head is
+    known, the rows, the head's move and `COMMIT` go together. False, with nothing
+    written, when the log has no head yet (`append_groups` creates it). Any error
+    rolls the transaction back before it is raised. docs/BENCHMARKS.md, "The access
+    log in two round trips".
     """
-    rows, after = rows_after(key, expected, groups)
-    if not rows:
-        return True, expected
-    parameters: dict[str, Any] = {name: [row[name] for row in rows] for name, _ in _ROW_ARRAYS}
-    parameters.update(
-        old_seq=expected.seq, old_hash=expected.hash, new_seq=after.seq, new_hash=after.hash
-    )
-    found = connection.execute(_SWAP_APPEND, parameters).first()
-    if found is None:
-        return False, None
-    if found.moved:
-        return True, after
-    return False, ChainHead(seq=int(found.seq), hash=str(found.hash))
+    try:
+        with connection.pipeline(), connection.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(_PIPELINED_LOCK)
+            head = cursor.fetchone()
+            if head is None:
+                cursor.execute("ROLLBACK")
+                return False
+            rows, after = rows_after(key, ChainHead(seq=int(head[0]), hash=str(head[1])), groups)
+            parameters: dict[str, Any] = {
+                name: [row[name] for row in rows] for name, _ in _ROW_ARRAYS
+            }
+            cursor.execute(
+                _PIPELINED_APPEND, {**parameters, "new_seq": after.seq, "new_hash": after.hash}
+            )
+            cursor.execute("COMMIT")
+    except BaseException:
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):  # a lost connection: the pool's to drop
+                connection.execute("ROLLBACK")
+        raise
+    return True
 
 
 class AuditLog:
@@ -146,17 +138,15 @@ class AuditLog:
         """
         self.append_groups([(entries, now)])
 
-    def append_groups(self, groups: Groups) -> ChainHead | None:
+    def append_groups(self, groups: Groups) -> None:
         """Add each group's entries, recorded at the group's time, to the end of the
-        chain in the order given, in this transaction (as `append`). The head they
-        leave (None when there were no entries)."""
+        chain in the order given, in this transaction (as `append`)."""
         if not any(entries for entries, _ in groups):
-            return None
+            return
         seq, previous = self._locked_head()
         rows, head = rows_after(self._key, ChainHead(seq=seq, hash=previous), groups)
         self._session.execute(_INSERT_ROWS, rows)
         self._session.execute(_MOVE_HEAD, {"new_seq": head.seq, "new_hash": head.hash})
-        return head
 
     def _locked_head(self) -> tuple[int, str]:
         """The head's seq and hash, its row locked until this transaction ends.

@@ -12,11 +12,7 @@ request never returns before the transaction holding its entries has committed, 
 if that transaction fails, every request in it fails (LogNotWritten) and none of its
 entries is in the log: a disclosure is answered only once it is logged.
 
-On PostgreSQL a batch is one statement in autocommit (log.swap_append): its rows and
-the head's move, on the condition that the head is still the one this process last
-left or saw. Another process (a second worker, a write request) may have moved it
-since; then the statement writes nothing, answers the head as it is, and the batch is
-chained to that and sent again.
+On PostgreSQL that transaction takes two round trips (log.append_pipelined).
 """
 
 from __future__ import annotations
@@ -27,13 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from health.audit.entries import AuditEntry
-from health.audit.log import UNKNOWN_HEAD, AuditLog, Groups, swap_append
-from health.audit.verify import ChainHead
+from health.audit.log import AuditLog, Groups, append_pipelined
 from health.db.engine import Database
-
-# How often a batch is chained anew to a head another writer moved before it is
-# appended under the head's lock instead (AuditLog.append_groups), which cannot lose.
-SWAP_ATTEMPTS = 8
 
 
 class LogNotWritten(Exception):
@@ -65,9 +56,6 @@ class LogWriter:
         self._queue: list[_Waiting] = []
         # Whether a request is writing a batch (it hands over before it returns).
         self._writing = False
-        # The head as this process last left or saw it (PostgreSQL); only the request
-        # writing a batch touches it.
-        self._head: ChainHead = UNKNOWN_HEAD
 
     @property
     def waiting(self) -> int:
@@ -128,18 +116,11 @@ class LogWriter:
                     self._writing = False
 
     def _append(self, groups: Groups) -> None:
-        """Append the groups in one transaction: on PostgreSQL one statement, chained to
-        the head as last known and again to the head as found until one holds."""
+        """Append the groups in one transaction of their own."""
         if not self._database.is_sqlite:
             with self._database.write_engine.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
-                for _ in range(SWAP_ATTEMPTS):
-                    written, found = swap_append(connection, self._key, groups, self._head)
-                    if found is None:  # no head yet: the locked append creates it
-                        break
-                    self._head = found
-                    if written:
-                        connection.commit()  # the statement has; this says so to listeners
-                        return
-        with self._database.session(write=True) as session:
-            self._head = AuditLog(session, self._key).append_groups(groups) or self._head
+                if append_pipelined(connection.connection.driver_connection, self._key, groups):
+                    return
+        with self._database.session(write=True) as session:  # on PostgreSQL: the first row
+            AuditLog(session, self._key).append_groups(groups)

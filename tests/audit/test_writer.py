@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from health.audit.log import AuditLog
 from health.audit.verify import VerifyReport
@@ -83,69 +82,27 @@ def _log_held(database: Database, audit_key: bytes, make_entry: MakeEntry) -> It
         yield
 
 
-class Transactions:
-    """Which threads sent the write engine a statement, and which committed, while open."""
+class Batches:
+    """The transactions a writer opens for its batches (`LogWriter._append`, on either
+    database): how many began, how many entries each held, and, while `refusing` is
+    set, a database that refuses them (a crash, a full disk). While `holding` is also
+    set, a refused batch takes its time first: it fails once `holding` is cleared."""
 
-    def __init__(self) -> None:
-        self.talking: set[int] = set()
-        self.committed: list[int] = []
-
-    def by_others(self) -> int:
-        """Commits of threads other than this one (the test's own transactions)."""
-        return len([t for t in self.committed if t != threading.get_ident()])
-
-    def others_talking(self) -> int:
-        return len(self.talking - {threading.get_ident()})
-
-
-@contextmanager
-def _transactions(database: Database) -> Iterator[Transactions]:
-    seen = Transactions()
-
-    def statement(*_: Any) -> None:
-        seen.talking.add(threading.get_ident())
-
-    def commit(_connection: Any) -> None:
-        seen.committed.append(threading.get_ident())
-
-    event.listen(database.write_engine, "before_cursor_execute", statement)
-    event.listen(database.write_engine, "commit", commit)
-    try:
-        yield seen
-    finally:
-        event.remove(database.write_engine, "before_cursor_execute", statement)
-        event.remove(database.write_engine, "commit", commit)
-
-
-class Refusal:
-    """While `refusing` is set, the database refuses every statement that inserts into
-    the log (a crash, a full disk); while `holding` is also set, it takes its time
-    first: the statement waits until `holding` is cleared, then fails."""
-
-    def __init__(self) -> None:
+    def __init__(self, writer: LogWriter) -> None:
+        self.sizes: list[int] = []
         self.refusing = threading.Event()
-        self.refusing.set()
         self.holding = threading.Event()
-        self.held = 0
+        original = writer._append
 
-
-@contextmanager
-def _inserts_into_the_log_fail(database: Database) -> Iterator[Refusal]:
-    refusal = Refusal()
-
-    def refuse(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if refusal.refusing.is_set() and "INSERT INTO AUDIT_LOG" in statement.upper():
-            if refusal.holding.is_set():
-                refusal.held += 1
-                while refusal.holding.is_set():
+        def append(groups: Any) -> None:
+            self.sizes.append(sum(len(entries) for entries, _ in groups))
+            if self.refusing.is_set():
+                while self.holding.is_set():
                     time.sleep(0.005)
-            raise OSError("disk I/O error (simulated)")
+                raise OSError("disk I/O error (simulated)")
+            original(groups)
 
-    event.listen(database.write_engine, "before_cursor_execute", refuse)
-    try:
-        yield refusal
-    finally:
-        event.remove(database.write_engine, "before_cursor_execute", refuse)
+        writer._append = append  # type: ignore[method-assign]
 
 
 def test_concurrent_requests_each_get_their_entries_in_one_valid_chain(
@@ -171,20 +128,19 @@ def test_requests_that_arrive_during_a_write_are_committed_together_next(
     database: Database, writer: LogWriter, make_entry: MakeEntry, audit_key: bytes
 ) -> None:
     requests = Requests(writer)
-    with _transactions(database) as transactions:
-        with _log_held(database, audit_key, make_entry):
-            requests.start("first", make_entry("anna"))
-            # The first request writes at once (a batch of itself) and waits for the
-            # head; the next four queue behind it.
-            _wait_until(lambda: transactions.others_talking() == 1)
-            for name in ("bo", "carl", "dora", "erik"):
-                requests.start(name, make_entry(name))
-            _wait_until(lambda: writer.waiting == 4)
-        requests.join()
-        writers_commits = transactions.by_others()
+    batches = Batches(writer)
+    with _log_held(database, audit_key, make_entry):
+        requests.start("first", make_entry("anna"))
+        # The first request writes at once (a batch of itself) and waits for the
+        # head; the next four queue behind it.
+        _wait_until(lambda: len(batches.sizes) == 1)
+        for name in ("bo", "carl", "dora", "erik"):
+            requests.start(name, make_entry(name))
+        _wait_until(lambda: writer.waiting == 4)
+    requests.join()
 
     assert set(requests.outcomes.values()) == {None}
-    assert writers_commits == 2
+    assert batches.sizes == [1, 4]
     patients = _patients_in_order(database, audit_key)
     assert patients[:2] == ["holder", "anna"]
     assert sorted(patients[2:]) == ["bo", "carl", "dora", "erik"]
@@ -196,26 +152,26 @@ def test_a_failed_batch_fails_every_request_in_it_and_logs_none_of_them(
 ) -> None:
     writer.append([make_entry("holder")])
     requests = Requests(writer)
-    with _inserts_into_the_log_fail(database) as refusal:
-        refusal.holding.set()
-        requests.start("first", make_entry("anna"))
-        # The first request's insert is under way; the next three queue behind it.
-        _wait_until(lambda: refusal.held == 1)
-        for name in ("bo", "carl", "dora"):
-            requests.start(name, make_entry(name))
-        _wait_until(lambda: writer.waiting == 3)
-        refusal.holding.clear()
-        requests.join()
+    batches = Batches(writer)
+    batches.refusing.set()
+    batches.holding.set()
+    requests.start("first", make_entry("anna"))
+    # The first request's batch is under way; the next three queue behind it.
+    _wait_until(lambda: len(batches.sizes) == 1)
+    for name in ("bo", "carl", "dora"):
+        requests.start(name, make_entry(name))
+    _wait_until(lambda: writer.waiting == 3)
+    batches.holding.clear()
+    requests.join()
 
-        assert set(requests.outcomes) == {"first", "bo", "carl", "dora"}
-        for name, outcome in requests.outcomes.items():
-            assert isinstance(outcome, LogNotWritten), name
-        # The first failed alone, the three in one batch after it.
-        assert refusal.held == 1
-        assert _patients_in_order(database, audit_key) == ["holder"]
-        # The writer goes on with the next request once the database accepts rows.
-        refusal.refusing.clear()
-        writer.append([make_entry("erik")])
+    assert set(requests.outcomes) == {"first", "bo", "carl", "dora"}
+    for name, outcome in requests.outcomes.items():
+        assert isinstance(outcome, LogNotWritten), name
+    assert batches.sizes == [1, 3]
+    assert _patients_in_order(database, audit_key) == ["holder"]
+    # The writer goes on with the next request once the database accepts rows.
+    batches.refusing.clear()
+    writer.append([make_entry("erik")])
 
     assert _patients_in_order(database, audit_key) == ["holder", "erik"]
     report = _verify(database, audit_key)
@@ -321,9 +277,11 @@ def test_a_read_whose_entry_cannot_be_logged_is_answered_with_an_error_not_the_d
     assert created.status_code == 201
     patient_id = created.json()["id"]
 
-    with _inserts_into_the_log_fail(database):
-        read = client.get(f"/fhir/Patient/{patient_id}")
-        searched = client.get("/fhir/Patient?family=Hidden-Unlogged")
+    batches = Batches(client.app.state.log_writer)  # type: ignore[attr-defined]
+    batches.refusing.set()
+    read = client.get(f"/fhir/Patient/{patient_id}")
+    searched = client.get("/fhir/Patient?family=Hidden-Unlogged")
+    batches.refusing.clear()
 
     assert read.status_code == 500
     assert searched.status_code == 500
