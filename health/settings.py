@@ -13,6 +13,9 @@ from sqlalchemy.engine import make_url
 from health import PROJECT_ROOT
 from health.db.engine import READ_POOL, WRITE_POOL
 
+# The highest max_json_depth a deployment may set.
+MAX_JSON_DEPTH = 256
+
 
 class Environment(StrEnum):
     development = "development"
@@ -62,8 +65,10 @@ class Settings(BaseSettings):
     # Request bodies above this size are refused with 413 before they are parsed.
     max_body_bytes: int = 32 * 1024 * 1024
     # JSON nested deeper than this is refused: no FHIR resource needs it, and
-    # recursive processing of hostile input must stay bounded.
-    max_json_depth: int = 64
+    # recursive processing of hostile input must stay bounded. The walks over a
+    # resource (the nesting check, validation, references) recurse once per level, so
+    # the limit must stay well inside Python's recursion limit (1,000 frames).
+    max_json_depth: int = Field(default=64, ge=1, le=MAX_JSON_DEPTH)
     max_bundle_entries: int = 20_000
     default_page_size: int = 50
     max_page_size: int = 1000

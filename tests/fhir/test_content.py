@@ -6,6 +6,9 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from health import PROJECT_ROOT
 from health.fhir.content import (
@@ -22,6 +25,7 @@ from health.fhir.content import (
 )
 from health.fhir.errors import FhirError
 from health.fhir.resource_types import ResourceTypes
+from health.settings import MAX_JSON_DEPTH, Settings
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +148,37 @@ def test_parse_json_refuses_nesting_deeper_than_the_limit() -> None:
 
     assert error.status == 400
     assert "3 levels" in str(error)
+
+
+def _nesting(value: Any) -> int:
+    """How many containers are nested at the deepest point (a scalar: 0)."""
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    return 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
+    max_leaves=30,
+)
+
+
+@given(value=_JSON, limit=st.integers(min_value=1, max_value=8))
+def test_parse_json_accepts_exactly_what_is_nested_to_the_limit(value: Any, limit: int) -> None:
+    raw = orjson.dumps(value)
+    if _nesting(value) <= limit:
+        assert parse_json(raw, max_depth=limit) == value
+    else:
+        assert f"{limit} levels" in str(raised(parse_json, raw, max_depth=limit))
+
+
+def test_a_nesting_limit_beyond_what_the_walks_can_recurse_is_refused() -> None:
+    with pytest.raises(ValidationError, match="max_json_depth"):
+        Settings(max_json_depth=MAX_JSON_DEPTH + 1)
+    assert Settings(max_json_depth=MAX_JSON_DEPTH).max_json_depth == MAX_JSON_DEPTH
 
 
 def test_dumps_is_compact_unless_pretty() -> None:
