@@ -15,6 +15,15 @@ from fastapi.testclient import TestClient
 FHIR_JSON = "application/fhir+json"
 
 
+def json_depth(value: Any) -> int:
+    """How many objects and arrays are nested, at the deepest point."""
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
 class FhirApi:
     """The calls a FHIR client developer makes, over real HTTP through the app."""
 

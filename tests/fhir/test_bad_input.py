@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from health.app import create_app
 from health.db.engine import Database
 from health.settings import Settings
+from tests.fhir.conftest import json_depth
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 SMALL_BODY_LIMIT = 2_000
@@ -107,15 +108,6 @@ def nested_extension(levels: int) -> dict[str, Any]:
     for _ in range(levels):
         node = {"url": "http://example.org/branch", "extension": [node]}
     return node
-
-
-def json_depth(value: Any) -> int:
-    """How many objects and arrays are nested, at the deepest point."""
-    if isinstance(value, dict):
-        return 1 + max((json_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((json_depth(v) for v in value), default=0)
-    return 0
 
 
 def test_json_nested_deeper_than_the_limit_is_400(

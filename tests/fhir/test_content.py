@@ -26,6 +26,7 @@ from health.fhir.content import (
 from health.fhir.errors import FhirError
 from health.fhir.resource_types import ResourceTypes
 from health.settings import MAX_JSON_DEPTH, Settings
+from tests.fhir.conftest import json_depth
 
 
 @pytest.fixture(scope="module")
@@ -150,15 +151,6 @@ def test_parse_json_refuses_nesting_deeper_than_the_limit() -> None:
     assert "3 levels" in str(error)
 
 
-def _nesting(value: Any) -> int:
-    """How many containers are nested at the deepest point (a scalar: 0)."""
-    if isinstance(value, dict):
-        return 1 + max((_nesting(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_nesting(v) for v in value), default=0)
-    return 0
-
-
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=3),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
@@ -169,7 +161,7 @@ _JSON = st.recursive(
 @given(value=_JSON, limit=st.integers(min_value=1, max_value=8))
 def test_parse_json_accepts_exactly_what_is_nested_to_the_limit(value: Any, limit: int) -> None:
     raw = orjson.dumps(value)
-    if _nesting(value) <= limit:
+    if json_depth(value) <= limit:
         assert parse_json(raw, max_depth=limit) == value
     else:
         assert f"{limit} levels" in str(raised(parse_json, raw, max_depth=limit))
