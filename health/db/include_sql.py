@@ -13,7 +13,19 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    false,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy import union as sql_union
 from sqlalchemy import union_all as sql_union_all
 
 from health.db.access_sql import not_for_lookup
@@ -162,6 +174,7 @@ def everything_page(
     limit: int,
     scope: Callable[[Select[Any], Any], Select[Any]],
     hidden_references: Sequence[tuple[str, str]] = (),
+    own_references: Sequence[tuple[str, str]] = (),
 ) -> Select[Any]:
     """The next `limit` resources of a patient's record, by (type, id): `columns` of
     `resource` and `in_compartment` (False for a resource outside every compartment that
@@ -179,7 +192,9 @@ def everything_page(
     to the resources whose references lead to the directory: a ward named only by an
     encounter the caller may not see would tell it where the citizen was treated.
     `hidden_references` are (type, parameter) pairs whose references lead nowhere for
-    this caller (a source's view of the Patient's attributed references).
+    this caller (a source's view of the Patient's attributed references), and
+    `own_references` the (type, id) keys those references lead to all the same (what
+    the source itself reported on the Patient: the GP it named).
     """
     filters = [resource.c.deleted.is_(False)]
     if types is not None:
@@ -229,6 +244,21 @@ def everything_page(
         referenced = referenced.where(
             tuple_(search_reference.c.target_type, search_reference.c.target_id) > tuple_(*after)
         )
+    if own_references:
+        # A few keys, as literal rows (portable, unlike VALUES with column names).
+        own = sql_union_all(
+            *(
+                select(
+                    literal(target_type, String).label("target_type"),
+                    literal(target_id, String).label("target_id"),
+                )
+                for target_type, target_id in sorted(set(own_references))
+            )
+        ).subquery("own")
+        own_keys = select(own.c.target_type, own.c.target_id)
+        if after is not None:
+            own_keys = own_keys.where(tuple_(own.c.target_type, own.c.target_id) > tuple_(*after))
+        referenced = sql_union(referenced, own_keys)  # type: ignore[assignment]
     # Joined to `resource` from those few keys, each found by primary key. As
     # `(type, id) IN (referenced)`, SQLite read every directory resource of the
     # referenced types (10 ms at 1,000 patients, on every page).

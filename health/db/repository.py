@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.access.attribution import shown_to_source
+from health.access.attribution import ATTRIBUTED, references_named, shown_to_source
 from health.access.policy import CareRules
 from health.access.recorder import recorder_of
 from health.access.scope import Visibility, visibility_of
@@ -249,6 +249,23 @@ class Repository:
         if self.source is None:
             return []
         return [("Patient", param) for param in sorted(ATTRIBUTED_REFERENCES)]
+
+    def _own_references(self, patient_id: str) -> list[tuple[str, str]]:
+        """The (type, id) keys a source's own values on the citizen's Patient name (the
+        GP it reported): its `$everything` lists them, though the index rows of every
+        source's are hidden from it (`_hidden_references`)."""
+        source = self.source
+        if source is None:
+            return []
+        statement = select(resource.c.body).where(
+            resource.c.resource_type == "Patient",
+            resource.c.id == patient_id,
+            resource.c.deleted.is_(False),
+        )
+        body = self._session.execute(self._visible(statement, resource)).scalar()
+        if body is None:
+            return []
+        return references_named(shown_to_source(orjson.loads(body), source), ATTRIBUTED)
 
     def shown(self, version: StoredVersion) -> StoredVersion:
         """The version as the caller may be shown it, read or written by it: a hospital's
@@ -867,6 +884,7 @@ class Repository:
                 limit=limit + 1,
                 scope=self._visible,
                 hidden_references=self._hidden_references(),
+                own_references=self._own_references(patient_id),
             )
         )
         names, rows = tuple(result.keys()), result.all()

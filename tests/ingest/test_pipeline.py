@@ -714,26 +714,56 @@ def test_everything_shows_a_source_only_the_directory_its_own_records_name(
     assert "Psychiatric ward" not in names(gp)
 
 
-@pytest.mark.usefixtures("karen_at_both")
-def test_everything_leaves_out_the_organisations_the_patient_names_to_a_source(
+def test_everything_lists_for_a_source_the_organisations_it_named_on_the_patient(
     sources: dict[str, Any], stored: StoredRecords, app: FastAPI, database: Database
 ) -> None:
-    """The GP a Patient names is not a source's to see (Repository._hidden_references),
-    even where the source named it: its $everything lists only what its records name."""
+    """The GP a source named on the citizen's Patient is in its $everything, as the
+    Patient it is shown names it; a source that did not name it is not shown it: the
+    index rows of the Patient's references are hidden from every source
+    (Repository._hidden_references), and only its own values lead anywhere."""
     hospital, gp = sources["hospital"], sources["gp"]
-    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
-    gp_organization = {"resourceType": "Organization", "id": gp.organization_id, "name": "GP"}
+    clinic = {"resourceType": "Organization", "id": "clinic-nord", "name": "Lægehuset Nord"}
     with database.session(write=True) as session:
         interactions = Interactions(Repository.system(session), app.state.fhir_config)
         interactions.update(
-            gp.organization_id, check(gp_organization, "Organization", app.state.fhir_config.types)
+            "clinic-nord", check(clinic, "Organization", app.state.fhir_config.types)
         )
         interactions.flush()
+    hospital.pushed(
+        _push_of_karen("a", generalPractitioner=[{"reference": "Organization/clinic-nord"}])
+    )
+    gp.pushed(_push_of_karen("b"))
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
 
-    answer = hospital.client.get(
-        f"/fhir/Patient/{karen['id']}/$everything", headers=hospital.headers
-    ).json()
+    def listed(source: Any) -> dict[str, dict[str, Any]]:
+        answer = source.client.get(
+            f"/fhir/Patient/{karen['id']}/$everything", headers=source.headers
+        )
+        assert answer.status_code == 200, answer.text
+        return {
+            f"{e['resource']['resourceType']}/{e['resource']['id']}": e["resource"]
+            for e in answer.json()["entry"]
+        }
 
-    listed = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in answer["entry"]}
-    assert f"Organization/{gp.organization_id}" not in listed
-    assert f"Patient/{karen['id']}" in listed
+    at_hospital, at_gp = listed(hospital), listed(gp)
+    assert "Organization/clinic-nord" in at_hospital
+    # Page by page (a keyset over the record and these keys) it comes once.
+    paged: list[str] = []
+    url: str | None = f"/fhir/Patient/{karen['id']}/$everything?_count=1"
+    for _ in range(len(at_hospital) + 1):
+        if url is None:
+            break
+        page = hospital.client.get(url, headers=hospital.headers)
+        assert page.status_code == 200, page.text
+        paged += [
+            f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in page.json()["entry"]
+        ]
+        url = next(
+            (link["url"] for link in page.json()["link"] if link["relation"] == "next"), None
+        )
+    assert sorted(paged) == sorted(at_hospital)
+    assert at_hospital[f"Patient/{karen['id']}"]["generalPractitioner"] == [
+        {"reference": "Organization/clinic-nord"}
+    ]
+    assert "Organization/clinic-nord" not in at_gp
+    assert "generalPractitioner" not in at_gp[f"Patient/{karen['id']}"]
