@@ -14,7 +14,7 @@ from health import PROJECT_ROOT
 from health.db.engine import READ_POOL, WRITE_POOL
 
 # The highest max_json_depth a deployment may set.
-MAX_JSON_DEPTH = 256
+MAX_JSON_DEPTH = 128
 
 
 class Environment(StrEnum):
@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     # JSON nested deeper than this is refused: no FHIR resource needs it, and
     # recursive processing of hostile input must stay bounded. The walks over a
-    # resource (the nesting check, validation, references) recurse once per level, so
-    # the limit must stay well inside Python's recursion limit (1,000 frames).
+    # resource (the nesting check, validation, references) recurse once per level and
+    # orjson writes at most 255 levels, so the limit stays well inside both.
     max_json_depth: int = Field(default=64, ge=1, le=MAX_JSON_DEPTH)
     max_bundle_entries: int = 20_000
     default_page_size: int = 50

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from health.app import create_app
 from health.db.engine import Database
-from health.settings import Settings
+from health.settings import MAX_JSON_DEPTH, Settings
 from tests.fhir.conftest import json_depth
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -121,6 +121,44 @@ def test_json_nested_deeper_than_the_limit_is_400(
 
     assert_client_error(fhir, response)
     assert f"{limit} levels" in fhir.diagnostics(response)
+
+
+def test_json_nested_to_the_highest_limit_allowed_is_stored_and_read_back(
+    settings: Settings, database: Database, auth_headers: dict[str, str]
+) -> None:
+    """Every walk over a resource (the nesting check, the shape check, validation,
+    references, extraction) recurses once per level, and orjson writes at most 255
+    levels: at the highest limit a deployment may set, a resource nested to it is
+    stored, pushed and read back."""
+    deepest = settings.model_copy(update={"max_json_depth": MAX_JSON_DEPTH})
+    app = create_app(deepest, database=database, migrate=False)
+    levels = (MAX_JSON_DEPTH - 3) // 2
+    resource = {"resourceType": "Patient", "extension": [nested_extension(levels)]}
+    assert json_depth(resource) <= MAX_JSON_DEPTH
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Patient",
+                    "extension": [nested_extension(levels - 2)],
+                },
+                "request": {"method": "POST", "url": "Patient"},
+            }
+        ],
+    }
+    with TestClient(
+        app, base_url="http://testserver", raise_server_exceptions=False, headers=auth_headers
+    ) as client:
+        created = client.post("/fhir/Patient", content=orjson.dumps(resource), headers=FHIR_JSON)
+        pushed = client.post("/fhir", content=orjson.dumps(bundle), headers=FHIR_JSON)
+        read = client.get(created.headers.get("location", "/fhir/Patient/none"))
+
+    assert created.status_code == 201, created.text[:500]
+    assert pushed.status_code == 200, pushed.text[:500]
+    assert read.status_code == 200, read.text[:500]
+    assert json_depth(read.json()) == json_depth(resource)
 
 
 def test_json_nested_to_the_limit_is_accepted(
