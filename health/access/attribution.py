@@ -15,7 +15,7 @@ date, gender, address, telecom) are not attributed: the newest report of them st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -120,26 +120,6 @@ def shown_to_source(patient: dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(meta, dict) and not str(meta.get("source", "")).endswith(f"/{source}"):
         shown["meta"] = {k: v for k, v in meta.items() if k != "source"}
     return shown
-
-
-def references_named(patient: dict[str, Any], elements: Sequence[str]) -> list[tuple[str, str]]:
-    """The (type, id) of each local reference (`Type/id`) in the Patient's `elements`,
-    at any depth (`link.other`, `contact.organization`)."""
-    found: list[tuple[str, str]] = []
-    pending = [patient.get(element) for element in elements]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending.extend(node)
-        elif isinstance(node, dict):
-            reference = node.get("reference")
-            if isinstance(reference, str):
-                resource_type, slash, resource_id = reference.partition("/")
-                plain = resource_id and not any(c in resource_id for c in "/?#")
-                if slash and resource_type.isalpha() and plain:
-                    found.append((resource_type, resource_id))
-            pending.extend(v for k, v in node.items() if k != "reference")
-    return found
 
 
 def _is_reporter(extension: Any) -> bool:

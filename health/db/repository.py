@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.access.attribution import ATTRIBUTED, references_named, shown_to_source
+from health.access.attribution import shown_to_source
 from health.access.policy import CareRules
 from health.access.recorder import recorder_of
 from health.access.scope import Visibility, visibility_of
@@ -249,23 +249,6 @@ class Repository:
         if self.source is None:
             return []
         return [("Patient", param) for param in sorted(ATTRIBUTED_REFERENCES)]
-
-    def _own_references(self, patient_id: str) -> list[tuple[str, str]]:
-        """The (type, id) keys a source's own values on the citizen's Patient name (the
-        GP it reported): its `$everything` lists them, though the index rows of every
-        source's are hidden from it (`_hidden_references`)."""
-        source = self.source
-        if source is None:
-            return []
-        statement = select(resource.c.body).where(
-            resource.c.resource_type == "Patient",
-            resource.c.id == patient_id,
-            resource.c.deleted.is_(False),
-        )
-        body = self._session.execute(self._visible(statement, resource)).scalar()
-        if body is None:
-            return []
-        return references_named(shown_to_source(orjson.loads(body), source), ATTRIBUTED)
 
     def shown(self, version: StoredVersion) -> StoredVersion:
         """The version as the caller may be shown it, read or written by it: a hospital's
@@ -865,8 +848,14 @@ class Repository:
         since: datetime | None = None,
         after: tuple[str, str] | None = None,
         limit: int,
+        own_references: Sequence[tuple[str, str]] = (),
     ) -> EverythingPage:
         """Patient/$everything: up to `limit` resources by (type, id) after `after`.
+
+        `own_references`: the (type, id) the Patient names by its attributed references
+        as the caller was handed it (the GP a source reported itself). For a source they
+        lead to the directory though the index rows of every source's are hidden from it
+        (`_hidden_references`); for anyone else the index has them already.
 
         One more is read to know whether another page follows; only the page is handed
         out and logged as disclosed, and what the rules withheld is noted up to its last
@@ -884,7 +873,7 @@ class Repository:
                 limit=limit + 1,
                 scope=self._visible,
                 hidden_references=self._hidden_references(),
-                own_references=self._own_references(patient_id),
+                own_references=own_references if self.source is not None else (),
             )
         )
         names, rows = tuple(result.keys()), result.all()

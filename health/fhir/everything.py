@@ -21,6 +21,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+
+from health.access.source_search import ATTRIBUTED_REFERENCES
+from health.db.versions import StoredVersion
 from health.fhir.content import stored
 from health.fhir.errors import FhirError, Issue, invalid, not_supported
 from health.fhir.interactions import Interactions
@@ -55,9 +59,14 @@ def everything_bundle(
         params.get("_count"), default=settings.default_page_size, maximum=settings.max_page_size
     )
     after = _cursor(interactions, params.get("_cursor"))
-    interactions.read("Patient", patient_id)
+    patient = interactions.read("Patient", patient_id)
     page = interactions.repository.everything(
-        patient_id, types=types, since=since, after=after, limit=count
+        patient_id,
+        types=types,
+        since=since,
+        after=after,
+        limit=count,
+        own_references=_attributed_references(interactions, patient),
     )
     path = f"{base}/Patient/{patient_id}/$everything"
     links = [{"relation": "self", "url": _url(path, params)}]
@@ -123,3 +132,20 @@ def _cursor(interactions: Interactions, value: str | None) -> tuple[str, str] | 
 def _url(path: str, params: dict[str, str]) -> str:
     query = urlencode(list(params.items()))
     return f"{path}?{query}" if query else path
+
+
+def _attributed_references(
+    interactions: Interactions, patient: StoredVersion
+) -> list[tuple[str, str]]:
+    """The local (type, id) the Patient, as the caller was handed it, names under the
+    parameters of its attributed references (general-practitioner, organization,
+    link), as the index reads them (Extractor). Only a source's $everything needs them
+    (Repository.everything): for anyone else they are not worked out."""
+    if interactions.repository.source is None or patient.body is None:
+        return []
+    rows = interactions.config.extractor.extract(orjson.loads(patient.body))
+    return [
+        (target_type, target_id)
+        for param, target_type, target_id, _url in rows.references
+        if param in ATTRIBUTED_REFERENCES and target_type and target_id
+    ]
