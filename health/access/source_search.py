@@ -23,7 +23,9 @@ source's searches and conditions on those parameters are held to what it may see
 
 A search's chains into Patient (`subject:Patient.identifier=...`) are held to the same
 rules; `_sort` by those parameters, `_has` through the Patient's attributed references
-and `_include`/`_revinclude` along them are refused.
+and `_revinclude` along them are refused. `_include` from the Patient follows the
+Patient as the source is shown it (`shown_references`), not the index, which holds
+every source's references: the GP it named comes, another source's GP does not.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import orjson
 from health.access.attribution import reporters
 from health.db.versions import StoredVersion
 from health.fhir.errors import FhirError, Issue
-from health.fhir.search.extract import REPORTED_BY
+from health.fhir.search.extract import REPORTED_BY, Extractor
 from health.fhir.search.params import Condition, Has, SearchRequest
 from health.fhir.search.values import Token
 
@@ -61,12 +63,16 @@ def check_search(
             if _attributed_param(key.param):
                 raise _refused(key.param, "sort by")
     for include in request.includes:
-        # The Patient's attributed references lead to (or, reversed, from) what other
-        # sources reported: Patient:general-practitioner would add her GP.
-        if include.source_type == PATIENT and (
-            _attributed_param(include.param) or include.param == "*"
+        # Reversed, the Patient's attributed references lead from what other sources
+        # reported: Organization?_revinclude=Patient:general-practitioner would add the
+        # citizens whose GP any source says it is. (Forward, they are read from the
+        # Patient as shown: Repository.included.)
+        if (
+            include.reverse
+            and include.source_type == PATIENT
+            and (_attributed_param(include.param) or include.param == "*")
         ):
-            raise _refused(include.param, "include by")
+            raise _refused(include.param, "revinclude by")
     _check_has(request)
     return replace(request, conditions=conditions)
 
@@ -107,6 +113,20 @@ def _own(condition: Condition, source: str, national_id_systems: list[str]) -> C
             Token(f"{source}|{v.system}", v.code, system_given=True) for v in condition.values
         ),
     )
+
+
+def shown_references(extractor: Extractor, patient: StoredVersion) -> list[tuple[str, str, str]]:
+    """The local references of a Patient as a source was handed it (`Repository.shown`:
+    only the values it reported itself), as (parameter, type, id), read by the index's
+    own extractor: what its `_include` and `$everything` follow from the Patient."""
+    if patient.body is None:
+        return []
+    rows = extractor.extract(orjson.loads(patient.body))
+    return [
+        (param, target_type, target_id)
+        for param, target_type, target_id, _url in rows.references
+        if target_type and target_id
+    ]
 
 
 def check_condition(request: SearchRequest, national_id_systems: list[str]) -> None:

@@ -58,14 +58,26 @@ Version = TypeVar("Version", bound=Keyed)
 Fetch = Callable[[ColumnElement[bool], int], list[Version]]
 
 
+# For a rule and the resources it applies to, the (type, id) keys it leads to when
+# they are not the index's to say; None when they are.
+Targets = Callable[[Include, Sequence[Version]], list[tuple[str, str]] | None]
+
+
 def collect_included(
-    matches: Sequence[Version], includes: Sequence[Include], *, limit: int, fetch: Fetch[Version]
+    matches: Sequence[Version],
+    includes: Sequence[Include],
+    *,
+    limit: int,
+    fetch: Fetch[Version],
+    targets: Targets[Version] | None = None,
 ) -> list[Version]:
     """The resources the include rules add to `matches`, each once, none a match.
 
     The first round applies every rule to the matches; each further round applies the
     `:iterate` rules to what the previous round added, until a round adds nothing,
-    `MAX_ITERATE_ROUNDS` is reached, or `limit` resources were added.
+    `MAX_ITERATE_ROUNDS` is reached, or `limit` resources were added. A rule follows
+    the reference index, unless `targets` gives the keys it leads to (a source's view
+    of the citizen's Patient: Repository.included).
     """
     seen = {(m.resource_type, m.id) for m in matches}
     added: list[Version] = []
@@ -76,7 +88,8 @@ def collect_included(
             break
         start = len(added)
         for rule in rules:
-            clause = include_clause(rule, frontier)
+            keys = targets(rule, frontier) if targets is not None else None
+            clause = include_clause(rule, frontier) if keys is None else keys_clause(keys)
             if clause is None or len(added) >= limit:
                 continue
             # Rows already seen come back too; asking for that many more keeps the
@@ -96,6 +109,18 @@ def include_clause(rule: Include, sources: Iterable[Keyed]) -> ColumnElement[boo
     if rule.reverse:
         return _revinclude_clause(rule, sources)
     return _include_clause(rule, sources)
+
+
+def keys_clause(keys: Iterable[tuple[str, str]]) -> ColumnElement[bool] | None:
+    """Current, not deleted resources of these few (type, id) keys, each found by
+    primary key; None for no keys."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return None
+    return and_(
+        resource.c.deleted.is_(False),
+        or_(*(and_(resource.c.resource_type == t, resource.c.id == i) for t, i in wanted)),
+    )
 
 
 def _include_clause(rule: Include, sources: Iterable[Keyed]) -> ColumnElement[bool] | None:

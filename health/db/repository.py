@@ -11,7 +11,7 @@ the access log (health/audit/).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -824,11 +824,20 @@ class Repository:
     # What searches add to their matches (health/db/include_sql.py)
 
     def included(
-        self, matches: Sequence[StoredVersion], includes: Sequence[Include], *, limit: int
+        self,
+        matches: Sequence[StoredVersion],
+        includes: Sequence[Include],
+        *,
+        limit: int,
+        references: Callable[[StoredVersion], Sequence[tuple[str, str, str]]] | None = None,
     ) -> list[StoredVersion]:
         """_include/_revinclude: current resources the rules add, none twice, at most `limit`.
 
         One query per rule per round; see `include_sql.collect_included` for iterate.
+        `matches` are as the caller was handed them (`shown`). `references` reads the
+        (parameter, type, id) of a Patient's references from such a version: a source's
+        _include from the citizen's Patient follows only the values it is shown (the GP
+        it named), never the index, which holds every source's (source_search).
         """
 
         def fetch(clause: Any, rows: int) -> list[StoredVersion]:
@@ -836,8 +845,33 @@ class Repository:
             statement = statement.order_by(resource.c.resource_type, resource.c.id).limit(rows)
             return self._versions(self._visible(statement, resource))
 
+        handed = {(m.resource_type, m.id) for m in matches}
+
+        def targets(
+            rule: Include, frontier: Sequence[StoredVersion]
+        ) -> list[tuple[str, str]] | None:
+            if self.source is None or rule.reverse or rule.source_type != "Patient":
+                return None
+            if references is None:
+                return []  # nothing to read them with: they lead nowhere
+            keys = []
+            for version in frontier:
+                if version.resource_type != "Patient":
+                    continue
+                if (version.resource_type, version.id) not in handed:
+                    version = self.shown(version)  # added by an earlier round, as stored
+                keys += [
+                    (target_type, target_id)
+                    for param, target_type, target_id in references(version)
+                    if rule.param in (param, include_sql.ANY_PARAM)
+                    and rule.target_type in (None, target_type)
+                ]
+            return keys
+
         return self._disclose(
-            include_sql.collect_included(matches, includes, limit=limit, fetch=fetch)
+            include_sql.collect_included(
+                matches, includes, limit=limit, fetch=fetch, targets=targets
+            )
         )
 
     def everything(

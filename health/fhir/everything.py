@@ -21,9 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
-from health.access.source_search import ATTRIBUTED_REFERENCES
+from health.access.source_search import ATTRIBUTED_REFERENCES, shown_references
 from health.db.versions import StoredVersion
 from health.fhir.content import stored
 from health.fhir.errors import FhirError, Issue, invalid, not_supported
@@ -139,13 +137,14 @@ def _attributed_references(
 ) -> list[tuple[str, str]]:
     """The local (type, id) the Patient, as the caller was handed it, names under the
     parameters of its attributed references (general-practitioner, organization,
-    link), as the index reads them (Extractor). Only a source's $everything needs them
-    (Repository.everything): for anyone else they are not worked out."""
-    if interactions.repository.source is None or patient.body is None:
+    link). Only a source's $everything needs them (Repository.everything): for anyone
+    else they are not worked out."""
+    if interactions.repository.source is None:
         return []
-    rows = interactions.config.extractor.extract(orjson.loads(patient.body))
     return [
         (target_type, target_id)
-        for param, target_type, target_id, _url in rows.references
-        if param in ATTRIBUTED_REFERENCES and target_type and target_id
+        for param, target_type, target_id in shown_references(
+            interactions.config.extractor, patient
+        )
+        if param in ATTRIBUTED_REFERENCES
     ]

@@ -6,6 +6,7 @@ https://hl7.org/fhir/R4/http.html#history and https://hl7.org/fhir/R4/search.htm
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -154,7 +155,10 @@ def searchset_bundle(
     entries = [_search_entry(base, v, "match", config, **shaping) for v in page.matches]
     if request.includes and page.matches:
         included = interactions.repository.included(
-            page.matches, request.includes, limit=settings.max_page_size
+            page.matches,
+            request.includes,
+            limit=settings.max_page_size,
+            references=partial(source_search.shown_references, config.extractor),
         )
         entries.extend(_search_entry(base, v, "include", config, **shaping) for v in included)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}

@@ -5,6 +5,7 @@ Over HTTP with two sources: tests/ingest/test_pipeline.py. Here the rules one by
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,12 @@ import orjson
 import pytest
 
 from health.access.attribution import attributed
-from health.access.source_search import check_condition, check_search, credited
+from health.access.source_search import (
+    check_condition,
+    check_search,
+    credited,
+    shown_references,
+)
 from health.db.versions import StoredVersion
 from health.fhir.config import FhirConfig
 from health.fhir.errors import FhirError
@@ -116,7 +122,8 @@ def test_a_chain_into_patients_by_another_identifier_reads_only_the_sources_own(
         ("Patient?_source=http://x/fhir/Organization/north", "only as"),
         ("Observation?subject.identifier=urn:rh:mrn|RH-1", "only through 'subject:Patient'"),
         ("Patient?_sort=identifier", "may not sort by"),
-        ("Patient?_include=Patient:general-practitioner", "may not include by"),
+        ("Organization?_revinclude=Patient:general-practitioner", "may not revinclude by"),
+        ("Organization?_revinclude=Patient:*", "may not revinclude by"),
         ("Organization?_has:Patient:general-practitioner:family=Jensen", "may not search through"),
     ],
 )
@@ -126,6 +133,47 @@ def test_searches_a_source_may_not_make(config: FhirConfig, query: str, rule: st
 
     assert refused.value.status == 403
     assert rule in refused.value.issues[0].diagnostics
+
+
+@pytest.mark.parametrize(
+    "include",
+    ["Patient:general-practitioner", "Patient:organization:Organization", "Patient:*"],
+)
+def test_a_source_includes_from_the_patient_as_it_is_shown(
+    config: FhirConfig, include: str
+) -> None:
+    """Forward, an include is read from the Patient the source is handed
+    (`shown_references`, Repository.included), so it is not refused."""
+    request = _request(config, f"Patient?identifier={CPR}|0101801234&_include={include}")
+
+    assert check_search(request, NORTH, NATIONAL).includes == request.includes
+
+
+def test_shown_references_reads_the_references_of_the_patient_it_is_given(
+    config: FhirConfig,
+) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "id": "karen",
+        "generalPractitioner": [
+            {"reference": "Organization/clinic"},
+            {"reference": "Practitioner/dr-1/_history/2"},
+            {"reference": "https://elsewhere.example/fhir/Organization/far"},
+        ],
+        "managingOrganization": {"reference": "Organization/north"},
+        "link": [{"other": {"reference": "Patient/other"}, "type": "seealso"}],
+    }
+    version = dataclasses.replace(_karen(), body=orjson.dumps(patient))
+
+    found = shown_references(config.extractor, version)
+
+    assert sorted(found) == [
+        ("general-practitioner", "Organization", "clinic"),
+        ("general-practitioner", "Practitioner", "dr-1"),
+        ("link", "Patient", "other"),
+        ("organization", "Organization", "north"),
+    ]
+    assert shown_references(config.extractor, dataclasses.replace(version, body=None)) == []
 
 
 def test_a_client_of_no_organization_searches_by_national_id_only(config: FhirConfig) -> None:

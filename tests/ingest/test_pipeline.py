@@ -525,8 +525,8 @@ def karen_at_both(sources: dict[str, Any]) -> None:
         f"Observation?subject.identifier={RH_MRN}|RH-1",
         f"Patient?_has:Patient:link:identifier={RH_MRN}|RH-1",
         f"Organization?_has:Patient:general-practitioner:identifier={CPR}|0101801234",
-        f"Patient?identifier={CPR}|0101801234&_include=Patient:general-practitioner",
         "Organization?_revinclude=Patient:general-practitioner",
+        "Organization?_revinclude=Patient:*",
     ],
 )
 def test_a_source_may_not_search_what_other_sources_reported(
@@ -767,3 +767,51 @@ def test_everything_lists_for_a_source_the_organisations_it_named_on_the_patient
     ]
     assert "Organization/clinic-nord" not in at_gp
     assert "generalPractitioner" not in at_gp[f"Patient/{karen['id']}"]
+
+
+def test_a_sources_include_from_the_patient_follows_only_what_it_reported(
+    sources: dict[str, Any], stored: StoredRecords, app: FastAPI, database: Database
+) -> None:
+    """A source's `_include=Patient:general-practitioner` adds the GP it named on the
+    citizen's Patient; a source that did not name it is not given it: the include
+    follows the Patient as the source is shown it (source_search.shown_references),
+    not the index, which holds every source's references. So does `:iterate` from a
+    Patient an earlier rule added."""
+    hospital, gp = sources["hospital"], sources["gp"]
+    clinic = {"resourceType": "Organization", "id": "clinic-nord", "name": "Lægehuset Nord"}
+    with database.session(write=True) as session:
+        interactions = Interactions(Repository.system(session), app.state.fhir_config)
+        interactions.update(
+            "clinic-nord", check(clinic, "Organization", app.state.fhir_config.types)
+        )
+        interactions.flush()
+    hospital.pushed(
+        _push_of_karen("a", generalPractitioner=[{"reference": "Organization/clinic-nord"}])
+    )
+    gp.pushed(_push_of_karen("b"))
+    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+
+    def included(source: Any, query: str) -> set[str]:
+        return {
+            f"{e['resource']['resourceType']}/{e['resource']['id']}"
+            for e in _search(source.client, source.headers, query).get("entry", [])
+            if e["search"]["mode"] == "include"
+        }
+
+    by_cpr = f"Patient?identifier={CPR}|0101801234"
+    for rule in ("general-practitioner", "general-practitioner:Organization", "*"):
+        query = f"{by_cpr}&_include=Patient:{rule}"
+        assert included(hospital, query) == {"Organization/clinic-nord"}, rule
+        assert included(gp, query) == set(), rule
+    assert included(hospital, f"{by_cpr}&_include=Patient:general-practitioner:Practitioner") == (
+        set()
+    )
+    through_results = (
+        f"Observation?code={LOINC}|718-7&_include=Observation:subject"
+        "&_include:iterate=Patient:general-practitioner"
+    )
+    assert included(hospital, through_results) == {
+        f"Patient/{karen['id']}",
+        "Organization/clinic-nord",
+    }
+    assert included(gp, through_results) == {f"Patient/{karen['id']}"}
