@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from health import PROJECT_ROOT, __version__
 from health.audit.routes import router as audit_router
@@ -36,6 +37,19 @@ from health.settings import (
 )
 
 EID_HTTP_TIMEOUT_SECONDS = 10.0
+# FastAPI (0.142 on) traces every request, with its query string as `url.query`, and
+# logs failed validation and unhandled exceptions with their messages, as soon as an
+# OpenTelemetry provider is set up in the process (an operator's auto-instrumentation,
+# or OTEL_* variables with auto-configure): a search's national ID would go to the
+# tracing backend. The server sends none, as it keeps search strings out of its request
+# log (health/request_log.py).
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 class NotReadyForProduction(RuntimeError):
@@ -101,7 +115,12 @@ def create_app(
         database.dispose()
 
     app = FastAPI(
-        title="health", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+        title="health",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.database = database

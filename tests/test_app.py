@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from opentelemetry import trace
 
 from health.app import NotReadyForProduction, check_production_readiness, production_problems
 from health.auth.clients import ClientStore
@@ -67,3 +70,38 @@ def test_demo_clients_are_refused_in_production(database: Database) -> None:
     settings = Settings(**SAFE, auth_signing_key_file=Path("/keys/auth.pem"))  # type: ignore[arg-type]
     with pytest.raises(NotReadyForProduction, match="demo clients"):
         check_production_readiness(settings, database)
+
+
+class _RecordingTracer(trace.NoOpTracer):
+    """Keeps the name and attributes of every span an instrumentation starts."""
+
+    def __init__(self, spans: list[tuple[str, dict[str, Any]]]) -> None:
+        self.spans = spans
+
+    def start_span(self, name: str, *args: Any, **kwargs: Any) -> trace.Span:
+        self.spans.append((name, dict(kwargs.get("attributes") or {})))
+        return super().start_span(name, *args, **kwargs)
+
+
+class _RecordingProvider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, dict[str, Any]]] = []
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _RecordingTracer(self.spans)
+
+
+def test_requests_leave_no_trace_in_an_opentelemetry_set_up_around_the_server(
+    monkeypatch: pytest.MonkeyPatch, client: TestClient
+) -> None:
+    """FastAPI traces every request once a tracer provider is configured in the process
+    (an operator's auto-instrumentation), with the query string as `url.query`: a
+    search's national ID would go to the tracing backend. The server turns FastAPI's
+    telemetry off, as it keeps search strings out of its request log."""
+    provider = _RecordingProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+
+    response = client.get("/fhir/Patient?identifier=urn:oid:1.2.208.176.1.2|0101801234")
+
+    assert response.status_code == 200, response.text
+    assert provider.spans == []
