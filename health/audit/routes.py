@@ -24,10 +24,9 @@ from health.db.engine import Database
 from health.fhir.errors import FhirError, forbidden, method_not_allowed, not_found, not_supported
 from health.fhir.http import base_of, config_of, json_response, negotiate, prefer_lenient
 from health.fhir.versions import etag, http_date
+from health.numbers import INT64_DIGITS, whole_number
 
 RESOURCE_TYPE = "AuditEvent"
-# A seq the database can hold (BIGINT): longer ids are simply not found.
-_MAX_ID_DIGITS = 18
 _WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 
 router = APIRouter(
@@ -117,8 +116,8 @@ def read(audit_id: str, request: Request) -> Response:
     database: Database = request.app.state.database
     with database.session(write=False) as session:
         actor = _reader(request, session, Permission.read)
-        known = audit_id.isdigit() and len(audit_id) <= _MAX_ID_DIGITS
-        record = _audit_log(request, session).get(int(audit_id)) if known else None
+        seq = whole_number(audit_id, max_digits=INT64_DIGITS)
+        record = _audit_log(request, session).get(seq) if seq is not None else None
     hidden = (
         record is not None
         and actor.kind is ActorKind.citizen

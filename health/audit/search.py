@@ -17,6 +17,7 @@ from health.audit.entries import AuditRecord
 from health.audit.events import audit_event
 from health.fhir.errors import invalid, not_supported
 from health.fhir.search.values import parse_date
+from health.numbers import INT64_DIGITS, page_count, whole_number
 
 CURSOR = "_cursor"
 # Result parameters kept in paging links as they came.
@@ -60,9 +61,9 @@ def parse_audit_search(
                 continue
             raise invalid(f"Unknown AuditEvent search parameter {name!r}", name)
         if name == CURSOR:
-            if not value.isdigit():
+            before_seq = whole_number(value, max_digits=INT64_DIGITS)
+            if before_seq is None:
                 raise invalid(f"_cursor={value!r} is not a cursor this server issued", CURSOR)
-            before_seq = int(value)
             continue
         kept.append((name, value))
         if name == "patient":
@@ -74,9 +75,10 @@ def parse_audit_search(
             if high is not None:
                 until = high if until is None else min(until, high)
         elif name == "_count":
-            if not value.isdigit():
+            size = page_count(value, maximum=max_count)
+            if size is None:
                 raise invalid(f"_count={value!r} is not a non-negative whole number", "_count")
-            count = min(int(value), max_count)
+            count = size
     return AuditSearch(
         patient_ids=frozenset(patient_ids),
         since=since,

@@ -49,7 +49,8 @@ from health.db.search_plan import Plan, Shape
 from health.db.tables import INDEX_TABLES, resource
 from health.db.templates import Filled, Inline, Template
 from health.fhir.errors import invalid
-from health.fhir.search.params import Condition, SearchRequest, SortKey
+from health.fhir.search.params import NUL, Condition, SearchRequest, SortKey
+from health.fhir.validation import ID_PATTERN
 
 # How many templates (clauses and page skeletons) the process keeps.
 SHAPES_KEPT = 512
@@ -164,6 +165,25 @@ def _is_date(sort: SortKey) -> bool:
     return sort.type in ("date", "lastUpdated")
 
 
+def _cursor_key(kind: str, key: Any) -> Any:
+    """A sort key read back from a cursor as its column holds it; ValueError or
+    TypeError for a key no row of that column gives (a cursor altered by hand)."""
+    if key is None:
+        return None
+    if kind in ("date", "lastUpdated"):
+        instant = datetime.fromisoformat(key)
+        if instant.tzinfo is None:
+            raise ValueError(key)
+        return instant
+    if kind in ("number", "quantity"):
+        if isinstance(key, bool) or not isinstance(key, int | float):
+            raise TypeError(key)
+        return key
+    if not isinstance(key, str) or NUL in key:
+        raise TypeError(key)
+    return key
+
+
 def _key(resource_type: str, sort: Shape) -> OrderKey:
     param, value_type, descending = sort
     if value_type == "id":
@@ -238,6 +258,7 @@ class SearchStatements:
         self.cacheable = plan.cacheable
         self.resource_type = request.resource_type
         self._dates = [_is_date(sort) for sort in request.sort]
+        self._kinds = [sort.type for sort in request.sort]
         self._ordered = _ordered_in_the_index(request) is not None
         self._where: Clause | None = None
 
@@ -350,12 +371,11 @@ class SearchStatements:
             direction, keys, resource_id = orjson.loads(raw)
             if direction not in ("a", "b") or not isinstance(resource_id, str):
                 raise ValueError(direction)
-            if len(keys) != len(self._dates):
+            if not ID_PATTERN.fullmatch(resource_id):
+                raise ValueError(resource_id)
+            if len(keys) != len(self._kinds):
                 raise ValueError("another _sort")
-            values = tuple(
-                datetime.fromisoformat(k) if is_date and k is not None else k
-                for is_date, k in zip(self._dates, keys, strict=True)
-            )
+            values = tuple(_cursor_key(kind, k) for kind, k in zip(self._kinds, keys, strict=True))
         except (ValueError, TypeError, orjson.JSONDecodeError):
             raise invalid(
                 f"_cursor={cursor!r} is not a cursor this server issued for this search",

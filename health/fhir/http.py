@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from health.access.disclosure import (
@@ -41,9 +43,11 @@ from health.fhir.content import (
     summary_mode,
 )
 from health.fhir.emergency import emergency_patient, emergency_reason
-from health.fhir.errors import FhirError, Issue, operation_outcome, too_large
+from health.fhir.errors import FhirError, Issue, invalid, operation_outcome, too_large
 from health.fhir.interactions import Interactions, Result
+from health.fhir.validation import ID_PATTERN
 from health.fhir.versions import etag, http_date, parse_if_match
+from health.numbers import INT64_DIGITS, whole_number
 from health.pages import error_page
 from health.portal.errors import error_page as portal_error_page
 
@@ -146,7 +150,9 @@ async def read_body(request: Request) -> bytes:
     """The request body, refused with 413 as soon as it passes the configured limit."""
     limit = config_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    # A length too long to read is still checked as the body streams in.
+    declared_size = whole_number(declared, max_digits=INT64_DIGITS) if declared else None
+    if declared_size is not None and declared_size > limit:
         raise too_large(f"The request body ({declared} bytes) exceeds the limit of {limit}")
     chunks: list[bytes] = []
     size = 0
@@ -167,6 +173,23 @@ async def negotiate(request: Request) -> None:
     """406 for an Accept or _format this server cannot answer (on the event loop: a few
     string checks cost less than a hand-over to the thread pool)."""
     check_acceptable(request.headers.get("accept"), request.query_params.get("_format"))
+
+
+# The authorization server's endpoints that answer machines, in JSON (RFC 6749, 7009).
+OAUTH_ENDPOINTS = frozenset({"/auth/token", "/auth/revoke"})
+# Path parameters that name a resource by its id (`Patient/{resource_id}`,
+# `Patient/{patient_id}/$everything`).
+_ID_PATH_PARAMETERS = ("resource_id", "patient_id")
+
+
+async def check_path_ids(request: Request) -> None:
+    """400 for a resource id in the path that no resource can have (the id's syntax,
+    https://hl7.org/fhir/R4/datatypes.html#id), before anything looks it up: a NUL in
+    it would reach PostgreSQL, which refuses the statement."""
+    for name in _ID_PATH_PARAMETERS:
+        value = request.path_params.get(name)
+        if value is not None and not ID_PATTERN.fullmatch(value):
+            raise invalid(f"{value!r} is not a valid FHIR id (1 to 64 of A-Z a-z 0-9 - .)", "id")
 
 
 def if_match(request: Request) -> int | None:
@@ -318,6 +341,25 @@ def install_error_handlers(app: FastAPI) -> None:
             request, [Issue(code, detail)], error.status_code, dict(error.headers or {})
         )
 
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, error: DataError) -> Response:
+        # A NUL character that got past the checks (a form field of the authorization
+        # server or the portal): PostgreSQL's text cannot hold it, psycopg refuses to
+        # send it, and the transaction is rolled back. It only ever comes from the
+        # request. The FHIR API refuses it before this, naming the parameter or element
+        # (health/fhir/search/params.py, json_shape.py, check_path_ids).
+        if not _holds_nul(error):
+            return await _unexpected(request, error)
+        detail = "The request holds the character U+0000 (NUL), which this server does not accept"
+        if _under_portal(request):
+            return portal_error_page(request, 400, None)
+        if _under_fhir(request):
+            return outcome_response(request, [Issue("invalid", detail)], 400)
+        if request.url.path in OAUTH_ENDPOINTS:
+            body = {"error": "invalid_request", "error_description": detail}
+            return Response(orjson.dumps(body), 400, media_type="application/json")
+        return error_page(request, 400, detail + ".")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
@@ -328,6 +370,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return outcome_response(
             request, [Issue("exception", "The server failed to process the request")], 500
         )
+
+
+def _holds_nul(error: DataError) -> bool:
+    """Whether psycopg refused a statement's parameter for holding a NUL character."""
+    return isinstance(error.orig, psycopg.DataError) and "NUL" in str(error.orig)
 
 
 def _under_portal(request: Request) -> bool:

@@ -44,6 +44,7 @@ from health.fhir.match_cache import MatchCache, MatchKey
 from health.fhir.search.params import SearchRequest
 from health.fhir.validation import ID_PATTERN, Checked, check, check_known_type
 from health.fhir.versions import next_timestamp, stamp
+from health.numbers import INT32_DIGITS, whole_number
 
 # Conditional matching never needs more than two rows: 0, 1 or "more than one".
 _MATCH_LIMIT = 2
@@ -168,10 +169,11 @@ class Interactions:
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
         self.check_type(resource_type)
         self.permit(Permission.read, resource_type)
-        if not version_id.isdigit():
-            raise not_found(f"{resource_type}/{resource_id} has no version '{version_id}'")
+        number = whole_number(version_id, max_digits=INT32_DIGITS)
+        if number is None:
+            raise not_found(f"{resource_type}/{resource_id} has no version {version_id!r}")
         self._reach()
-        version = self.repository.version(resource_type, resource_id, int(version_id))
+        version = self.repository.version(resource_type, resource_id, number)
         if version is None:
             raise not_found(f"{resource_type}/{resource_id} has no version {version_id}")
         if version.deleted:

@@ -5,7 +5,9 @@
 - booleans and numbers as JSON booleans and numbers, everything else as strings;
 - a code with a required binding is one of the codes of its value set, where the
   model lists them all (the spec's short form, e.g. `male | female | other | unknown`;
-  a list ending in `+` is incomplete and is not checked).
+  a list ending in `+` is incomplete and is not checked);
+- no string holds U+0000 (NUL): XML, the other format every resource must survive, has
+  no way to write it, and PostgreSQL's text columns (the search index) cannot hold it.
 
 fhir.resources (pydantic in lax mode) accepts `"active": "true"` and `"valueInteger":
 "5"` and would let us store them as strings, since we keep the JSON as received.
@@ -23,6 +25,7 @@ from typing import Any
 
 from health.fhir.errors import Issue
 
+NUL = "\x00"
 _UNION_TYPES = (typing.Union, types.UnionType)
 _STRING_TYPES = (str, bytes, datetime.date, datetime.datetime, datetime.time)
 
@@ -77,6 +80,15 @@ def _check_value(
     model_of: typing.Callable[[str], Any],
 ) -> None:
     kind, child, codes = element
+    if type(value) is str and NUL in value:
+        issues.append(
+            Issue(
+                "value",
+                f"'{key}' holds the character U+0000 (NUL), which no FHIR value may contain",
+                (where,),
+            )
+        )
+        return
     if kind is not None and not _is_kind(value, kind):
         issues.append(
             Issue("value", f"'{key}' must be a JSON {kind}, not {_json_kind(value)}", (where,))

@@ -22,6 +22,7 @@ from health.fhir.interactions import Interactions
 from health.fhir.search.params import CURSOR, SearchLimits, SearchRequest, parse_search
 from health.fhir.search.scope import confine_to_patient
 from health.fhir.versions import etag, instant, parse_instant
+from health.numbers import INT64_DIGITS, page_count, whole_number
 
 HISTORY_PARAMETERS = frozenset({"_since", "_count", "_cursor", "_format", "_pretty", "_at"})
 
@@ -29,9 +30,10 @@ HISTORY_PARAMETERS = frozenset({"_since", "_count", "_cursor", "_format", "_pret
 def page_size(value: str | None, *, default: int, maximum: int) -> int:
     if value is None or value == "":
         return default
-    if not value.isdigit():
+    size = page_count(value, maximum=maximum)
+    if size is None:
         raise invalid(f"_count={value!r} is not a non-negative whole number", "_count")
-    return min(int(value), maximum)
+    return size
 
 
 def history_bundle(
@@ -60,7 +62,8 @@ def history_bundle(
         params.get("_count"), default=settings.default_page_size, maximum=settings.max_page_size
     )
     cursor = params.get("_cursor")
-    if cursor is not None and not cursor.isdigit():
+    before_seq = None if cursor is None else whole_number(cursor, max_digits=INT64_DIGITS)
+    if cursor is not None and before_seq is None:
         raise invalid(f"_cursor={cursor!r} is not a cursor this server issued", "_cursor")
     if resource_id is not None:
         interactions.require_known(resource_type or "", resource_id)
@@ -68,7 +71,7 @@ def history_bundle(
         resource_type=resource_type,
         resource_id=resource_id,
         since=since,
-        before_seq=int(cursor) if cursor else None,
+        before_seq=before_seq,
         limit=count + 1,
     )
     has_more = len(versions) > count

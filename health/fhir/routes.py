@@ -19,6 +19,7 @@ from health.fhir.errors import invalid, not_supported
 from health.fhir.everything import everything_bundle, own_record_unavailable
 from health.fhir.http import (
     base_of,
+    check_path_ids,
     config_of,
     if_match,
     json_response,
@@ -36,7 +37,9 @@ from health.fhir.validation import Checked, check
 from health.ingest.pipeline import our_id, push_bundle, push_one
 
 router = APIRouter(
-    prefix="/fhir", tags=["FHIR"], dependencies=[Depends(authenticate), Depends(negotiate)]
+    prefix="/fhir",
+    tags=["FHIR"],
+    dependencies=[Depends(authenticate), Depends(negotiate), Depends(check_path_ids)],
 )
 
 

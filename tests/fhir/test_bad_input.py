@@ -7,6 +7,7 @@ https://hl7.org/fhir/R4/operationoutcome.html
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -686,3 +687,193 @@ def test_an_unsupported_method_is_405_with_an_outcome(client: TestClient, fhir: 
     )
 
     assert_client_error(fhir, response, 405)
+
+
+# U+0000 (NUL): no FHIR value holds it, XML cannot write it, and PostgreSQL's text
+# refuses it outright. On PostgreSQL each of these was a 500.
+
+
+def test_a_nul_in_a_resource_is_400_naming_the_element(client: TestClient, fhir: Any) -> None:
+    response = client.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient", "name": [{"family": "Jen\u0000sen"}]},
+        headers=FHIR_JSON,
+    )
+
+    assert_client_error(fhir, response)
+    assert fhir.expressions(response) == ["Patient.name[0].family"]
+    assert "U+0000" in fhir.diagnostics(response)
+
+
+def test_a_nul_in_a_transaction_writes_nothing_and_names_the_entry(
+    client: TestClient, fhir: Any
+) -> None:
+    response = client.post(
+        "/fhir",
+        json=transaction(
+            post_entry({"resourceType": "Patient"}),
+            post_entry(observation(valueString="8\u0000")),
+        ),
+        headers=FHIR_JSON,
+    )
+
+    assert_client_error(fhir, response)
+    assert "Bundle.entry[1].resource.valueString" in fhir.expressions(response)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"name": "Jen\u0000sen"},
+        {"_id": "\u0000"},
+        {"identifier": "urn:oid:1.2.208.176.1.2|\u0000"},
+        {"_has:Observation:patient:code": "\u0000"},
+        {"na\u0000me": "Jensen"},
+    ],
+)
+def test_a_nul_in_a_search_is_400_naming_the_parameter(
+    client: TestClient, fhir: Any, query: dict[str, str]
+) -> None:
+    response = client.get("/fhir/Patient", params=query)
+
+    assert_client_error(fhir, response)
+    assert "U+0000" in fhir.diagnostics(response)
+    assert next(iter(query)).split("\u0000")[0] in fhir.diagnostics(response)
+
+
+def test_a_nul_in_a_condition_writes_nothing(client: TestClient, fhir: Any) -> None:
+    created = client.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient"},
+        headers={**FHIR_JSON, "If-None-Exist": "identifier=urn:x|%00"},
+    )
+    updated = client.put(
+        "/fhir/Patient", params={"identifier": "urn:x|\u0000"}, json={"resourceType": "Patient"}
+    )
+    deleted = client.delete("/fhir/Patient", params={"identifier": "urn:x|\u0000"})
+
+    for response in (created, updated, deleted):
+        assert_client_error(fhir, response)
+        assert "identifier" in fhir.diagnostics(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/fhir/Patient/%00"),
+        ("GET", "/fhir/Patient/a%00b/_history"),
+        ("GET", "/fhir/Patient/a%00b/_history/1"),
+        ("DELETE", "/fhir/Patient/a%00b"),
+        ("GET", "/fhir/Patient/a%00b/$everything"),
+        ("GET", f"/fhir/Patient/{'a' * 65}"),
+    ],
+)
+def test_an_id_no_resource_can_have_is_400_before_any_lookup(
+    client: TestClient, fhir: Any, method: str, path: str
+) -> None:
+    response = client.request(method, path)
+
+    assert_client_error(fhir, response)
+    assert "not a valid FHIR id" in fhir.diagnostics(response)
+    assert fhir.expressions(response) == ["id"]
+
+
+def test_a_nul_in_a_form_of_the_authorization_server_is_400(
+    anonymous_client: TestClient, database: Database
+) -> None:
+    """Outside the FHIR API nothing names it before the database does; the answer is still
+    a 4xx in the endpoint's own format (health/fhir/http.py, `_data_error`). SQLite
+    stores a NUL, so there the unknown client is refused as any other."""
+    nul_refused = database.write_engine.dialect.name == "postgresql"
+    for path, form in [
+        ("/auth/token", {"grant_type": "refresh_token", "refresh_token": "a", "client_id": "\0"}),
+        ("/auth/revoke", {"token": "a\u0000", "client_id": "a\u0000"}),
+    ]:
+        response = anonymous_client.post(path, data=form)
+
+        assert response.status_code in ((400,) if nul_refused else (400, 401)), response.text
+        assert response.json()["error"] in ("invalid_request", "invalid_client"), path
+        if nul_refused:
+            assert "U+0000" in response.json()["error_description"], path
+    page = anonymous_client.get("/portal/callback", params={"code": "a\u0000", "state": "b"})
+    assert page.status_code == 400, page.text
+
+
+def _cursor(*payload: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(payload))).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "sort", "cursor"),
+    [
+        ("Patient", "family", _cursor("a", [123], "p1")),
+        ("Patient", "family", _cursor("a", ["Jen\u0000sen"], "p1")),
+        ("Patient", "family", _cursor("a", [["Jensen"]], "p1")),
+        ("Patient", "family", _cursor("a", ["Jensen"], "p\u00001")),
+        ("Patient", "family", _cursor("a", ["Jensen"], "not an id")),
+        ("Patient", "family", _cursor("a", ["Jensen", "Bo"], "p1")),
+        ("Patient", "birthdate", _cursor("a", ["2020-01-01T00:00:00"], "p1")),
+        ("Patient", "birthdate", _cursor("a", [20200101], "p1")),
+        ("Patient", "birthdate", _cursor("b", ["yesterday"], "p1")),
+        ("Observation", "value-quantity", _cursor("a", ["5.4"], "o1")),
+        ("Observation", "value-quantity", _cursor("a", [True], "o1")),
+        ("Observation", "-_lastUpdated", _cursor("b", [{"at": 1}], "o1")),
+        ("Observation", "_id", _cursor("a", [7], "o1")),
+    ],
+)
+def test_a_cursor_altered_by_hand_is_400(
+    client: TestClient, fhir: Any, resource_type: str, sort: str, cursor: str
+) -> None:
+    """A cursor is read back only with keys of the types its search's columns hold: one
+    with another type, or a NUL, went to the database as it was (PostgreSQL then
+    refused to compare text with a number: a 500)."""
+    fhir.create({"resourceType": "Patient", "name": [{"family": "Jensen"}]})
+
+    response = client.get(f"/fhir/{resource_type}", params={"_sort": sort, "_cursor": cursor})
+
+    assert response.status_code == 400, response.text
+    assert "_cursor" in fhir.diagnostics(response)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/fhir/Patient?_count=%C2%B2",
+        "/fhir/Patient/_history?_count=%C2%B2",
+        "/fhir/Patient/_history?_cursor=%C2%B2",
+        "/fhir/Patient/_history?_cursor=99999999999999999999999",
+        "/fhir/_history?_cursor=%D9%A3",
+        "/fhir/AuditEvent?_count=%C2%B2",
+        "/fhir/AuditEvent?_cursor=%C2%B2",
+    ],
+)
+def test_a_number_that_is_not_ascii_digits_or_too_long_to_hold_is_400(
+    client: TestClient, fhir: Any, url: str
+) -> None:
+    """`str.isdigit` is true of "²" (which int() refuses) and of "٣" (which it reads as
+    3); a cursor past 64 bits does not fit the database's column."""
+    response = client.get(url)
+
+    assert_client_error(fhir, response)
+    assert url.split("?")[1].split("=")[0] in fhir.diagnostics(response)
+
+
+@pytest.mark.parametrize("count", ["9" * 5000, "0" * 5000 + "1"])
+def test_a_count_of_any_length_is_read(client: TestClient, count: str) -> None:
+    """Python's int() refuses more than 4,300 digits; a _count that long is just large
+    (capped at the maximum page size) or, with zeros in front, small."""
+    response = client.get("/fhir/Patient", params={"_count": count})
+
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("version", ["%C2%B2", "99999999999999999999999", "2147483648"])
+def test_a_version_id_that_no_version_can_have_is_404(
+    client: TestClient, fhir: Any, version: str
+) -> None:
+    patient = fhir.create({"resourceType": "Patient"})
+
+    response = client.get(f"/fhir/Patient/{patient['id']}/_history/{version}")
+
+    assert response.status_code == 404, response.text
+    assert fhir.outcome(response)

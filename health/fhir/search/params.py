@@ -28,6 +28,7 @@ from health.fhir.search.values import (
     split_escaped,
     unescape,
 )
+from health.numbers import page_count
 
 # The paging cursor this server puts in `next` and `previous` links: opaque to clients.
 CURSOR = "_cursor"
@@ -38,6 +39,8 @@ TOTAL_MODES = ("none", "estimate", "accurate")
 ID = "_id"
 LAST_UPDATED = "_lastUpdated"
 IDENTIFIER = "identifier"
+# U+0000: no FHIR value holds it, and PostgreSQL's text cannot (health/fhir/json_shape.py).
+NUL = "\x00"
 SORTABLE_TYPES = frozenset({"token", "string", "date", "number", "quantity", "uri"})
 _MODIFIERS = {
     "token": frozenset({"missing", "not", "text", "of-type"}),
@@ -130,6 +133,15 @@ def parse_search(
     result: dict[str, Any] = {"count": limits.default_count}
     includes: list[Include] = []
     for name, value in pairs:
+        if NUL in name or NUL in value:
+            # PostgreSQL's text cannot hold it, nor can any FHIR value (XML has no
+            # representation for it): no resource could match.
+            shown = name.replace(NUL, "\\0")
+            raise invalid(
+                f"Search parameter '{shown}' holds the character U+0000 (NUL), "
+                "which no FHIR value may contain",
+                parser.at(shown),
+            )
         try:
             if name in FORMAT_PARAMETERS:
                 pass
@@ -185,9 +197,10 @@ def supported_parameters(
 
 
 def _count(value: str, maximum: int, where: str) -> int:
-    if not value.isdigit():
+    size = page_count(value, maximum=maximum)
+    if size is None:
         raise invalid(f"_count={value!r} is not a non-negative whole number", where)
-    return min(int(value), maximum)
+    return size
 
 
 class _Parser:
