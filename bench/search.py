@@ -9,6 +9,11 @@ warm-up. Reported per query kind and overall: p50/p95 latency of the searches an
 used, the load time and the database size. The clients hold bearer tokens of a backend
 client registered on the database (bench/auth.py). All traffic goes to 127.0.0.1.
 
+The clients share the machine with the server and the database, so they are kept
+light: each holds one keep-alive HTTP/1.1 connection of the standard library's
+http.client, which takes about a fifth of the CPU per request that httpx takes
+(docs/BENCHMARKS.md, "A lighter load generator").
+
     .venv/bin/python bench/search.py --database both --patients 100 1000 \\
         --clients 1 4 --workers 1 2 --duration 20
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import os
 import signal
 import statistics
@@ -28,9 +34,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
-import httpx
 import orjson
+from auth import BearerTokens
 from ingest import DEFAULT_POSTGRES, DEFAULT_SHARED_DATA, ERROR_BODY_CHARS
 from queries import FLOOR_KINDS, QueryKind, QueryMix, query_kinds
 from rich.console import Console
@@ -38,8 +45,8 @@ from rich.table import Table
 from search_data import LoadedDatabase, LoadOptions, LoadReport, drop_cache, loaded_database
 from server import MemorySampler, Server, cpu_seconds, process_tree
 
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-ACCEPT = {"Accept": "application/fhir+json"}
+REQUEST_TIMEOUT_S = 30.0
+ACCEPT = "application/fhir+json"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ALL = "all"
 PATIENT_SCOPED = "patient-scoped"
@@ -133,18 +140,64 @@ def machine_busy_s() -> float:
     return (sum(fields) - idle) / _CLOCK_TICKS
 
 
-def execute(client: httpx.Client, base_url: str, kind: str, url: str) -> tuple[Outcome, str | None]:
+class Connection:
+    """One client's keep-alive connection to the server under test, as the source whose
+    bearer tokens it holds. A URL is the mix's, relative to the FHIR base, or a `next`
+    link the server gave (absolute, on `base_url`)."""
+
+    def __init__(self, base_url: str, tokens: BearerTokens) -> None:
+        parts = urlsplit(base_url)
+        self._base_url = base_url
+        self._fhir_path = f"{parts.path}/fhir/"
+        self._tokens = tokens
+        self._http = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=REQUEST_TIMEOUT_S
+        )
+
+    def get(self, url: str) -> tuple[int, bytes]:
+        """The status and body of a GET; once more with a new token after a 401 (a token
+        that expired early or was revoked), as BearerTokens does for httpx."""
+        if url.startswith(f"{self._base_url}/"):
+            path = url[len(self._base_url) :]
+        else:
+            path = self._fhir_path + url
+        # As httpx sends it: what a URL may not carry (a space, a name's "ü") encoded,
+        # the rest (and escapes already made) as it is.
+        path = quote(path, safe="/?&=:|,$%+-._~*!'()[]@;")
+        token = self._tokens.token()
+        status, body = self._send(path, token)
+        if status == 401:
+            status, body = self._send(path, self._tokens.token(refused=token))
+        return status, body
+
+    def _send(self, path: str, token: str) -> tuple[int, bytes]:
+        try:
+            self._http.request(
+                "GET", path, headers={"Accept": ACCEPT, "Authorization": f"Bearer {token}"}
+            )
+            response = self._http.getresponse()
+            return response.status, response.read()
+        except BaseException:
+            self._http.close()  # the next request connects again
+            raise
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def execute(
+    connection: Connection, base_url: str, kind: str, url: str
+) -> tuple[Outcome, str | None]:
     """GET one search; its outcome and the Bundle's `next` link (only if on this server)."""
     started = time.perf_counter()
     try:
-        response = client.get(url, headers=ACCEPT)
-        body = response.content
-    except httpx.HTTPError as error:
+        status, body = connection.get(url)
+    except (http.client.HTTPException, OSError) as error:
         return Outcome(kind, time.perf_counter() - started, False, error=f"{url}: {error!r}"), None
     latency = time.perf_counter() - started
-    if not response.is_success:
+    if not 200 <= status < 300:
         text = body.decode(errors="replace")[:ERROR_BODY_CHARS]
-        error = f"{url}: HTTP {response.status_code}: {text}"
+        error = f"{url}: HTTP {status}: {text}"
         return Outcome(kind, latency, False, error=error), None
     bundle = orjson.loads(body)
     next_url = next(
@@ -158,7 +211,7 @@ def execute(client: httpx.Client, base_url: str, kind: str, url: str) -> tuple[O
 
 
 def send_mix(
-    base_url: str, auth: httpx.Auth, mix: QueryMix, clients: int, duration_s: float, seed: int
+    base_url: str, auth: BearerTokens, mix: QueryMix, clients: int, duration_s: float, seed: int
 ) -> tuple[list[Outcome], float]:
     """Every client sends its stream until the deadline; the outcomes and the wall time."""
     outcomes: list[list[Outcome]] = [[] for _ in range(clients)]
@@ -168,16 +221,17 @@ def send_mix(
     def client_loop(number: int) -> None:
         mine = outcomes[number]
         stream = mix.stream(number, seed)
-        # The mix's URLs are relative to the FHIR base: httpx appends them to its path.
-        fhir_base = f"{base_url}/fhir/"
-        with httpx.Client(base_url=fhir_base, timeout=REQUEST_TIMEOUT, auth=auth) as client:
+        connection = Connection(base_url, auth)
+        try:
             while time.perf_counter() < deadline:
                 planned = next(stream)
-                outcome, next_url = execute(client, base_url, planned.kind.name, planned.url)
+                outcome, next_url = execute(connection, base_url, planned.kind.name, planned.url)
                 mine.append(outcome)
                 if planned.kind.follow_next and next_url and time.perf_counter() < deadline:
-                    page, _ = execute(client, base_url, planned.kind.next_page_name, next_url)
+                    page, _ = execute(connection, base_url, planned.kind.next_page_name, next_url)
                     mine.append(page)
+        finally:
+            connection.close()
 
     threads = [
         threading.Thread(target=client_loop, args=(n,), name=f"client-{n}", daemon=True)
@@ -186,7 +240,7 @@ def send_mix(
     for thread in threads:
         thread.start()
     for thread in threads:
-        # A request takes at most REQUEST_TIMEOUT: the join is bounded by it.
+        # A request takes at most REQUEST_TIMEOUT_S: the join is bounded by it.
         thread.join()
     return [o for mine in outcomes for o in mine], time.perf_counter() - started
 
