@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from health.fhir.errors import invalid
@@ -23,6 +23,8 @@ PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 # dates, so that `ap` on today's date still means "around today".
 APPROXIMATE_FRACTION = 0.1
 APPROXIMATE_MINIMUM = timedelta(days=1)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _TYPED_REFERENCE = re.compile(
@@ -156,7 +158,10 @@ def approximate_window(value: DateValue, now: datetime) -> tuple[datetime, datet
     """The range `ap` searches: the value's range widened by 10% of its gap to now."""
     gap = abs(now - value.low)
     margin = max(gap * APPROXIMATE_FRACTION, APPROXIMATE_MINIMUM)
-    return value.low - margin, value.high + margin
+    # Widened only as far as a datetime goes: `ap9999` or `ap0001` would pass it.
+    low = value.low - margin if value.low - _EARLIEST > margin else _EARLIEST
+    high = value.high + margin if _LATEST - value.high > margin else _LATEST
+    return low, high
 
 
 def parse_number(raw: str, where: str) -> NumberValue:
