@@ -5,19 +5,23 @@ Valid resources are changed at random in the places the server reads beyond vali
 (references, codes, quantities, dates, identifiers, meta, extensions: what the search
 index, the compartment, the access rules and the conditional matching take from a
 resource) to values that are odd in every way a sending system's code makes them, and
-created by POST, by PUT and inside a transaction.
+created by POST, by PUT and inside a transaction, by a clinician's app and by a
+hospital's backend client (a push).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.conftest import bearer
 
 _ids = itertools.count()
 
@@ -159,16 +163,33 @@ def _answered(response: Any, body: Any) -> None:
         assert all(issue.get("diagnostics") for issue in outcome["issue"]), body
 
 
+@pytest.fixture
+def headers(client: TestClient, issue_token: Callable[..., str]) -> dict[str, dict[str, str]]:
+    """A clinician's app (the `client` fixture's token) and a hospital's backend client,
+    whose writes are pushes: matched to the citizen by national ID, merged, rewritten and
+    recorded with a Provenance (health/ingest/)."""
+    source = issue_token(scope="system/*.cruds", actor_kind="client")
+    return {"clinician": dict(client.headers), "source": bearer(source)}
+
+
+@pytest.mark.parametrize("caller", ["clinician", "source"])
 @pytest.mark.parametrize("base", [PATIENT, OBSERVATION], ids=["Patient", "Observation"])
 @settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(drawn=mutations, how=st.sampled_from(["POST", "PUT", "transaction"]))
 def test_any_resource_is_stored_or_refused_with_an_outcome(
-    client: TestClient, base: dict[str, Any], drawn: list[tuple[int, Any]], how: str
+    client: TestClient,
+    headers: dict[str, dict[str, str]],
+    caller: str,
+    base: dict[str, Any],
+    drawn: list[tuple[int, Any]],
+    how: str,
 ) -> None:
+    client.headers.clear()
+    client.headers.update(headers[caller])
     resource = _mutated(base, drawn)
     resource_type = resource["resourceType"]
     if how == "POST":
