@@ -714,14 +714,12 @@ def test_everything_shows_a_source_only_the_directory_its_own_records_name(
     assert "Psychiatric ward" not in names(gp)
 
 
-def test_everything_lists_for_a_source_the_organisations_it_named_on_the_patient(
+@pytest.fixture
+def karen(
     sources: dict[str, Any], stored: StoredRecords, app: FastAPI, database: Database
-) -> None:
-    """The GP a source named on the citizen's Patient is in its $everything, as the
-    Patient it is shown names it; a source that did not name it is not shown it: the
-    index rows of the Patient's references are hidden from every source
-    (Repository._hidden_references), and only its own values lead anywhere."""
-    hospital, gp = sources["hospital"], sources["gp"]
+) -> dict[str, Any]:
+    """Karen's Patient, on which the hospital named the clinic Lægehuset Nord as her GP
+    and the GP practice, which pushed her too, named none."""
     clinic = {"resourceType": "Organization", "id": "clinic-nord", "name": "Lægehuset Nord"}
     with database.session(write=True) as session:
         interactions = Interactions(Repository.system(session), app.state.fhir_config)
@@ -729,11 +727,22 @@ def test_everything_lists_for_a_source_the_organisations_it_named_on_the_patient
             "clinic-nord", check(clinic, "Organization", app.state.fhir_config.types)
         )
         interactions.flush()
-    hospital.pushed(
+    sources["hospital"].pushed(
         _push_of_karen("a", generalPractitioner=[{"reference": "Organization/clinic-nord"}])
     )
-    gp.pushed(_push_of_karen("b"))
-    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+    sources["gp"].pushed(_push_of_karen("b"))
+    (patient,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
+    return patient
+
+
+def test_everything_lists_for_a_source_the_organisations_it_named_on_the_patient(
+    sources: dict[str, Any], karen: dict[str, Any]
+) -> None:
+    """The GP a source named on the citizen's Patient is in its $everything, as the
+    Patient it is shown names it; a source that did not name it is not shown it: the
+    index rows of the Patient's references are hidden from every source
+    (Repository._hidden_references), and only its own values lead anywhere."""
+    hospital, gp = sources["hospital"], sources["gp"]
 
     def listed(source: Any) -> dict[str, dict[str, Any]]:
         answer = source.client.get(
@@ -770,7 +779,7 @@ def test_everything_lists_for_a_source_the_organisations_it_named_on_the_patient
 
 
 def test_a_sources_include_from_the_patient_follows_only_what_it_reported(
-    sources: dict[str, Any], stored: StoredRecords, app: FastAPI, database: Database
+    sources: dict[str, Any], karen: dict[str, Any]
 ) -> None:
     """A source's `_include=Patient:general-practitioner` adds the GP it named on the
     citizen's Patient; a source that did not name it is not given it: the include
@@ -778,18 +787,6 @@ def test_a_sources_include_from_the_patient_follows_only_what_it_reported(
     not the index, which holds every source's references. So does `:iterate` from a
     Patient an earlier rule added."""
     hospital, gp = sources["hospital"], sources["gp"]
-    clinic = {"resourceType": "Organization", "id": "clinic-nord", "name": "Lægehuset Nord"}
-    with database.session(write=True) as session:
-        interactions = Interactions(Repository.system(session), app.state.fhir_config)
-        interactions.update(
-            "clinic-nord", check(clinic, "Organization", app.state.fhir_config.types)
-        )
-        interactions.flush()
-    hospital.pushed(
-        _push_of_karen("a", generalPractitioner=[{"reference": "Organization/clinic-nord"}])
-    )
-    gp.pushed(_push_of_karen("b"))
-    (karen,) = stored.resources(f"Patient?identifier={CPR}|0101801234")
 
     def included(source: Any, query: str) -> set[str]:
         return {
