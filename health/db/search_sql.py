@@ -49,7 +49,8 @@ from health.db.search_plan import Plan, Shape
 from health.db.tables import INDEX_TABLES, resource
 from health.db.templates import Filled, Inline, Template
 from health.fhir.errors import invalid
-from health.fhir.search.params import NUL, Condition, SearchRequest, SortKey
+from health.fhir.json_shape import NUL
+from health.fhir.search.params import Condition, SearchRequest
 from health.fhir.validation import ID_PATTERN
 
 # How many templates (clauses and page skeletons) the process keeps.
@@ -161,10 +162,6 @@ class Position:
     before: bool = False
 
 
-def _is_date(sort: SortKey) -> bool:
-    return sort.type in ("date", "lastUpdated")
-
-
 def _cursor_key(kind: str, key: Any) -> Any:
     """A sort key read back from a cursor as its column holds it; ValueError or
     TypeError for a key no row of that column gives (a cursor altered by hand)."""
@@ -257,7 +254,6 @@ class SearchStatements:
         self.values: tuple[Any, ...] = tuple(plan.values)
         self.cacheable = plan.cacheable
         self.resource_type = request.resource_type
-        self._dates = [_is_date(sort) for sort in request.sort]
         self._kinds = [sort.type for sort in request.sort]
         self._ordered = _ordered_in_the_index(request) is not None
         self._where: Clause | None = None
@@ -359,7 +355,7 @@ class SearchStatements:
 
     def cursor(self, row: Any, *, before: bool) -> str:
         """The cursor of a row of `page`, for the page after it (or before it)."""
-        keys = [row._mapping[f"sort_{i}"] for i in range(len(self._dates))]
+        keys = [row._mapping[f"sort_{i}"] for i in range(len(self._kinds))]
         encoded = [k.isoformat() if isinstance(k, datetime) else k for k in keys]
         payload = orjson.dumps(["b" if before else "a", encoded, row._mapping["id"]])
         return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")

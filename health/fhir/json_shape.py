@@ -25,6 +25,7 @@ from typing import Any
 
 from health.fhir.errors import Issue
 
+# U+0000: no FHIR value holds it (XML cannot write it), nor can PostgreSQL's text.
 NUL = "\x00"
 _UNION_TYPES = (typing.Union, types.UnionType)
 _STRING_TYPES = (str, bytes, datetime.date, datetime.datetime, datetime.time)

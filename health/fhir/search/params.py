@@ -15,6 +15,7 @@ from typing import Any
 
 from health.fhir.content import elements_list, summary_mode
 from health.fhir.errors import FhirError, invalid, not_supported
+from health.fhir.json_shape import NUL
 from health.fhir.search.definitions import SearchDefinitions, SearchParameter
 from health.fhir.search.includes import Include
 from health.fhir.search.normalise import normalise
@@ -39,8 +40,6 @@ TOTAL_MODES = ("none", "estimate", "accurate")
 ID = "_id"
 LAST_UPDATED = "_lastUpdated"
 IDENTIFIER = "identifier"
-# U+0000: no FHIR value holds it, and PostgreSQL's text cannot (health/fhir/json_shape.py).
-NUL = "\x00"
 SORTABLE_TYPES = frozenset({"token", "string", "date", "number", "quantity", "uri"})
 _MODIFIERS = {
     "token": frozenset({"missing", "not", "text", "of-type"}),
