@@ -28,6 +28,8 @@ from health.fhir.errors import Issue
 # U+0000: no FHIR value holds it (XML cannot write it), nor can PostgreSQL's text.
 NUL = "\x00"
 _UNION_TYPES = (typing.Union, types.UnionType)
+# Resource types no resource can be: https://hl7.org/fhir/R4/resource.html
+_ABSTRACT_RESOURCES = frozenset({"Resource", "DomainResource"})
 _STRING_TYPES = (str, bytes, datetime.date, datetime.datetime, datetime.time)
 
 # (JSON kind or None, element model or None, allowed codes or None) per JSON key.
@@ -106,15 +108,54 @@ def _check_value(
         )
         return
     if type(value) is dict:
-        if key == "contained" or key == "resource":
-            # A resource inside a resource: its own type decides its shape.
-            contained_type = value.get("resourceType")
-            child = (
-                _safe_model(model_of, contained_type) if isinstance(contained_type, str) else None
-            )
+        if child is not None and child is _safe_model(model_of, "Resource"):
+            # A resource inside a resource (contained, Bundle.entry.resource): its own
+            # type decides its shape.
+            child = _inner_resource_model(value, where, issues, model_of)
+            if child is None:
+                return
         _check_object(value, child, where, issues, model_of)
     elif type(value) is list:
         _check_object({str(i): v for i, v in enumerate(value)}, None, where, issues, model_of)
+
+
+def _inner_resource_model(
+    value: dict[str, Any], where: str, issues: list[Issue], model_of: typing.Callable[[str], Any]
+) -> Any:
+    """The model of a resource inside a resource, or None with the issue noted: it must
+    name a concrete resource type (the models would fail on any other name)."""
+    if "resourceType" not in value:
+        issues.append(
+            Issue("structure", "A resource inside a resource needs its resourceType", (where,))
+        )
+        return None
+    resource_type = value["resourceType"]
+    if type(resource_type) is not str:
+        issues.append(
+            Issue(
+                "structure",
+                "'resourceType' must be a JSON string naming a resource type",
+                (f"{where}.resourceType",),
+            )
+        )
+        return None
+    model = _safe_model(model_of, resource_type)
+    resource = _safe_model(model_of, "Resource")
+    if (
+        model is None
+        or not issubclass(model, resource)
+        or resource_type in _ABSTRACT_RESOURCES
+        or model.get_resource_type() != resource_type
+    ):
+        issues.append(
+            Issue(
+                "structure",
+                f"'{resource_type}' is not a FHIR resource type",
+                (f"{where}.resourceType",),
+            )
+        )
+        return None
+    return model
 
 
 def _safe_model(model_of: typing.Callable[[str], Any], name: str) -> Any:

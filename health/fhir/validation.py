@@ -107,9 +107,14 @@ def validate_resource(resource: dict[str, Any], types: ResourceTypes) -> None:
             for issue in (_issue(resource_type, e) for e in error.errors())
             if not set(issue.expression) & located
         )
-    except (ValueError, TypeError) as error:
-        # Some model validators raise plain errors outside pydantic's collection.
-        issues.append(Issue("invalid", f"Invalid {resource_type}: {error}", (resource_type,)))
+    except (ValueError, TypeError, KeyError) as error:
+        # Some model validators raise plain errors outside pydantic's collection, and
+        # fhir_core looks a resource inside a resource up by its type (a KeyError for an
+        # unknown one). The shape check has then already located the cause.
+        if not issues:
+            if isinstance(error, KeyError):
+                raise
+            issues.append(Issue("invalid", f"Invalid {resource_type}: {error}", (resource_type,)))
     if issues:
         raise FhirError(issues, status=400)
 

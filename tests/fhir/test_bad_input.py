@@ -354,6 +354,30 @@ def test_creating_a_type_this_server_does_not_store_is_an_error_saying_why(
         ({"resourceType": "Patient", "gender": None}, "Patient.gender", "structure"),
         ({"resourceType": "Patient", "name": []}, "Patient.name", "structure"),
         ({"resourceType": "Patient", "name": [{}]}, "Patient.name[0]", "structure"),
+        (
+            {"resourceType": "Patient", "contained": [{"resourceType": "Bogus", "id": "a"}]},
+            "Patient.contained[0].resourceType",
+            "structure",
+        ),
+        (
+            {"resourceType": "Patient", "contained": [{"id": "a"}]},
+            "Patient.contained[0]",
+            "structure",
+        ),
+        (
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {}}]},
+            "Bundle.entry[0].resource",
+            "structure",
+        ),
+        (
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Bogus"}}],
+            },
+            "Bundle.entry[0].resource.resourceType",
+            "structure",
+        ),
         pytest.param(
             {"resourceType": "Patient", "active": "yes"},
             "Patient.active",

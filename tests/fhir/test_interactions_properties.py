@@ -122,6 +122,10 @@ ODD_VALUES = st.one_of(
             {"versionId": "x", "lastUpdated": "9999-12-31T23:59:59-14:00", "source": "#"},
             [{"resourceType": "Patient", "id": "c1"}],
             [{"resourceType": "Observation"}],
+            [{"resourceType": "Spaceship", "id": "c1"}],
+            [{"resourceType": "HumanName", "family": "x"}],
+            [{"resourceType": 7}],
+            [{"id": "c1"}],
             [{"other": {"reference": "Patient/p"}, "type": "seealso"}],
         ]
     ),

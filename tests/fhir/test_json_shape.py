@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from health import PROJECT_ROOT
 from health.fhir.json_shape import json_issues
 from health.fhir.resource_types import ResourceTypes
@@ -59,6 +61,35 @@ def test_contained_resources_are_checked_by_their_own_type() -> None:
         "contained": [{"resourceType": "Organization", "id": "o", "active": "yes"}],
     }
     assert issues_of(patient) == [("value", "Patient.contained[0].active")]
+
+
+@pytest.mark.parametrize(
+    ("inner", "location"),
+    [
+        ({"id": "a"}, "Patient.contained[0]"),
+        ({"resourceType": 5, "id": "a"}, "Patient.contained[0].resourceType"),
+        ({"resourceType": "Bogus", "id": "a"}, "Patient.contained[0].resourceType"),
+        ({"resourceType": "observation", "id": "a"}, "Patient.contained[0].resourceType"),
+        ({"resourceType": "HumanName", "family": "x"}, "Patient.contained[0].resourceType"),
+        ({"resourceType": "DomainResource", "id": "a"}, "Patient.contained[0].resourceType"),
+    ],
+)
+def test_a_resource_inside_a_resource_must_name_a_concrete_resource_type(
+    inner: dict[str, Any], location: str
+) -> None:
+    assert issues_of({"resourceType": "Patient", "contained": [inner]}) == [("structure", location)]
+
+
+def test_a_bundle_entry_resource_is_checked_by_its_own_type() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "active": True}},
+            {"resource": {"resourceType": "Bogus"}},
+        ],
+    }
+    assert issues_of(bundle) == [("structure", "Bundle.entry[1].resource.resourceType")]
 
 
 def test_empty_objects_and_arrays_are_refused() -> None:
