@@ -17,6 +17,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
 from fastapi.responses import Response
 
+from health.fhir.errors import challenge_text
+
 # Authlib refuses request URLs that are not https or loopback (RFC 6749 section 3.1), and
 # uses the URL for nothing else. Transport security is decided once for the whole app:
 # production refuses a base URL that is not https (health.app.production_problems), and
@@ -104,12 +106,9 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
 
 
 def oauth_text(text: str) -> str:
-    """`text` as an OAuth error_description may carry it: printable ASCII, no `"` or `\\`.
-
-    https://datatracker.ietf.org/doc/html/rfc6749#section-4.1.2.1 (Authlib raises on
-    anything else).
-    """
-    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+    """`text` as an OAuth error_description may carry it (Authlib raises on anything
+    else): `challenge_text`."""
+    return challenge_text(text)
 
 
 def oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:

@@ -24,7 +24,7 @@ from joserfc.jwk import KeySet
 from health.access.actor import ActorKind
 from health.auth.authlib_starlette import oauth_text
 from health.auth.scopes import Context, ScopeError, Scopes, parse_clinical
-from health.auth.tokens import CLOCK_LEEWAY_SECONDS
+from health.auth.tokens import CLOCK_LEEWAY_SECONDS, MALFORMED_JWT
 
 if TYPE_CHECKING:
     from health.auth.server import SmartClient, SmartRequest, SmartServer
@@ -67,7 +67,7 @@ class BackendAssertion(JWTBearerClientAssertion):  # type: ignore[misc]
         """The assertion's claims, once its signature (RS384 or ES384 only) and claims hold."""
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=list(ASSERTION_ALGORITHMS))
-        except (JoseError, ValueError) as error:
+        except MALFORMED_JWT as error:
             reason = getattr(error, "description", None) or type(error).__name__
             raise InvalidClientError(
                 description=oauth_text(

@@ -39,6 +39,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.orm import Session
 
 from health.auth.oidc_logins import OidcLoginStore, PendingLogin
+from health.auth.tokens import MALFORMED_JWT
 from health.settings import AssuranceLevel, Settings
 
 log = logging.getLogger(__name__)
@@ -335,7 +336,7 @@ class EidRelyingParty:
             raise EidLoginError(
                 "The eID's ID token is signed with a key the eID does not publish."
             ) from None
-        except (JoseError, ValueError, KeyError, TypeError):
+        except MALFORMED_JWT:
             raise EidLoginError("The eID's ID token could not be read or verified.") from None
         issuer = self._provider()["issuer"]
         claims = CodeIDToken(

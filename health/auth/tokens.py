@@ -32,6 +32,9 @@ CLOCK_LEEWAY_SECONDS = 30
 # sends the same token for its whole lifetime (docs/BENCHMARKS.md, "The fixed cost of
 # a search"). The claims are still checked against the clock on every use.
 VERIFIED_TOKENS_KEPT = 4096
+# What joserfc raises on a token that is not a well-formed JWS, besides its own errors:
+# a header member of the wrong JSON type (`"crit": null`) fails inside its checks.
+MALFORMED_JWT = (JoseError, ValueError, TypeError, KeyError, AttributeError)
 
 
 class InvalidToken(Exception):
@@ -138,7 +141,7 @@ class AccessTokens:
                 return claims
         try:
             decoded = jwt.decode(token, self._key.key_set(), algorithms=[self._key.algorithm])
-        except (JoseError, ValueError) as error:
+        except MALFORMED_JWT as error:
             raise InvalidToken(
                 f"The access token is malformed or its signature is invalid ({error})"
             ) from None

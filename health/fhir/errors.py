@@ -87,12 +87,22 @@ def not_found(diagnostics: str) -> FhirError:
     return _make(404, "not-found", diagnostics)
 
 
+def challenge_text(text: str) -> str:
+    """`text` as an OAuth `error_description` may carry it, in a body or in a
+    WWW-Authenticate header: printable ASCII without `"` or `\\`, anything else as `?`.
+
+    https://datatracker.ietf.org/doc/html/rfc6749#section-5.2 and rfc6750#section-3. A
+    description quotes what the client sent (a token's header, say), and an HTTP header
+    cannot carry what Latin-1 cannot write.
+    """
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+
+
 def unauthorized(diagnostics: str, *, realm: str, error: str | None = None) -> FhirError:
     """401 with the RFC 6750 challenge: no token (error None), or an invalid one."""
-    challenge = f'Bearer realm="{realm}"'
+    challenge = f'Bearer realm="{challenge_text(realm)}"'
     if error is not None:
-        description = diagnostics.replace('"', "'").replace("\\", "/")
-        challenge += f', error="{error}", error_description="{description}"'
+        challenge += f', error="{error}", error_description="{challenge_text(diagnostics)}"'
     failure = _make(401, "login", diagnostics)
     failure.headers["WWW-Authenticate"] = challenge
     return failure
