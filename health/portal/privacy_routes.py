@@ -23,6 +23,7 @@ from health.fhir.errors import FhirError
 from health.fhir.interactions import Interactions
 from health.fhir.search.params import SearchLimits, parse_search
 from health.fhir.validation import check
+from health.numbers import INT64_DIGITS
 from health.portal import access_log, consent_choices
 from health.portal.citizen import (
     SignedIn,
@@ -53,7 +54,8 @@ def log_page(
     request: Request,
     start: Annotated[str, Query(alias="from", max_length=10)] = "",
     end: Annotated[str, Query(alias="to", max_length=10)] = "",
-    before: Annotated[int | None, Query(ge=1)] = None,
+    # A sequence number of the access log: what a 64-bit column holds (health/numbers.py).
+    before: Annotated[int | None, Query(ge=1, lt=10**INT64_DIGITS)] = None,
 ) -> Response:
     """Who has looked at the record: newest first, by period, a page at a time."""
 

@@ -62,6 +62,9 @@ def test_the_log_filters_by_period_and_pages(demo_portal: Portal) -> None:
     rows = _log(demo_portal, demo_portal.patient_id(ERIK))
     older = erik.client.get("/portal/log", params={"before": rows[1].seq}).text
     assert older.count("<tr class=") == len(rows) - 2
+    # Past what the log's 64-bit sequence holds: refused, not a database error.
+    beyond = erik.client.get("/portal/log", params={"before": "9" * 20})
+    assert beyond.status_code == 400, beyond.text
 
 
 def test_a_block_shuts_the_clinician_out_of_the_fhir_api(demo_portal: Portal) -> None:
