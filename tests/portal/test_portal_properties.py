@@ -103,3 +103,55 @@ def test_any_portal_address_is_a_page_a_local_redirect_or_an_error_page(
         target = urlsplit(answer.headers["location"])
         # Within this site, or to the eID to log in again.
         assert target.netloc in ("", "testserver"), answer.headers["location"]
+
+
+FORMS = {
+    "/portal/access/block": ["party"],
+    "/portal/access/permit": ["party"],
+    "/portal/access/hide": ["episode"],
+    "/portal/access/withdraw": ["consent"],
+    "/portal/act-for": ["patient"],
+    "/portal/attorney": ["national_id", "name", "end"],
+    "/portal/attorney/revoke": ["related_person"],
+}
+FORM_VALUES = st.one_of(
+    ODD,
+    st.sampled_from(
+        [
+            "Practitioner/x",
+            "Organization/x",
+            "PractitionerRole/x",
+            "EpisodeOfCare/x",
+            "Consent/x",
+            "RelatedPerson/x",
+            "0101801234",
+            "0101801235",
+            "2099-12-31",
+            "1999-01-01",
+        ]
+    ),
+)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    action=st.sampled_from(sorted(FORMS)),
+    values=st.lists(FORM_VALUES, min_size=3, max_size=3),
+    with_csrf=st.booleans(),
+)
+def test_any_portal_form_is_answered_with_a_page_a_local_redirect_or_an_error_page(
+    signed_in: Browser, action: str, values: list[str], with_csrf: bool
+) -> None:
+    fields = dict(zip(FORMS[action], values, strict=False))
+    if with_csrf:
+        fields["csrf_token"] = signed_in.csrf_token()
+    answer = signed_in.client.post(action, data=fields, follow_redirects=False)
+    assert answer.status_code < 500, (action, fields, answer.text[:500])
+    if not with_csrf:
+        assert answer.status_code in (400, 403), answer.text[:500]
+    if answer.status_code in (301, 302, 303, 307, 308):
+        assert urlsplit(answer.headers["location"]).netloc in ("", "testserver")
