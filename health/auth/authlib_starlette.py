@@ -11,7 +11,13 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Payload, OAuth2Request
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    InvalidRequestError,
+    OAuth2Payload,
+    OAuth2Request,
+)
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -115,3 +121,20 @@ def oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Re
     """An Authlib (status, body, headers) triple as a Starlette response."""
     content = orjson.dumps(body) if isinstance(body, dict) else body
     return Response(content, status_code=status, headers=dict(headers))
+
+
+class QuotingAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's authorization server, refusing a response_type it could not quote.
+
+    Authlib quotes an unsupported response_type in its error's description, then
+    refuses (ValueError, a 500) a description with characters OAuth does not allow
+    there: https://datatracker.ietf.org/doc/html/rfc6749#section-4.1.2.1.
+    """
+
+    def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        response_type = request.payload.response_type
+        if isinstance(response_type, str) and invalid_error_characters(response_type):
+            raise InvalidRequestError(
+                description="response_type holds characters that OAuth does not allow."
+            )
+        return super().get_authorization_grant(request)

@@ -18,12 +18,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
-    AuthorizationServer,
     ClientMixin,
     InvalidClientError,
-    InvalidRequestError,
     InvalidScopeError,
     OAuth2Error,
     OAuth2Request,
@@ -34,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from health.auth.authlib_starlette import (
     ParameterRequest,
+    QuotingAuthorizationServer,
     RequiredS256,
     oauth_response,
     oauth_text,
@@ -133,7 +131,7 @@ class SmartAuthorization:
         return SmartServer(self, session)
 
 
-class SmartServer(AuthorizationServer):  # type: ignore[misc]
+class SmartServer(QuotingAuthorizationServer):
     """The authorization server for one request, in that request's transaction."""
 
     def __init__(self, authorization: SmartAuthorization, session: Session) -> None:
@@ -213,16 +211,6 @@ class SmartServer(AuthorizationServer):  # type: ignore[misc]
 
     def create_oauth2_request(self, request: SmartRequest) -> SmartRequest:
         return request
-
-    def get_authorization_grant(self, request: OAuth2Request) -> Any:
-        # Authlib quotes an unsupported response_type in its error's description, then
-        # refuses (ValueError) a description with characters OAuth does not allow there.
-        response_type = request.payload.response_type
-        if isinstance(response_type, str) and invalid_error_characters(response_type):
-            raise InvalidRequestError(
-                description="response_type holds characters that OAuth does not allow."
-            )
-        return super().get_authorization_grant(request)
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
         return oauth_response(status, body, headers)

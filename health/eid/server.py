@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin
+from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core import OpenIDCode
@@ -26,6 +26,7 @@ from joserfc.jwk import KeySet
 
 from health.auth.authlib_starlette import (
     ParameterRequest,
+    QuotingAuthorizationServer,
     RequiredS256,
     StoredCode,
     oauth_response,
@@ -218,7 +219,7 @@ class Logout(EndSessionEndpoint):  # type: ignore[misc]
             request.store.revoke_tokens(end_session_request.client.get_client_id(), national_id)
 
 
-class EidServer(AuthorizationServer):  # type: ignore[misc]
+class EidServer(QuotingAuthorizationServer):
     """The authorization server of one app: its relying parties and its signing key."""
 
     def __init__(self, settings: Settings, signing_key: SigningKey) -> None:
