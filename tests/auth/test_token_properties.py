@@ -52,6 +52,11 @@ claim_changes = st.dictionaries(
 header_changes = st.dictionaries(
     st.sampled_from(HEADERS), st.one_of(st.sampled_from(ALGORITHMS), json_values), max_size=3
 )
+PROPERTIES = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 garbage = st.one_of(
     st.text(max_size=200),
     st.lists(st.binary(max_size=60), min_size=1, max_size=5).map(
@@ -127,11 +132,7 @@ def test_the_assertions_drawn_unchanged_get_a_token(hospital: BackendClient) -> 
     assert _token_request(hospital, _assertion(hospital, {}, {}, signed=False)).status_code == 401
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTIES
 @given(
     header=header_changes,
     changes=claim_changes,
@@ -155,11 +156,7 @@ def test_any_client_assertion_gets_a_token_or_an_oauth_error(
     _refused_as_oauth(answer)
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTIES
 @given(
     header=header_changes,
     changes=claim_changes,

@@ -8,43 +8,33 @@ of the demo touches. Values are drawn as in tests/auth/test_oauth_properties.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.auth.test_oauth_properties import ODD as OAUTH_ODD
 from tests.eid.conftest import RelyingParty, hidden_fields
 
+# The OAuth tests' odd values, and the eID's own.
 ODD = st.one_of(
+    OAUTH_ODD,
     st.sampled_from(
         [
-            "",
-            " ",
-            "\x00",
-            "\x1f",
             '"',
             "\\",
-            "a" * 5000,
-            "code",
-            "openid",
             "openid profile",
-            "S256",
-            "plain",
             "substantial",
             "high",
-            "low",
             "http://eidas.europa.eu/LoA/high",
             "0101801234",
             "010180-1234",
             "3112999999",
-            "https://evil.example/callback",
-            "authorization_code",
             "health-portal",
             "citizen-app",
-            "æøå",
         ]
     ),
-    st.text(max_size=30),
 )
 AUTHORIZE = [
     "response_type",
@@ -66,6 +56,14 @@ PROPERTIES = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def _answered_within(answer: Any, party: RelyingParty, statuses: tuple[int, ...]) -> None:
+    """A page or an error, or a redirect to the relying party's registered URI only."""
+    assert answer.status_code in statuses, answer.text[:500]
+    if answer.status_code in (302, 303):
+        target = urlsplit(answer.headers["location"])
+        assert f"{target.scheme}://{target.netloc}{target.path}" == party.redirect_uri
 
 
 def _pairs(names: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
@@ -90,10 +88,7 @@ def test_any_authorize_request_is_a_form_a_registered_redirect_or_an_error(
     }
     pairs = [*(base.items() if keep else []), *changes]
     answer = party.client.get(f"/eid/authorize?{urlencode(pairs)}", follow_redirects=False)
-    assert answer.status_code in (200, 302, 303, 400, 401), answer.text[:500]
-    if answer.status_code in (302, 303):
-        target = urlsplit(answer.headers["location"])
-        assert f"{target.scheme}://{target.netloc}{target.path}" == party.redirect_uri
+    _answered_within(answer, party, (200, 302, 303, 400, 401))
 
 
 @PROPERTIES
@@ -115,10 +110,7 @@ def test_any_login_form_is_a_page_a_registered_redirect_or_an_error(
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         follow_redirects=False,
     )
-    assert answer.status_code in (200, 302, 303, 400, 401, 403), answer.text[:500]
-    if answer.status_code in (302, 303):
-        target = urlsplit(answer.headers["location"])
-        assert f"{target.scheme}://{target.netloc}{target.path}" == party.redirect_uri
+    _answered_within(answer, party, (200, 302, 303, 400, 401, 403))
 
 
 @PROPERTIES
