@@ -24,12 +24,15 @@ from functools import cache
 from typing import Any
 
 from health.fhir.errors import Issue
+from health.fhir.resource_types import model_class
 
 # U+0000: no FHIR value holds it (XML cannot write it), nor can PostgreSQL's text.
 NUL = "\x00"
 _UNION_TYPES = (typing.Union, types.UnionType)
 # Resource types no resource can be: https://hl7.org/fhir/R4/resource.html
 _ABSTRACT_RESOURCES = frozenset({"Resource", "DomainResource"})
+# The model of an element that holds a whole resource (contained, Bundle.entry.resource).
+_RESOURCE = model_class("Resource")
 _STRING_TYPES = (str, bytes, datetime.date, datetime.datetime, datetime.time)
 
 # (JSON kind or None, element model or None, allowed codes or None) per JSON key.
@@ -108,7 +111,7 @@ def _check_value(
         )
         return
     if type(value) is dict:
-        if child is not None and child is _safe_model(model_of, "Resource"):
+        if child is _RESOURCE:
             # A resource inside a resource (contained, Bundle.entry.resource): its own
             # type decides its shape.
             child = _inner_resource_model(value, where, issues, model_of)
@@ -140,10 +143,9 @@ def _inner_resource_model(
         )
         return None
     model = _safe_model(model_of, resource_type)
-    resource = _safe_model(model_of, "Resource")
     if (
         model is None
-        or not issubclass(model, resource)
+        or not issubclass(model, _RESOURCE)
         or resource_type in _ABSTRACT_RESOURCES
         or model.get_resource_type() != resource_type
     ):
