@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.auth.conftest import APP_REDIRECT, where
+from tests.auth.conftest import APP_REDIRECT, People, form_fields, where
 
 # tests/auth/conftest.py
 Smart = Any
@@ -151,3 +151,43 @@ def test_any_revocation_is_answered_as_rfc_7009_says(
     assert answer.status_code in (200, 400, 401), answer.text
     if answer.status_code != 200:
         assert isinstance(answer.json().get("error"), str)
+
+
+CALLBACK = ["code", "state", "error", "error_description", "iss"]
+APPROVAL = ["pending", "csrf_token", "decision", "scope", "patient", "state"]
+
+
+@PROPERTIES
+@given(params=_pairs(CALLBACK))
+def test_any_return_from_the_eid_is_answered_with_a_page_or_a_redirect(
+    smart: Smart, params: list[tuple[str, str]]
+) -> None:
+    browser = smart.browser()
+    answer = browser.get(f"/auth/callback?{_sendable(params)}", follow_redirects=False)
+    assert answer.status_code in (200, 302, 303, 400, 401, 403), answer.text[:500]
+    if answer.status_code in (302, 303):
+        assert where(answer.headers["location"]) == APP_REDIRECT
+
+
+@PROPERTIES
+@given(fields=_pairs(APPROVAL), approval_page=st.booleans())
+def test_any_answer_to_the_approval_page_is_a_page_a_redirect_or_an_error(
+    smart: Smart, people: People, fields: list[tuple[str, str]], approval_page: bool
+) -> None:
+    app = smart.register_app()
+    data: list[tuple[str, str]] = []
+    if approval_page:
+        page, _ = app.approval_page(
+            people.citizen_national_id, "launch/patient openid patient/*.rs"
+        )
+        assert page.status_code == 200, page.text[:500]
+        data = list(form_fields(page.text).items())
+    answer = app.browser.post(
+        "/auth/approve",
+        content=_sendable([*data, *fields]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert answer.status_code in (200, 302, 303, 400, 401, 403), answer.text[:500]
+    if answer.status_code in (302, 303):
+        assert where(answer.headers["location"]) == APP_REDIRECT
