@@ -155,3 +155,37 @@ def test_any_portal_form_is_answered_with_a_page_a_local_redirect_or_an_error_pa
         assert answer.status_code in (400, 403), answer.text[:500]
     if answer.status_code in (301, 302, 303, 307, 308):
         assert urlsplit(answer.headers["location"]).netloc in ("", "testserver")
+
+
+COOKIES = [
+    "health_portal_session",
+    "health_portal_browser",
+    "health_language",
+    "health_auth_browser",
+    "health_eid_browser",
+]
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    page=st.sampled_from([*PAGES, "/portal/login", "/auth/authorize", "/eid/authorize"]),
+    cookies=st.dictionaries(st.sampled_from(COOKIES), ODD, max_size=3),
+    language=st.one_of(st.none(), ODD),
+)
+def test_any_cookie_or_language_is_answered_as_a_stranger_would_be(
+    demo_portal: Portal, page: str, cookies: dict[str, str], language: str | None
+) -> None:
+    browser = demo_portal.browser(language=None)
+    for name, value in cookies.items():
+        browser.client.cookies.set(name, quote(value, safe=""), path="/")
+    headers = {}
+    if language is not None and language.isascii():
+        headers["Accept-Language"] = language
+    answer = browser.client.get(page.format("x", "0"), headers=headers, follow_redirects=False)
+    assert answer.status_code < 500, (page, cookies, language, answer.text[:500])
+    # Made-up cookies sign nobody in.
+    assert 'action="/portal/logout"' not in answer.text
