@@ -5,8 +5,8 @@ Searches are drawn at random from the parameters and modifiers of the types serv
 prefixes, chains, `_has`, the result parameters and values that are odd in every way a
 client's code or a user's typing makes them (empty, huge, out of range, percent-encoded
 bytes that are not UTF-8, any text), sent by GET and by POST `_search`, as a clinician's
-app and as a hospital's backend client (whose searches on the citizen's Patient are
-held to rules of their own: health/access/source_search.py).
+app, as a hospital's backend client (whose searches on the citizen's Patient are held
+to rules of their own: health/access/source_search.py) and as the citizen's own app.
 """
 
 from __future__ import annotations
@@ -205,8 +205,8 @@ def _answered(response: Any, query: str) -> None:
 
 @pytest.fixture
 def callers(client: TestClient, issue_token: Callable[..., str]) -> dict[str, dict[str, str]]:
-    """A clinician's app (the `client` fixture's token) and a hospital's backend client,
-    over a small record the clinician wrote."""
+    """A clinician's app (the `client` fixture's token), a hospital's backend client and
+    the citizen's own app (patient/ scopes), over a small record the clinician wrote."""
     anna = client.post(
         "/fhir/Patient",
         json={
@@ -228,10 +228,22 @@ def callers(client: TestClient, issue_token: Callable[..., str]) -> dict[str, di
     created = client.post("/fhir/Observation", json=weight)
     assert created.status_code == 201, created.text
     source = issue_token(scope="system/*.cruds", actor_kind="client")
-    return {"clinician": dict(client.headers), "source": bearer(source)}
+    anna_id = anna.json()["id"]
+    citizen = issue_token(
+        scope="patient/*.rs",
+        actor_kind="citizen",
+        patient_id=anna_id,
+        fhir_user=f"Patient/{anna_id}",
+        national_id="0105801234",
+    )
+    return {
+        "clinician": dict(client.headers),
+        "source": bearer(source),
+        "citizen": bearer(citizen),
+    }
 
 
-@pytest.mark.parametrize("caller", ["clinician", "source"])
+@pytest.mark.parametrize("caller", ["clinician", "source", "citizen"])
 @settings(
     max_examples=120,
     deadline=None,
