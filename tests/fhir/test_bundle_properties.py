@@ -1,6 +1,6 @@
 """Any batch or transaction Bundle is answered with a response Bundle or a 4xx
-OperationOutcome, never a 500, from a clinician's app and from a hospital's push; and a
-transaction that is refused leaves nothing written.
+OperationOutcome, never a 500, from a clinician's app, a hospital's push and a citizen's
+own app; and a transaction that is refused leaves nothing written.
 
 The Bundles are drawn from entries whose envelope is odd in the ways a sending system's
 bugs make it: methods, URLs (search URLs, ids, versions, other bases), conditional
@@ -112,7 +112,18 @@ PROPERTIES = settings(
 @pytest.fixture
 def callers(client: TestClient, issue_token: Callable[..., str]) -> dict[str, dict[str, str]]:
     source = issue_token(scope="system/*.cruds", actor_kind="client")
-    return {"clinician": dict(client.headers), "source": bearer(source)}
+    own = client.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient", "identifier": [{"system": SSN, "value": "999-00-0009"}]},
+    )
+    assert own.status_code == 201, own.text
+    citizen = issue_token(
+        scope="patient/*.cruds",
+        actor_kind="citizen",
+        patient_id=own.json()["id"],
+        fhir_user=f"Patient/{own.json()['id']}",
+    )
+    return {"clinician": dict(client.headers), "source": bearer(source), "citizen": bearer(citizen)}
 
 
 def _stored_count(database: Database) -> int:
@@ -121,7 +132,7 @@ def _stored_count(database: Database) -> int:
         return int(session.execute(text("SELECT count(*) FROM resource_version")).scalar_one())
 
 
-@pytest.mark.parametrize("caller", ["clinician", "source"])
+@pytest.mark.parametrize("caller", ["clinician", "source", "citizen"])
 @PROPERTIES
 @given(bundle=BUNDLES)
 def test_any_bundle_is_answered_and_a_refused_transaction_writes_nothing(
