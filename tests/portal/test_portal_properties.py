@@ -71,6 +71,11 @@ PAGES = [
     "/portal/attorney",
     "/portal/callback",
 ]
+PROPERTIES = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 PARAMETERS = ["lang", "next", "page", "from", "to", "before", "kind", "name", "code", "state"]
 
 
@@ -82,11 +87,7 @@ def signed_in(demo_portal: Portal) -> Browser:
     return browser
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTIES
 @given(
     page=st.sampled_from(PAGES),
     parts=st.lists(ODD, min_size=2, max_size=2),
@@ -133,11 +134,7 @@ FORM_VALUES = st.one_of(
 )
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTIES
 @given(
     action=st.sampled_from(sorted(FORMS)),
     values=st.lists(FORM_VALUES, min_size=3, max_size=3),
@@ -166,11 +163,7 @@ COOKIES = [
 ]
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@PROPERTIES
 @given(
     page=st.sampled_from([*PAGES, "/portal/login", "/auth/authorize", "/eid/authorize"]),
     cookies=st.dictionaries(st.sampled_from(COOKIES), ODD, max_size=3),
