@@ -65,10 +65,13 @@ def check_acceptable(accept: str | None, format_param: str | None) -> None:
     raise not_acceptable(f"Accept: {accept} does not include JSON ({FHIR_JSON})")
 
 
-def parse_json(raw: bytes, *, max_depth: int, where: str = "") -> Any:
-    """Parse a request body: UTF-8 JSON, nested at most `max_depth` levels."""
+def parse_json(
+    raw: bytes, *, max_depth: int, where: str = "", subject: str = "The request body"
+) -> Any:
+    """Parse a request body (or what `subject` names: a file, a line of one): UTF-8
+    JSON, nested at most `max_depth` levels."""
     if not raw or raw.isspace():  # not strip(): that copies the whole body
-        raise structure("The request body is empty", where or ())
+        raise structure(f"{subject} is empty", where or ())
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -76,15 +79,25 @@ def parse_json(raw: bytes, *, max_depth: int, where: str = "") -> Any:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad_bytes:
             raise structure(
-                f"The request body is not valid UTF-8 (byte {bad_bytes.start})", where or ()
+                f"{subject} is not valid UTF-8 (byte {bad_bytes.start})", where or ()
             ) from None
-        raise structure(f"The request body is not valid JSON: {error}", where or ()) from None
-    _check_depth(value, max_depth)
+        raise structure(f"{subject} is not valid JSON: {error}", where or ()) from None
+    try:
+        _check_depth(value, max_depth)
+    except TooDeep:
+        raise structure(
+            f"{subject} is nested more than {max_depth} levels deep", where or ()
+        ) from None
     return value
 
 
+class TooDeep(Exception):
+    """JSON nested deeper than the limit `_check_depth` was given."""
+
+
 def _check_depth(value: Any, max_depth: int) -> None:
-    """400 when containers are nested deeper than `max_depth` (the top value is level 1).
+    """TooDeep when containers are nested deeper than `max_depth` (the top value is
+    level 1).
 
     Only containers are visited (most leaves are strings), depth first: three times as
     fast as a walk level by level over the Synthea Bundles (docs/BENCHMARKS.md, "The
@@ -96,7 +109,7 @@ def _check_depth(value: Any, max_depth: int) -> None:
 
 def _check_level(node: dict[str, Any] | list[Any], depth: int, max_depth: int) -> None:
     if depth > max_depth:
-        raise structure(f"The JSON is nested more than {max_depth} levels deep")
+        raise TooDeep
     for child in node.values() if type(node) is dict else node:
         if type(child) is dict or type(child) is list:
             _check_level(child, depth + 1, max_depth)

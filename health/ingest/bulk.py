@@ -25,7 +25,8 @@ from health.db.engine import Database
 from health.db.repository import Repository
 from health.fhir.bundle_request import parse_bundle
 from health.fhir.config import FhirConfig
-from health.fhir.errors import FhirError
+from health.fhir.content import parse_json
+from health.fhir.errors import FhirError, structure
 from health.fhir.interactions import Interactions
 from health.ingest.imports import ImportLedger
 from health.ingest.pipeline import push_bundle
@@ -128,37 +129,41 @@ def source_actor(organization_id: str, display: str) -> Actor:
     )
 
 
-def bundles_of(file: ImportFile) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The Bundles to push for a file, each with where it starts ("" or "lines N-M")."""
+def bundles_of(file: ImportFile, max_depth: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The Bundles to push for a file, each with where it starts ("" or "lines N-M").
+
+    Each file, or NDJSON line, is read as a request body is (`parse_json`: UTF-8, JSON,
+    nested at most `max_depth`); FhirError for the first that cannot be."""
     if file.path.suffix == ".ndjson":
         lines = file.content.splitlines()
         for start in range(0, len(lines), NDJSON_BATCH):
             chunk = lines[start : start + NDJSON_BATCH]
             entries = [
-                {**_create(_line_resource(line, start + offset + 1)), "_line": start + offset + 1}
-                for offset, line in enumerate(chunk)
+                {
+                    **_create(parse_json(line, max_depth=max_depth, subject=f"line {number}")),
+                    "_line": number,
+                }
+                for number, line in enumerate(chunk, start + 1)
                 if line.strip()
             ]
             where = f"lines {start + 1}-{start + len(chunk)}"
             yield where, {"resourceType": "Bundle", "type": "batch", "entry": entries}
         return
-    bundle = orjson.loads(file.content)
-    if isinstance(bundle, dict) and bundle.get("type") == "collection":
+    bundle = parse_json(file.content, max_depth=max_depth, subject="The file")
+    if not isinstance(bundle, dict):
+        raise structure("The file holds no Bundle: its JSON is not an object")
+    listed = bundle.get("entry", [])
+    if not isinstance(listed, list):
+        raise structure("Bundle.entry must be an array", "Bundle.entry")
+    if bundle.get("type") == "collection":
         # A collection is a set of resources to store: push them as a batch of creates.
+        # An entry that is not an object stays, to be refused at its position.
         entries = [
-            _create(e.get("resource"), e.get("fullUrl"))
-            for e in bundle.get("entry", [])
-            if isinstance(e, dict)
+            _create(e.get("resource"), e.get("fullUrl")) if isinstance(e, dict) else _create(e)
+            for e in listed
         ]
         bundle = {"resourceType": "Bundle", "type": "batch", "entry": entries}
     yield "", bundle
-
-
-def _line_resource(line: bytes, number: int) -> Any:
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError as error:
-        raise ValueError(f"line {number} is not valid JSON ({error})") from None
 
 
 def _create(resource: Any, full_url: Any = None) -> dict[str, Any]:
@@ -203,10 +208,9 @@ class Importer:
         base = self._config.settings.fhir_base_url
         name = str(file.path)
         try:
-            bundles = list(bundles_of(file))
-        except (ValueError, UnicodeDecodeError) as error:
-            # orjson.JSONDecodeError is a ValueError; so is a bad NDJSON line.
-            summary.rejected.append(Rejected(name, "file", f"not valid JSON: {error}"))
+            bundles = list(bundles_of(file, self._config.settings.max_json_depth))
+        except FhirError as error:
+            summary.rejected.append(Rejected(name, "file", str(error)))
             return
         written: Counter[str] = Counter()
         rejected: list[Rejected] = []
@@ -216,7 +220,10 @@ class Importer:
         with self._database.session(write=True) as session:
             interactions = Interactions(Repository(session, self._actor), self._config)
             for where, bundle in bundles:
-                lines = [entry.pop("_line", None) for entry in bundle.get("entry", [])]
+                lines = [
+                    entry.pop("_line", None) if isinstance(entry, dict) else None
+                    for entry in bundle.get("entry", [])
+                ]
                 mark = len(interactions.written)
                 try:
                     request = parse_bundle(
