@@ -84,19 +84,19 @@ def parse_json(
         raise structure(f"{subject} is not valid JSON: {error}", where or ()) from None
     try:
         _check_depth(value, max_depth)
-    except TooDeep:
+    except _TooDeep:
         raise structure(
             f"{subject} is nested more than {max_depth} levels deep", where or ()
         ) from None
     return value
 
 
-class TooDeep(Exception):
+class _TooDeep(Exception):
     """JSON nested deeper than the limit `_check_depth` was given."""
 
 
 def _check_depth(value: Any, max_depth: int) -> None:
-    """TooDeep when containers are nested deeper than `max_depth` (the top value is
+    """_TooDeep when containers are nested deeper than `max_depth` (the top value is
     level 1).
 
     Only containers are visited (most leaves are strings), depth first: three times as
@@ -109,7 +109,7 @@ def _check_depth(value: Any, max_depth: int) -> None:
 
 def _check_level(node: dict[str, Any] | list[Any], depth: int, max_depth: int) -> None:
     if depth > max_depth:
-        raise TooDeep
+        raise _TooDeep
     for child in node.values() if type(node) is dict else node:
         if type(child) is dict or type(child) is list:
             _check_level(child, depth + 1, max_depth)

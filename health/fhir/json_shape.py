@@ -143,12 +143,7 @@ def _inner_resource_model(
         )
         return None
     model = _safe_model(model_of, resource_type)
-    if (
-        model is None
-        or not issubclass(model, _RESOURCE)
-        or resource_type in _ABSTRACT_RESOURCES
-        or model.get_resource_type() != resource_type
-    ):
+    if model is None or not issubclass(model, _RESOURCE) or resource_type in _ABSTRACT_RESOURCES:
         issues.append(
             Issue(
                 "structure",

@@ -88,10 +88,6 @@ def _pairs(names: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
     return st.lists(st.tuples(st.sampled_from(names), ODD), max_size=8)
 
 
-def _sendable(pairs: list[tuple[str, str]]) -> str:
-    return urlencode(pairs)
-
-
 @PROPERTIES
 @given(changes=_pairs(AUTHORIZE), keep=st.booleans())
 def test_any_authorize_request_is_a_page_a_redirect_or_an_error(
@@ -109,7 +105,7 @@ def test_any_authorize_request_is_a_page_a_redirect_or_an_error(
         "code_challenge_method": "S256",
     }
     pairs = [*(params.items() if keep else []), *changes]
-    answer = app.browser.get(f"/auth/authorize?{_sendable(pairs)}", follow_redirects=False)
+    answer = app.browser.get(f"/auth/authorize?{urlencode(pairs)}", follow_redirects=False)
     assert answer.status_code in (200, 302, 303, 400, 401, 403), answer.text
     if answer.status_code in (302, 303):
         target = where(answer.headers["location"])
@@ -126,7 +122,7 @@ def test_any_token_request_is_answered_with_tokens_or_an_oauth_error(
     auth = (app.client_id, app.secret) if authenticate else None
     answer = app.browser.post(
         "/auth/token",
-        content=_sendable(fields),
+        content=urlencode(fields),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         auth=auth,
     )
@@ -144,7 +140,7 @@ def test_any_revocation_is_answered_as_rfc_7009_says(
     app = smart.register_app(confidential=True)
     answer = app.browser.post(
         "/auth/revoke",
-        content=_sendable(fields),
+        content=urlencode(fields),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         auth=(app.client_id, app.secret),
     )
@@ -163,7 +159,7 @@ def test_any_return_from_the_eid_is_answered_with_a_page_or_a_redirect(
     smart: Smart, params: list[tuple[str, str]]
 ) -> None:
     browser = smart.browser()
-    answer = browser.get(f"/auth/callback?{_sendable(params)}", follow_redirects=False)
+    answer = browser.get(f"/auth/callback?{urlencode(params)}", follow_redirects=False)
     assert answer.status_code in (200, 302, 303, 400, 401, 403), answer.text[:500]
     if answer.status_code in (302, 303):
         assert where(answer.headers["location"]) == APP_REDIRECT
@@ -184,7 +180,7 @@ def test_any_answer_to_the_approval_page_is_a_page_a_redirect_or_an_error(
         data = list(form_fields(page.text).items())
     answer = app.browser.post(
         "/auth/approve",
-        content=_sendable([*data, *fields]),
+        content=urlencode([*data, *fields]),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         follow_redirects=False,
     )
