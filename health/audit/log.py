@@ -95,11 +95,15 @@ def append_pipelined(connection: psycopg.Connection[Any], key: bytes, groups: Gr
     written, when the log has no head yet (`append_groups` creates it). Any error
     rolls the transaction back before it is raised. docs/BENCHMARKS.md, "The access
     log in two round trips".
+
+    The lock and the append are prepared: parsed and planned once per connection, as
+    their plans do not depend on the values (docs/BENCHMARKS.md, "Per-request
+    statements prepared").
     """
     try:
         with connection.pipeline(), connection.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute(_PIPELINED_LOCK)
+            cursor.execute(_PIPELINED_LOCK, prepare=True)
             head = cursor.fetchone()
             if head is None:
                 cursor.execute("ROLLBACK")
@@ -109,7 +113,9 @@ def append_pipelined(connection: psycopg.Connection[Any], key: bytes, groups: Gr
                 name: [row[name] for row in rows] for name, _ in _ROW_ARRAYS
             }
             cursor.execute(
-                _PIPELINED_APPEND, {**parameters, "new_seq": after.seq, "new_hash": after.hash}
+                _PIPELINED_APPEND,
+                {**parameters, "new_seq": after.seq, "new_hash": after.hash},
+                prepare=True,
             )
             cursor.execute("COMMIT")
     except BaseException:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from health.db.engine import PREPARED
 from health.db.tables import auth_client, auth_grant
 
 
@@ -34,9 +35,10 @@ _GRANT_FIELDS = tuple(f.name for f in fields(Grant))
 # The grant of a token if it is still in force (`:grant_id`, `:client_id`, `:now`).
 # Built once: it is run for every /fhir request, and building it and its cache key
 # anew cost about as much as running it (docs/BENCHMARKS.md, "The fixed cost of a
-# search").
+# search"), and prepared on PostgreSQL (a lookup by key, whatever the values).
 _ACTIVE = (
     select(*(auth_grant.c[name] for name in _GRANT_FIELDS))
+    .prefix_with(PREPARED)
     .join(auth_client, auth_client.c.client_id == auth_grant.c.client_id)
     .where(
         auth_grant.c.id == bindparam("grant_id"),

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +22,33 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_POOL = 10
 READ_POOL = 5
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+
+# Marks a statement PostgreSQL should parse and plan once per connection instead of at
+# every execution: `select(...).prefix_with(PREPARED)`. Only for statements of one
+# fixed shape whose plan does not depend on the values (a lookup by primary key), run
+# in nearly every request. A search is never marked: its plan depends on the patient
+# and code it is given. docs/BENCHMARKS.md, "Per-request statements prepared".
+PREPARED = "/* prepared */"
+# psycopg prepares a statement itself once it has run this many times on a connection:
+# never, here. Only marked statements are prepared (`_PreparingCursor`).
+_NEVER = 2**62
+
+
+class _PreparingCursor(psycopg.Cursor[Any]):
+    """psycopg's cursor, preparing the statements marked `PREPARED` (SQLAlchemy does
+    not pass psycopg's `prepare` through)."""
+
+    def execute(  # type: ignore[override]
+        self,
+        query: Any,
+        params: Any = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> _PreparingCursor:
+        if prepare is None and isinstance(query, str) and query.find(PREPARED, 0, 64) >= 0:
+            prepare = True
+        return super().execute(query, params, prepare=prepare, binary=binary)
 
 
 def _sqlite_engine(url: str, *, begin: str, echo: bool, read_only: bool) -> Engine:
@@ -87,8 +115,10 @@ def _postgres_engine(url: str, *, echo: bool, read_only: bool, pool_size: int) -
             # psycopg prepares a statement on the server after five executions, and
             # PostgreSQL then switches to a generic plan that does not know which
             # patient or code is asked for: 930 ms instead of 4 ms for a code lookup
-            # at 1,000 patients (docs/BENCHMARKS.md, "Search"). Plan every time.
-            "prepare_threshold": None,
+            # at 1,000 patients (docs/BENCHMARKS.md, "Search"). Plan every time, but
+            # for the statements marked PREPARED.
+            "prepare_threshold": _NEVER,
+            "cursor_factory": _PreparingCursor,
             **({"options": _read_only_options(url)} if read_only else {}),
         },
     )

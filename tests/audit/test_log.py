@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from health.audit.entries import GENESIS_HASH
-from health.audit.log import AuditLog
+from health.audit.log import AuditLog, append_pipelined
 from health.audit.verify import VerifyReport
 from health.db.engine import Database
 
@@ -55,6 +55,34 @@ def test_an_empty_append_writes_nothing(
 ) -> None:
     append()
     assert _verify(database, audit_key).entries == 0
+
+
+def test_the_pipelined_append_plans_its_statements_once_per_connection(
+    database: Database, append: AppendRows, make_entry: MakeEntry, audit_key: bytes, start: datetime
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's pipelined append")
+    append(make_entry("anna"))  # the head's row, which the pipelined append needs
+    runs = "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
+    with database.write_engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        before = dict(driver.execute(runs).fetchall())
+        for name in ("bo", "carl"):
+            assert append_pipelined(driver, audit_key, [([make_entry(name)], start)])
+        after = dict(driver.execute(runs).fetchall())
+    grown = {
+        statement: n - before.get(statement, 0)
+        for statement, n in after.items()
+        if n > before.get(statement, 0)
+    }
+    assert sorted((statement.split()[0], n) for statement, n in grown.items()) == [
+        ("SELECT", 2),
+        ("WITH", 2),
+    ]
+    report = _verify(database, audit_key)
+    assert report.intact and report.entries == report.head_seq == 3
 
 
 def test_verify_reads_in_batches_and_finds_the_same(

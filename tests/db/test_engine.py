@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from health.db.engine import Database
+from health.db.engine import PREPARED, Database
 from health.settings import Settings
 
 # A write that changes nothing: refused all the same where writing is refused.
@@ -92,3 +92,35 @@ def test_the_pool_sizes_are_the_settings(
 def test_a_pool_of_no_connections_is_refused(setting: str) -> None:
     with pytest.raises(ValidationError, match=setting):
         Settings(**{setting: 0})
+
+
+# What PostgreSQL has prepared on a session's connection, and how often each ran.
+_PREPARED = text(
+    "SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements"
+)
+
+
+def test_only_statements_marked_prepared_are_prepared_on_postgresql(database: Database) -> None:
+    """A marked statement is parsed and planned once per connection; any other is
+    planned at each execution, however often it runs (a search's plan depends on its
+    values)."""
+    if database.is_sqlite:
+        pytest.skip("SQLite prepares every statement itself")
+    marked = f"SELECT {PREPARED} version_num FROM alembic_version"
+    for write in (False, True):
+        with database.session(write=write) as session:
+
+            def prepared() -> dict[str, int]:
+                return {row.statement: row.runs for row in session.execute(_PREPARED)}
+
+            before = prepared().get(marked, 0)
+            for _ in range(3):
+                assert session.execute(text(marked)).scalar_one()
+            for _ in range(10):  # twice psycopg's own threshold
+                assert session.execute(_VERSION).scalar_one()
+            after = prepared()
+        assert after[marked] == before + 3, write
+        assert all(PREPARED in statement or "audit_" in statement for statement in after), (
+            write,
+            after,
+        )
