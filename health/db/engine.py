@@ -3,6 +3,9 @@ read-only sessions for reads."""
 
 from __future__ import annotations
 
+import math
+import select
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -32,6 +36,12 @@ PREPARED = "/* prepared */"
 # psycopg prepares a statement itself once it has run this many times on a connection:
 # never, here. Only marked statements are prepared (`_PreparingCursor`).
 _NEVER = 2**62
+
+
+# A pooled PostgreSQL connection that has been idle for longer than this is pinged (one
+# round trip) before it is handed out; one back in the pool for less is checked without
+# a round trip (`_usable`).
+PING_AFTER_IDLE_S = 1.0
 
 
 class _PreparingCursor(psycopg.Cursor[Any]):
@@ -104,12 +114,11 @@ def _postgres_engine(url: str, *, echo: bool, read_only: bool, pool_size: int) -
     Nothing is lost in isolation: at READ COMMITTED, PostgreSQL's default and ours,
     every statement of a transaction takes a snapshot of its own anyway.
     """
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=2 * pool_size,
-        pool_pre_ping=True,
         isolation_level="AUTOCOMMIT" if read_only else None,
         connect_args={
             # psycopg prepares a statement on the server after five executions, and
@@ -122,6 +131,49 @@ def _postgres_engine(url: str, *, echo: bool, read_only: bool, pool_size: int) -
             **({"options": _read_only_options(url)} if read_only else {}),
         },
     )
+    _check_connections(engine)
+    return engine
+
+
+def _usable(connection: psycopg.Connection[Any], idle_s: float, engine: Engine) -> bool:
+    """Whether a pooled connection, idle for `idle_s`, can be handed out.
+
+    A ping at every checkout (`pool_pre_ping`) cost each request two round trips, one
+    for its read and one for the access log (docs/BENCHMARKS.md, "Connections checked
+    without a round trip"). A server that ends a connection (a restart, a crash of its
+    process, `pg_terminate_backend`, `idle_session_timeout`) sends an error and closes
+    it, so an idle connection with anything to read has been ended: we never LISTEN,
+    and nothing else arrives unasked. A connection idle for longer than
+    PING_AFTER_IDLE_S is pinged all the same: its server may have gone without a word
+    (a host that lost power and came back), which only a round trip finds.
+    """
+    if connection.closed or connection.broken:
+        return False
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        return False
+    if idle_s < PING_AFTER_IDLE_S:
+        return True
+    try:
+        return bool(engine.dialect.do_ping(connection))
+    except psycopg.Error:
+        return False
+
+
+def _check_connections(engine: Engine) -> None:
+    """Hand out only usable connections: the pool replaces one `_usable` refuses."""
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _note_time(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_s = time.monotonic() - record.info.get("idle_since", -math.inf)
+        if not _usable(dbapi_connection, idle_s, engine):
+            raise DisconnectionError("the pooled connection was closed by the server")
 
 
 def _read_only_options(url: str) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 from pydantic import ValidationError
@@ -11,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
+from health.db import engine
 from health.db.engine import PREPARED, Database
 from health.settings import Settings
 
@@ -124,3 +130,87 @@ def test_only_statements_marked_prepared_are_prepared_on_postgresql(database: Da
             write,
             after,
         )
+
+
+# How long a test waits for PostgreSQL to end a backend it was told to end.
+_END_WAIT_MS = 5000
+_PID = text("SELECT pg_backend_pid()")
+
+
+@pytest.fixture
+def one_connection(database: Database) -> Iterator[Database]:
+    """The test database with pools of one connection each, so that the next session
+    gets the connection the last one had."""
+    if database.is_sqlite:
+        pytest.skip("SQLite's connections are files, not pooled server sessions")
+    small = Database(database.url, write_pool=1, read_pool=1)
+    try:
+        yield small
+    finally:
+        small.dispose()
+
+
+def _pid(database: Database, *, write: bool) -> int:
+    with database.session(write=write) as session:
+        return int(session.execute(_PID).scalar_one())
+
+
+def _end_backend(database: Database, pid: int) -> None:
+    """End a backend as a restart of PostgreSQL would, and wait until it has gone."""
+    with database.write_engine.connect() as connection:
+        ended = connection.execute(
+            text("SELECT pg_terminate_backend(:pid, :wait)"), {"pid": pid, "wait": _END_WAIT_MS}
+        ).scalar_one()
+    assert ended
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_a_connection_the_server_ended_is_replaced_before_a_request_uses_it(
+    database: Database, one_connection: Database, monkeypatch: pytest.MonkeyPatch, write: bool
+) -> None:
+    """Found without a round trip: no connection is old enough here to be pinged."""
+    monkeypatch.setattr(engine, "PING_AFTER_IDLE_S", math.inf)
+    ended = _pid(one_connection, write=write)
+    _end_backend(database, ended)
+
+    assert _pid(one_connection, write=write) != ended
+
+
+def test_a_connection_in_use_is_handed_out_again_without_a_round_trip(
+    one_connection: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings = _count_pings(one_connection, monkeypatch)
+    first = _pid(one_connection, write=False)
+    assert _pid(one_connection, write=False) == first
+    assert pings == []
+
+
+def test_a_connection_idle_for_long_is_pinged_and_replaced_if_the_ping_fails(
+    one_connection: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "PING_AFTER_IDLE_S", 0.0)
+    pings = _count_pings(one_connection, monkeypatch)
+    first = _pid(one_connection, write=False)
+    assert _pid(one_connection, write=False) == first
+    assert pings == ["ping", "ping"]  # at each checkout: each was past the limit
+
+    # A server gone without a word: the ping fails, and the pool connects anew.
+    pings.append("fail")
+    assert _pid(one_connection, write=False) != first
+
+
+def _count_pings(database: Database, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The read engine's pings, as they happen; a ping fails once "fail" is the last."""
+    dialect = database.read_engine.dialect
+    ping = dialect.do_ping
+    pings: list[str] = []
+
+    def counted(dbapi_connection: Any) -> bool:
+        if pings and pings[-1] == "fail":
+            pings.append("failed")
+            raise psycopg.OperationalError("the server went away")
+        pings.append("ping")
+        return bool(ping(dbapi_connection))
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return pings
