@@ -37,7 +37,6 @@ PREPARED = "/* prepared */"
 # never, here. Only marked statements are prepared (`_PreparingCursor`).
 _NEVER = 2**62
 
-
 # A pooled PostgreSQL connection that has been idle for longer than this is pinged (one
 # round trip) before it is handed out; one back in the pool for less is checked without
 # a round trip (`_usable`).
@@ -173,7 +172,7 @@ def _check_connections(engine: Engine) -> None:
     def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_s = time.monotonic() - record.info.get("idle_since", -math.inf)
         if not _usable(dbapi_connection, idle_s, engine):
-            raise DisconnectionError("the pooled connection was closed by the server")
+            raise DisconnectionError("the pooled connection is no longer open")
 
 
 def _read_only_options(url: str) -> str:
