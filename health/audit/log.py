@@ -100,28 +100,35 @@ def append_pipelined(connection: psycopg.Connection[Any], key: bytes, groups: Gr
     their plans do not depend on the values (docs/BENCHMARKS.md, "Per-request
     statements prepared").
     """
+    # Rolled back only outside the pipeline, by psycopg's rollback(): at a rollback
+    # psycopg forgets what it prepared and drops it on the server, at once there, but
+    # after a ROLLBACK sent in a pipeline only once the next statement has run, and if
+    # that statement was prepared anew the drop takes it too ("prepared statement does
+    # not exist" at its next use).
     try:
         with connection.pipeline(), connection.cursor() as cursor:
             cursor.execute("BEGIN")
             cursor.execute(_PIPELINED_LOCK, prepare=True)
             head = cursor.fetchone()
-            if head is None:
-                cursor.execute("ROLLBACK")
-                return False
-            rows, after = rows_after(key, ChainHead(seq=int(head[0]), hash=str(head[1])), groups)
-            parameters: dict[str, Any] = {
-                name: [row[name] for row in rows] for name, _ in _ROW_ARRAYS
-            }
-            cursor.execute(
-                _PIPELINED_APPEND,
-                {**parameters, "new_seq": after.seq, "new_hash": after.hash},
-                prepare=True,
-            )
-            cursor.execute("COMMIT")
+            if head is not None:
+                chained = ChainHead(seq=int(head[0]), hash=str(head[1]))
+                rows, after = rows_after(key, chained, groups)
+                parameters: dict[str, Any] = {
+                    name: [row[name] for row in rows] for name, _ in _ROW_ARRAYS
+                }
+                cursor.execute(
+                    _PIPELINED_APPEND,
+                    {**parameters, "new_seq": after.seq, "new_hash": after.hash},
+                    prepare=True,
+                )
+                cursor.execute("COMMIT")
+        if head is None:
+            connection.rollback()
+            return False
     except BaseException:
         if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):  # a lost connection: the pool's to drop
-                connection.execute("ROLLBACK")
+                connection.rollback()
         raise
     return True
 

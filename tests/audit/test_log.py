@@ -85,6 +85,23 @@ def test_the_pipelined_append_plans_its_statements_once_per_connection(
     assert report.intact and report.entries == report.head_seq == 3
 
 
+def test_a_pipelined_append_before_the_head_exists_leaves_prepared_statements_working(
+    database: Database, make_entry: MakeEntry, audit_key: bytes, start: datetime
+) -> None:
+    """The first append finds no head and rolls back. psycopg then forgets what it had
+    prepared, and must also have dropped it on the server before it prepares again:
+    otherwise the next statement it prepares is dropped behind its back."""
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's pipelined append")
+    with database.write_engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        assert not append_pipelined(driver, audit_key, [([make_entry("anna")], start)])
+        for _ in range(2):
+            assert driver.execute("SELECT count(*) FROM audit_log", prepare=True).fetchone() == (0,)
+
+
 def test_verify_reads_in_batches_and_finds_the_same(
     database: Database, log_rows: None, audit_key: bytes
 ) -> None:
