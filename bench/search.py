@@ -451,6 +451,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "the database, patients and workers in the name; summarise with bench/stacks.py "
         "--within _search. Profiled figures are not benchmark figures",
     )
+    parser.add_argument(
+        "--py-spy-gil",
+        action="store_true",
+        help="with --py-spy, sample only threads that hold the interpreter: where the "
+        "server's Python spends CPU, without waits for the database (bench/stacks.py "
+        "--tree _search shows what a search calls)",
+    )
     arguments = parser.parse_args(argv)
     for name in ("patients", "clients", "workers"):
         if any(v < 1 or v > 100_000 for v in getattr(arguments, name)):
@@ -537,7 +544,12 @@ def run_servers(
                 profile = arguments.py_spy.with_stem(f"{arguments.py_spy.stem}-{run_name}")
                 profile.parent.mkdir(parents=True, exist_ok=True)
             server = Server(
-                executable, loaded.url, workers, logs / "server.log", py_spy_output=profile
+                executable,
+                loaded.url,
+                workers,
+                logs / "server.log",
+                py_spy_output=profile,
+                py_spy_gil=arguments.py_spy_gil,
             )
             stack.enter_context(server.running())
             for clients in arguments.clients:

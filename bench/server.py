@@ -146,6 +146,7 @@ class Server:
         log_path: Path,
         *,
         py_spy_output: Path | None = None,
+        py_spy_gil: bool = False,
         sources: int = 1,
     ) -> None:
         self.port = free_port()
@@ -164,6 +165,9 @@ class Server:
                 str(executable.parent / "py-spy"),
                 "record",
                 "--subprocesses",
+                # Only threads holding the interpreter: the server's Python CPU, without
+                # the time spent waiting for the database.
+                *(["--gil"] if py_spy_gil else []),
                 "--rate",
                 "100",
                 "--format",

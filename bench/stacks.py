@@ -1,12 +1,15 @@
 """Summarise py-spy's raw (collapsed) stacks: where the server spends its time.
 
     .venv/bin/python bench/stacks.py /tmp/ingest-0.txt [--within batch_or_transaction]
+    .venv/bin/python bench/stacks.py /tmp/search.txt --tree _search --depth 4
 
 Each line of the raw format is `frame;frame;...;frame count`, a frame being
 `function (file:line)`. Functions are counted without line numbers: "self" is time in
 the function itself, "inclusive" time with everything it called (recursion counted
 once). Percentages are of the samples kept (by default those inside the Bundle
-handler, so that idle event-loop time and startup do not dilute them).
+handler, so that idle event-loop time and startup do not dilute them). `--tree F`
+prints instead what F called, as a tree of shares of F's samples (F's first frame on
+each stack; branches under 1% left out).
 """
 
 from __future__ import annotations
@@ -62,6 +65,45 @@ def summarise(lines: list[str], within: str | None) -> Profile:
     return profile
 
 
+def call_tree(lines: list[str], root: str, depth: int) -> tuple[int, Counter[tuple[str, ...]]]:
+    """The samples through `root`, and per call path below it (up to `depth` frames)
+    the samples through that path."""
+    total = 0
+    paths: Counter[tuple[str, ...]] = Counter()
+    for line in lines:
+        stack_text, _, count_text = line.rstrip().rpartition(" ")
+        if not stack_text or not count_text.isdigit():
+            continue
+        frames = [frame_name(f) for f in stack_text.split(";") if f]
+        starts = [i for i, f in enumerate(frames) if f.startswith(f"{root} (")]
+        if not starts:
+            continue
+        count = int(count_text)
+        total += count
+        below = frames[starts[0] + 1 : starts[0] + 1 + depth]
+        for end in range(1, len(below) + 1):
+            paths[tuple(below[:end])] += count
+    return total, paths
+
+
+def print_tree(root: str, total: int, paths: Counter[tuple[str, ...]], console: Console) -> None:
+    console.print(f"{root}: {total:,} samples")
+
+    def branch(prefix: tuple[str, ...]) -> None:
+        children = [
+            (path, count)
+            for path, count in paths.items()
+            if len(path) == len(prefix) + 1 and path[:-1] == prefix
+        ]
+        for path, count in sorted(children, key=lambda item: -item[1]):
+            if count / total < 0.01:
+                continue
+            console.print(f"{'  ' * len(path)}{count / total * 100:5.1f}% {path[-1]}")
+            branch(path)
+
+    branch(())
+
+
 def print_profile(profile: Profile, top: int, console: Console) -> None:
     for title, counter in (("self", profile.self_time), ("inclusive", profile.inclusive)):
         table = Table(title=f"Top {top} by {title} time ({profile.samples:,} samples)")
@@ -81,13 +123,25 @@ def main(argv: list[str] | None = None) -> int:
         help="keep only stacks through this function ('' keeps all)",
     )
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--tree", metavar="FUNCTION", help="print what FUNCTION called, as a tree of shares"
+    )
+    parser.add_argument("--depth", type=int, default=4, help="levels of --tree")
     arguments = parser.parse_args(argv)
     lines = [line for path in arguments.raw for line in path.read_text().splitlines()]
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if arguments.tree:
+        total, paths = call_tree(lines, arguments.tree, arguments.depth)
+        if not total:
+            print(f"No stack passes through {arguments.tree}", file=sys.stderr)
+            return 1
+        print_tree(arguments.tree, total, paths, console)
+        return 0
     profile = summarise(lines, arguments.within or None)
     if not profile.samples:
         print("No samples matched", file=sys.stderr)
         return 1
-    print_profile(profile, arguments.top, Console(width=None if sys.stdout.isatty() else 160))
+    print_profile(profile, arguments.top, console)
     return 0
 
 
