@@ -18,6 +18,7 @@ import argparse
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,18 +46,22 @@ def frame_name(frame: str) -> str:
     return f"{match.group('function')} ({file})"
 
 
-def summarise(lines: list[str], within: str | None) -> Profile:
-    profile = Profile(0, Counter(), Counter())
+def stacks(lines: list[str]) -> Iterator[tuple[list[str], int]]:
+    """Each stack's frames, outermost first, and its number of samples."""
     for line in lines:
         stack_text, _, count_text = line.rstrip().rpartition(" ")
         if not stack_text or not count_text.isdigit():
             continue
         frames = [frame_name(f) for f in stack_text.split(";") if f]
         # py-spy --subprocesses puts "process 123:..." first: not a function.
-        frames = [f for f in frames if not f.startswith("process ")]
+        yield [f for f in frames if not f.startswith("process ")], int(count_text)
+
+
+def summarise(lines: list[str], within: str | None) -> Profile:
+    profile = Profile(0, Counter(), Counter())
+    for frames, count in stacks(lines):
         if within is not None and not any(f.startswith(f"{within} (") for f in frames):
             continue
-        count = int(count_text)
         profile.samples += count
         if frames:
             profile.self_time[frames[-1]] += count
@@ -70,15 +75,10 @@ def call_tree(lines: list[str], root: str, depth: int) -> tuple[int, Counter[tup
     the samples through that path."""
     total = 0
     paths: Counter[tuple[str, ...]] = Counter()
-    for line in lines:
-        stack_text, _, count_text = line.rstrip().rpartition(" ")
-        if not stack_text or not count_text.isdigit():
-            continue
-        frames = [frame_name(f) for f in stack_text.split(";") if f]
+    for frames, count in stacks(lines):
         starts = [i for i, f in enumerate(frames) if f.startswith(f"{root} (")]
         if not starts:
             continue
-        count = int(count_text)
         total += count
         below = frames[starts[0] + 1 : starts[0] + 1 + depth]
         for end in range(1, len(below) + 1):
