@@ -4,9 +4,10 @@ directly in the database, and the read helpers page newest first."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -100,6 +101,54 @@ def test_a_pipelined_append_before_the_head_exists_leaves_prepared_statements_wo
         assert not append_pipelined(driver, audit_key, [([make_entry("anna")], start)])
         for _ in range(2):
             assert driver.execute("SELECT count(*) FROM audit_log", prepare=True).fetchone() == (0,)
+
+
+def _pipelined(database: Database, audit_key: bytes, groups: Any) -> bool:
+    with database.write_engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        return append_pipelined(driver, audit_key, groups)
+
+
+def test_the_pipelined_append_stores_every_value_as_given(
+    database: Database, append: AppendRows, make_entry: MakeEntry, audit_key: bytes, start: datetime
+) -> None:
+    """The rows travel as one JSON text and are read back into typed columns: what
+    comes out, and what the hashes cover, must be exactly what went in."""
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's pipelined append")
+    append(make_entry("anna"))
+    awkward = 'Ærø "quoted" \\ back\nslash\t\u00e9 \U0001f600 {"json": [1]} \u2028'
+    entries = [
+        make_entry("bo", detail=awkward, entities=("Observation/a", "Condition/b-1")),
+        make_entry("carl", agent=None, detail=None, entities=()),
+    ]
+    at_micro = start.replace(microsecond=123456)
+    # Another offset, and an instant without microseconds (orjson then writes none).
+    elsewhere = (start + timedelta(minutes=1)).astimezone(timezone(timedelta(hours=2)))
+    assert _pipelined(database, audit_key, [(entries, at_micro), ([make_entry("dan")], elsewhere)])
+    with database.session(write=False) as session:
+        records = sorted(AuditLog(session, audit_key).for_auditor(), key=lambda r: r.seq)
+    assert [r.entry for r in records[1:]] == [*entries, make_entry("dan")]
+    assert [r.recorded for r in records[1:]] == [at_micro, at_micro, elsewhere]
+    report = _verify(database, audit_key)
+    assert report.intact and report.entries == report.head_seq == 4
+
+
+def test_a_pipelined_append_of_a_value_too_long_writes_nothing(
+    database: Database, append: AppendRows, make_entry: MakeEntry, audit_key: bytes, start: datetime
+) -> None:
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's pipelined append")
+    append(make_entry("anna"))
+    groups = [([make_entry("bo"), make_entry("carl", action="x" * 33)], start)]
+    with pytest.raises(psycopg.errors.StringDataRightTruncation):
+        _pipelined(database, audit_key, groups)
+    report = _verify(database, audit_key)
+    assert report.intact and report.entries == report.head_seq == 1
+    assert _pipelined(database, audit_key, [([make_entry("dan")], start)])
+    assert _verify(database, audit_key).entries == 2
 
 
 def test_verify_reads_in_batches_and_finds_the_same(
