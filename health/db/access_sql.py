@@ -87,22 +87,37 @@ def decided_by_row(v: Visibility, resource_type: str) -> bool:
     return v.kind is ActorKind.auditor
 
 
-def compartment_clause(v: Visibility, table: Any, patient_id: str) -> Clause | None:
+def compartment_clause(
+    v: Visibility, table: Any, patient_id: str, resource_type: str | None = None
+) -> Clause | None:
     """What the caller may see of the rows of `table` in one patient's compartment (a
-    query that already says `patient_id = <patient_id>`); None: all of them.
+    query that already says `patient_id = <patient_id>`, and `resource_type =
+    <resource_type>` when that is given); None: all of them.
 
-    The same rows as `visible_clause` on such a query. For the citizen whose compartment
-    it is (or their proxy), that clause's "outside OR patient_id = <record_of>" always
-    holds there, and only the token's types are left; PostgreSQL, which cannot see that,
-    reads an OR of two index scans from the heap instead of the index alone. For
-    everyone else, the whole clause."""
+    The same rows as `visible_clause` on such a query, without what those conditions
+    make true or false: the rows outside every compartment (the directory, what the
+    caller recorded there), `patient_id IS NOT NULL`, and for one type what concerns
+    other types (the token's types, the Consent a clinician or source never sees, the
+    Patient a source recorded something for). PostgreSQL plans every part of a clause
+    anew for each statement: the whole clause cost a source's search of one patient's
+    record about 200 us of planning per statement (docs/BENCHMARKS.md, "The scope of a
+    search in one patient's record"). For the citizen whose compartment it is (or their
+    proxy), only the token's types are left: the whole clause's "outside OR patient_id
+    = <record_of>" always holds there, and PostgreSQL, which cannot see that, read an
+    OR of two index scans from the heap instead of the index alone."""
     if v.everything:
         return None
+    if v.kind is ActorKind.auditor:
+        return false()
+    if v.readable_types is not None and resource_type not in (None, *v.readable_types):
+        return false()
+    readable = v.readable_types if resource_type is None else None
     if v.record_of is not None and v.record_of == patient_id:
-        if v.readable_types is None:
-            return None
-        return table.c.resource_type.in_(sorted(v.readable_types))
-    return visible_clause(v, table)
+        return None if readable is None else table.c.resource_type.in_(sorted(readable))
+    shape = _Shape.of(v, compartment=True, one_type=resource_type)
+    if isinstance(table, Table):
+        return _template(table, shape).fill(_values_of(v))
+    return _clause(Inline(_values_of(v)), shape, table)
 
 
 @dataclass(frozen=True)
@@ -114,15 +129,24 @@ class _Shape:
     readable_types: bool
     record_of: bool
     practitioner: bool
+    # For rows of one compartment (`compartment_clause`), and of one type: `Patient`,
+    # `Consent` or `other` (what the clause tells apart); None: of any type.
+    compartment: bool = False
+    one_type: str | None = None
 
     @classmethod
-    def of(cls, v: Visibility) -> _Shape:
+    def of(cls, v: Visibility, *, compartment: bool = False, one_type: str | None = None) -> _Shape:
+        if one_type is not None and one_type not in ("Patient", "Consent"):
+            one_type = "other"
         return cls(
             kind=v.kind,
             policy=v.rules.policy,
-            readable_types=v.readable_types is not None,
+            # A type the token does not cover is refused before (compartment_clause).
+            readable_types=v.readable_types is not None and one_type is None,
             record_of=v.record_of is not None,
             practitioner=v.practitioner is not None,
+            compartment=compartment,
+            one_type=one_type,
         )
 
 
@@ -202,6 +226,25 @@ def _clause(p: Inline | Bound, shape: _Shape, table: Any) -> Clause:
     parts: list[Clause] = []
     if shape.readable_types:
         parts.append(table.c.resource_type.in_(p.many("readable_types", table.c.resource_type)))
+    if shape.record_of:
+        inside: Clause = table.c.patient_id == p.one("record_of", table.c.patient_id)
+    elif shape.one_type == "Consent":
+        # Whom a citizen blocked, permitted or hid things from is theirs to know: a
+        # clinician or a source never sees the Consent itself, only its effect.
+        inside = false()
+    else:
+        if shape.kind is ActorKind.client:
+            inside = _client(p, table, patients=shape.one_type in (None, "Patient"))
+        elif shape.kind is ActorKind.clinician:
+            inside = _clinician(p, shape, table)
+        else:
+            inside = false()
+        if shape.one_type is None:
+            inside = and_(inside, table.c.resource_type != "Consent")
+    if shape.compartment:
+        # The query's own `patient_id = <patient>` holds: the row is in a compartment.
+        parts.append(inside)
+        return and_(*parts)
     outside = and_(
         table.c.patient_id.is_(None),
         or_(
@@ -209,18 +252,8 @@ def _clause(p: Inline | Bound, shape: _Shape, table: Any) -> Clause:
             table.c.recorded_by.in_(p.many("parties", table.c.recorded_by)),
         ),
     )
-    if shape.record_of:
-        inside: Clause = table.c.patient_id == p.one("record_of", table.c.patient_id)
-    elif shape.kind is ActorKind.client:
-        inside = _client(p, table)
-    elif shape.kind is ActorKind.clinician:
-        inside = _clinician(p, shape, table)
-    else:
-        inside = false()
     if not shape.record_of:
-        # Whom a citizen blocked, permitted or hid things from is theirs to know: a
-        # clinician or a source never sees the Consent itself, only its effect.
-        inside = and_(inside, table.c.resource_type != "Consent")
+        inside = and_(table.c.patient_id.is_not(None), inside)
     parts.append(or_(outside, inside))
     return and_(*parts)
 
@@ -229,27 +262,25 @@ def _id_of(table: Any) -> Any:
     return table.c.id if "id" in table.c else table.c.resource_id
 
 
-def _client(p: Inline | Bound, table: Any) -> Clause:
-    """What the client's organisation recorded, and the Patient it recorded it for."""
+def _client(p: Inline | Bound, table: Any, *, patients: bool) -> Clause:
+    """What the client's organisation recorded, and the Patient it recorded it for
+    (`patients`: whether the rows may be Patients)."""
     # A probe for the row's own patient on ix_resource_recorded_by (recorded_by,
     # patient_id), like the clinician's, not `id IN (every patient the organisation
     # recorded for)`: that list is a read of every resource the organisation recorded
     # (30,000 at 100 patients; at national scale, millions), which SQLite made in
     # statements that never needed it and PostgreSQL planned as a scan of the table
     # (docs/BENCHMARKS.md, "Search", "The scope on includes and $everything").
+    recorded_by_it = table.c.recorded_by.in_(p.many("parties", table.c.recorded_by))
+    if not patients:
+        return recorded_by_it
     recorded = resource.alias("recorded_for")
     recorded_for_patient = _exists(
         recorded,
         recorded.c.patient_id == _id_of(table),
         recorded.c.recorded_by.in_(p.many("parties", recorded.c.recorded_by)),
     )
-    return and_(
-        table.c.patient_id.is_not(None),
-        or_(
-            table.c.recorded_by.in_(p.many("parties", table.c.recorded_by)),
-            and_(table.c.resource_type == "Patient", recorded_for_patient),
-        ),
-    )
+    return or_(recorded_by_it, and_(table.c.resource_type == "Patient", recorded_for_patient))
 
 
 def _clinician(p: Inline | Bound, shape: _Shape, table: Any) -> Clause:
@@ -288,15 +319,12 @@ def _clinician(p: Inline | Bound, shape: _Shape, table: Any) -> Clause:
                 _in_force(permit, p),
             ),
         )
-    return and_(
-        table.c.patient_id.is_not(None),
-        or_(
-            emergency,
-            and_(
-                or_(allowed, table.c.recorded_by.in_(p.many("parties", table.c.recorded_by))),
-                not_(_denied(p, table)),
-                not_(_hidden(p, table)),
-            ),
+    return or_(
+        emergency,
+        and_(
+            or_(allowed, table.c.recorded_by.in_(p.many("parties", table.c.recorded_by))),
+            not_(_denied(p, table)),
+            not_(_hidden(p, table)),
         ),
     )
 

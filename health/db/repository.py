@@ -199,6 +199,19 @@ class Repository:
         clause = access_sql.compartment_clause(self.visibility, table, patient_id)
         return statement if clause is None else statement.where(clause)
 
+    def _matches(self, statement: Select[Any], request: SearchRequest) -> Select[Any]:
+        """A statement of a search's matches on `resource` (a page, the count) in the
+        caller's scope. A search confined to one patient (SearchRequest.patient) already
+        says `resource.resource_type = <type>` and `resource.patient_id = <patient>`
+        (search_filters.Filters.clauses), and the scope of that compartment and type is
+        all it needs (access_sql.compartment_clause)."""
+        if request.patient is None:
+            return self._visible(statement, resource)
+        clause = access_sql.compartment_clause(
+            self.visibility, resource, request.patient, request.resource_type
+        )
+        return statement if clause is None else statement.where(clause)
+
     def check_changeable(self, current: StoredVersion, method: str) -> None:
         """403 when a hospital's or GP's client would change what another source
         recorded, or patch or delete the citizen's one Patient: every source merges
@@ -968,7 +981,7 @@ class Repository:
         more = False
         if limit > 0:
             result = self._session.execute(
-                self._visible(statements.page(_CURRENT_COLUMNS, position, limit + 1), resource)
+                self._matches(statements.page(_CURRENT_COLUMNS, position, limit + 1), request)
             )
             keys, rows = tuple(result.keys()), result.all()
             more = len(rows) > limit
@@ -988,7 +1001,7 @@ class Repository:
                 page.total = len(page.matches)
             else:
                 page.total = int(
-                    self._session.execute(self._visible(statements.count(), resource)).scalar_one()
+                    self._session.execute(self._matches(statements.count(), request)).scalar_one()
                 )
         # A search of one citizen's record that the rules emptied is a refused look. Only
         # an empty one is checked: listing what the rules withheld from every search

@@ -8,6 +8,8 @@ that caller's parties and time, not the first caller's.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,16 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from health.access.actor import SYSTEM, Actor, ActorKind
-from health.access.policy import CareRules
+from health.access.policy import CareRules, Policy
 from health.access.scope import Visibility, visibility_of
 from health.auth.scopes import Scopes
-from health.db.access_sql import decided_by_row, visible_clause
+from health.db.access_sql import compartment_clause, decided_by_row, visible_clause
 from health.db.engine import Database
 from health.db.repository import Repository
 from health.db.versions import Write
 from health.fhir.interactions import Interactions
 from health.fhir.search.includes import Include
 from health.fhir.search.index_rows import IndexRows
+from health.fhir.search.params import SearchLimits, parse_search
+from health.fhir.search.scope import confine_to_patient
 from health.fhir.validation import check
 from tests.db.conftest import sqlite_plan, statements_compiled, statements_run
 
@@ -191,55 +195,178 @@ def test_the_clause_renders_with_its_own_values_outside_the_cache() -> None:
             assert ("north" in sql) == (place == "north")
 
 
-def _compartment_rows(repository: Repository, table: Any, patient: str, *, confined: bool) -> set:
-    """(type, id) of `table`'s rows in `patient`'s compartment that the repository's
-    caller may see: through the compartment clause, or the whole visibility clause."""
+def _compartment_rows(
+    repository: Repository,
+    table: Any,
+    patient: str,
+    *,
+    confined: bool,
+    resource_type: str | None = None,
+) -> set:
+    """(type, id) of `table`'s rows in `patient`'s compartment (of `resource_type`, if
+    given) that the repository's caller may see: through the compartment clause, or the
+    whole visibility clause."""
     key = table.c.id if "id" in table.c else table.c.resource_id
-    statement = select(table.c.resource_type, key)
-    if confined:
-        statement = repository._in_compartment(statement, table, patient)
-    else:
-        statement = repository._visible(statement.where(table.c.patient_id == patient), table)
+    statement = select(table.c.resource_type, key).where(table.c.patient_id == patient)
+    if resource_type is not None:
+        statement = statement.where(table.c.resource_type == resource_type)
+    if not confined:
+        return set(repository._session.execute(repository._visible(statement, table)).tuples())
+    clause = compartment_clause(repository.visibility, table, patient, resource_type)
+    if clause is not None:
+        statement = statement.where(clause)
     return set(repository._session.execute(statement).tuples())
 
 
-@pytest.mark.usefixtures("two_practices")
+_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+
+def _consent(citizen: str, provision: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "id": f"{citizen}-consent",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{citizen}"},
+        "policyRule": {"coding": [{"code": "OPTIN"}]},
+        "provision": provision,
+    }
+
+
+@pytest.fixture
+def anna_permits_north(app: FastAPI, database: Database, two_practices: None) -> None:
+    """anna's Consent, in her record: north may look (which opt-in needs)."""
+    role = {"coding": [{"system": _PARTICIPATION, "code": "IRCP"}]}
+    north = {"role": role, "reference": {"reference": "Organization/north"}}
+    provision = {"type": "permit", "actor": [north]}
+    _write(app, database, _consent("anna", provision), None)
+
+
+def _callers() -> list[tuple[Actor, CareRules]]:
+    """A caller of every kind (and of both policies for a clinician), with the rules
+    its repository is made with."""
+    opt_out, opt_in = CareRules(), CareRules(policy=Policy.opt_in)
+    return [
+        (Actor(kind=ActorKind.citizen, display="anna", patient_id="anna"), opt_out),
+        (
+            Actor(
+                kind=ActorKind.citizen,
+                display="anna, encounters only",
+                patient_id="anna",
+                scopes=Scopes.parse("patient/Encounter.rs"),
+            ),
+            opt_out,
+        ),
+        (_clinician("dr-north"), opt_out),
+        (_clinician("dr-north"), opt_in),
+        (_clinician("dr-nowhere"), opt_out),
+        (Actor(kind=ActorKind.client, display="north", organization_id="north"), opt_out),
+        (Actor(kind=ActorKind.auditor, display="auditor"), opt_out),
+        (SYSTEM, opt_out),
+    ]
+
+
+@pytest.mark.usefixtures("anna_permits_north")
 def test_the_compartment_clause_leaves_the_rows_the_whole_clause_leaves(
     database: Database,
 ) -> None:
-    """A query confined to one compartment may drop what the confinement makes true:
-    for each kind of caller, in each compartment, the same rows as the whole clause."""
-    callers = [
-        Actor(kind=ActorKind.citizen, display="anna", patient_id="anna"),
-        Actor(
-            kind=ActorKind.citizen,
-            display="anna, encounters only",
-            patient_id="anna",
-            scopes=Scopes.parse("patient/Encounter.rs"),
-        ),
-        _clinician("dr-north"),
-        Actor(kind=ActorKind.client, display="north", organization_id="north"),
-        Actor(kind=ActorKind.auditor, display="auditor"),
-        SYSTEM,
-    ]
+    """A query confined to one compartment (and perhaps one type) may drop what the
+    confinement makes true or false: for each kind of caller, in each compartment, of
+    every type and of each type, on tables and on an alias (whose clause is built per
+    request), the same rows as the whole clause."""
     tables = Repository.schema().tables
+    types = (None, "Encounter", "Patient", "Consent", "Observation")
     with database.session(write=False) as session:
-        for actor in callers:
-            repository = Repository(session, actor, now=NOW)
-            for table in (tables["resource"], tables["search_reference"]):
-                for patient in ("anna", "bo"):
-                    whole = _compartment_rows(repository, table, patient, confined=False)
-                    confined = _compartment_rows(repository, table, patient, confined=True)
-                    assert confined == whole, (actor.display, table.name, patient)
-    # Not vacuous: the citizen sees their compartment, and the narrow token less of it.
+        for actor, rules in _callers():
+            repository = Repository(session, actor, rules=rules, now=NOW)
+            alias = tables["resource"].alias()
+            for table in (tables["resource"], tables["search_reference"], alias):
+                for patient, resource_type in itertools.product(("anna", "bo"), types):
+                    whole, confined = (
+                        _compartment_rows(
+                            repository, table, patient, confined=c, resource_type=resource_type
+                        )
+                        for c in (False, True)
+                    )
+                    assert confined == whole, (actor.display, rules, table, patient, resource_type)
+    # Not vacuous: the citizen sees their compartment, and the narrow token less of it;
+    # the clinician and the client see anna's visit and nothing of bo's, and not her
+    # Consent; under opt-in, the clinician sees anna's record because she permits north.
     with database.session(write=False) as session:
-        anna = Repository(session, callers[0], now=NOW)
-        narrow = Repository(session, callers[1], now=NOW)
-        everything = _compartment_rows(anna, tables["resource"], "anna", confined=True)
-        encounters = _compartment_rows(narrow, tables["resource"], "anna", confined=True)
-        assert ("Encounter", "anna-visit") in everything and ("Patient", "anna") in everything
-        assert encounters == {("Encounter", "anna-visit")}
-        assert _compartment_rows(anna, tables["resource"], "bo", confined=True) == set()
+        seen = {
+            n: _compartment_rows(
+                Repository(session, actor, rules=rules, now=NOW),
+                tables["resource"],
+                "anna",
+                confined=True,
+            )
+            for n, (actor, rules) in enumerate(_callers())
+        }
+        anna = Repository(session, _callers()[0][0], now=NOW)
+        bo = _compartment_rows(anna, tables["resource"], "bo", confined=True)
+    visit, patient = ("Encounter", "anna-visit"), ("Patient", "anna")
+    consent = ("Consent", "anna-consent")
+    assert seen[0] == {visit, patient, consent} and bo == set()
+    assert seen[1] == {visit}
+    assert seen[2] == seen[3] == {visit, patient}
+    assert seen[4] == set()
+    assert seen[5] == {visit, patient}
+
+
+@pytest.mark.usefixtures("anna_permits_north")
+def test_a_search_confined_to_one_patient_finds_what_the_whole_scope_finds(
+    app: FastAPI, database: Database
+) -> None:
+    """Repository.search scopes a search of one patient's record by the compartment's
+    clause, relying on the search's own `patient_id = <patient>`: the same matches and
+    totals as the search scoped by the whole clause, for every kind of caller."""
+    config = app.state.fhir_config
+    limits = SearchLimits(default_count=50, max_count=1000)
+    searches = [("Encounter", [("patient", patient)]) for patient in ("anna", "bo")] + [
+        ("Patient", [("_id", "anna")]),
+        ("Encounter", [("subject", "Patient/anna")]),
+    ]
+    seen = set()
+    with database.session(write=False) as session:
+        for actor, rules in _callers():
+            for resource_type, pairs in searches:
+                request = confine_to_patient(
+                    parse_search(
+                        resource_type, pairs, config.search, base_url="http://x", limits=limits
+                    ),
+                    config.search,
+                    config.compartment,
+                )
+                if resource_type == "Encounter":
+                    assert request.patient is not None
+                found = {}
+                whole = dataclasses.replace(request, patient=None)
+                for unconfined, confined in enumerate((request, whole)):
+                    for limit in (0, 1, 50):
+                        repository = Repository(session, actor, rules=rules, now=NOW)
+                        page = repository.search(confined, limit=limit)
+                        found[(bool(unconfined), limit)] = (
+                            {(m.resource_type, m.id) for m in page.matches},
+                            page.total,
+                        )
+                        seen |= found[(bool(unconfined), limit)][0]
+                for limit in (0, 1, 50):
+                    assert found[(False, limit)] == found[(True, limit)], (
+                        actor.display,
+                        rules,
+                        resource_type,
+                        pairs,
+                        limit,
+                    )
+    assert {("Encounter", "anna-visit"), ("Encounter", "bo-visit")} <= seen
 
 
 # A record of several types, so that a $everything page asks for keys of several types.
