@@ -99,8 +99,8 @@ def compartment_clause(
     caller recorded there), `patient_id IS NOT NULL`, and for one type what concerns
     other types (the token's types, the Consent a clinician or source never sees, the
     Patient a source recorded something for). PostgreSQL plans every part of a clause
-    anew for each statement: the whole clause cost a source's search of one patient's
-    record about 200 us of planning per statement (docs/BENCHMARKS.md, "The scope of a
+    anew for each statement: with the whole clause, a source's searches of one
+    patient's record took a third more planning (docs/BENCHMARKS.md, "The scope of a
     search in one patient's record"). For the citizen whose compartment it is (or their
     proxy), only the token's types are left: the whole clause's "outside OR patient_id
     = <record_of>" always holds there, and PostgreSQL, which cannot see that, read an
