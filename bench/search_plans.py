@@ -33,6 +33,7 @@ import psycopg
 from queries import PatientFacts, QueryMix
 from rich.console import Console
 from rich.table import Table
+from search import markdown
 from sqlalchemy import event, make_url, text
 
 from health.access.actor import Actor, ActorKind
@@ -194,10 +195,7 @@ def main() -> None:
         table.add_row(*row)
     Console().print(table)
     if options.markdown:
-        print("| " + " | ".join(COLUMNS) + " |")
-        print("|---|" + "---:|" * (len(COLUMNS) - 1))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print(markdown(COLUMNS, rows))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,27 @@ FHIR_JSON = {"Accept": "application/fhir+json", "Content-Type": "application/fhi
 NOW = datetime.now(UTC)
 
 
+def consent_resource(citizen: str, consent_id: str, provision: dict[str, Any]) -> dict[str, Any]:
+    """A citizen's privacy Consent with this provision."""
+    return {
+        "resourceType": "Consent",
+        "id": consent_id,
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{citizen}"},
+        "policyRule": {"coding": [{"code": "OPTOUT"}]},
+        "provision": provision,
+    }
+
+
 def recent(days: int = 10) -> str:
     return (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -164,23 +185,7 @@ class World:
 
     def block(self, citizen: str, consent_id: str, provision: dict[str, Any]) -> None:
         """The citizen writes a Consent with this provision, over the API."""
-        consent = {
-            "resourceType": "Consent",
-            "id": consent_id,
-            "status": "active",
-            "scope": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                        "code": "patient-privacy",
-                    }
-                ]
-            },
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"reference": f"Patient/{citizen}"},
-            "policyRule": {"coding": [{"code": "OPTOUT"}]},
-            "provision": provision,
-        }
+        consent = consent_resource(citizen, consent_id, provision)
         response = self.client.put(
             f"/fhir/Consent/{consent_id}", json=consent, headers=self.citizen_headers(citizen)
         )

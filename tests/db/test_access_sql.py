@@ -34,6 +34,7 @@ from health.fhir.search.index_rows import IndexRows
 from health.fhir.search.params import SearchLimits, parse_search
 from health.fhir.search.scope import confine_to_patient
 from health.fhir.validation import check
+from tests.access.conftest import consent_resource
 from tests.db.conftest import sqlite_plan, statements_compiled, statements_run
 
 NOW = datetime.now(UTC)
@@ -221,33 +222,13 @@ def _compartment_rows(
 _PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 
-def _consent(citizen: str, provision: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Consent",
-        "id": f"{citizen}-consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{citizen}"},
-        "policyRule": {"coding": [{"code": "OPTIN"}]},
-        "provision": provision,
-    }
-
-
 @pytest.fixture
 def anna_permits_north(app: FastAPI, database: Database, two_practices: None) -> None:
     """anna's Consent, in her record: north may look (which opt-in needs)."""
     role = {"coding": [{"system": _PARTICIPATION, "code": "IRCP"}]}
     north = {"role": role, "reference": {"reference": "Organization/north"}}
     provision = {"type": "permit", "actor": [north]}
-    _write(app, database, _consent("anna", provision), None)
+    _write(app, database, consent_resource("anna", "anna-consent", provision), None)
 
 
 def _callers() -> list[tuple[Actor, CareRules]]:
