@@ -1,12 +1,14 @@
 """Parsing a pushed Bundle's body: orjson alone, and the server's parse_json with its
-nesting check, over the benchmark's real Synthea Bundles.
+nesting check, over the benchmark's real Synthea Bundles; and the shape check after it.
 
     .venv/bin/python bench/parse.py [--repeat 5]
 
 Every request body goes through health.fhir.content.parse_json: orjson, then the
 check that no container is nested deeper than the settings allow (64 levels). Prints,
 best of `--repeat` passes over all Bundles, the milliseconds of orjson, of the check
-alone (over the parsed values) and of parse_json, and each per MB of JSON.
+alone (over the parsed values) and of parse_json, and each per MB of JSON; then of
+the shape check that validation runs before the models (health.fhir.json_shape: the
+JSON rules, the characters no string may hold), over the parsed Bundles.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from ingest import DEFAULT_SHARED_DATA
 from rich.console import Console
 from rich.table import Table
 
+from health import PROJECT_ROOT
 from health.fhir.content import _check_depth, parse_json
+from health.fhir.json_shape import json_issues
+from health.fhir.resource_types import ResourceTypes
 from health.settings import Settings
 
 
@@ -51,6 +56,11 @@ def main() -> None:
     values = [orjson.loads(body) for body in bodies]
     check = best_of(options.repeat, values, lambda value: _check_depth(value, depth))
     checked = best_of(options.repeat, bodies, lambda body: parse_json(body, max_depth=depth))
+    types = ResourceTypes(PROJECT_ROOT / "fhir")
+    bundle = types.model("Bundle")
+    shape = best_of(
+        options.repeat, values, lambda value: json_issues(value, bundle, "Bundle", types.model)
+    )
 
     table = Table(title=f"{len(bodies)} Bundles, {megabytes:.1f} MB, best of {options.repeat}")
     for column in ("step", "ms", "ms per MB"):
@@ -59,6 +69,7 @@ def main() -> None:
         ("orjson.loads", alone),
         (f"the nesting check alone ({depth} levels)", check),
         ("parse_json (both)", checked),
+        ("the shape check (json_shape)", shape),
     ]
     for step, seconds in rows:
         table.add_row(step, f"{seconds * 1000:.1f}", f"{seconds * 1000 / megabytes:.2f}")

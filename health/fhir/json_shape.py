@@ -6,8 +6,10 @@
 - a code with a required binding is one of the codes of its value set, where the
   model lists them all (the spec's short form, e.g. `male | female | other | unknown`;
   a list ending in `+` is incomplete and is not checked);
-- no string holds U+0000 (NUL): XML, the other format every resource must survive, has
-  no way to write it, and PostgreSQL's text columns (the search index) cannot hold it.
+- no string holds a character below U+0020 but tab, line feed and carriage return
+  (https://hl7.org/fhir/R4/datatypes.html#string): XML, the other format every resource
+  must survive, cannot write them, and PostgreSQL's text columns (the search index)
+  cannot hold U+0000 (NUL).
 
 fhir.resources (pydantic in lax mode) accepts `"active": "true"` and `"valueInteger":
 "5"` and would let us store them as strings, since we keep the JSON as received.
@@ -17,6 +19,7 @@ The element kinds come from the models' field annotations, read once per model.
 from __future__ import annotations
 
 import datetime
+import re
 import types
 import typing
 from decimal import Decimal
@@ -28,6 +31,9 @@ from health.fhir.resource_types import model_class
 
 # U+0000: no FHIR value holds it (XML cannot write it), nor can PostgreSQL's text.
 NUL = "\x00"
+# The characters no FHIR string holds: those below U+0020 but tab, line feed and
+# carriage return (https://hl7.org/fhir/R4/datatypes.html#string).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _UNION_TYPES = (typing.Union, types.UnionType)
 # Resource types no resource can be: https://hl7.org/fhir/R4/resource.html
 _ABSTRACT_RESOURCES = frozenset({"Resource", "DomainResource"})
@@ -86,15 +92,13 @@ def _check_value(
     model_of: typing.Callable[[str], Any],
 ) -> None:
     kind, child, codes = element
-    if type(value) is str and NUL in value:
-        issues.append(
-            Issue(
-                "value",
-                f"'{key}' holds the character U+0000 (NUL), which no FHIR value may contain",
-                (where,),
-            )
-        )
-        return
+    # isprintable() first: a pass in C that nearly every string passes (it fails on the
+    # allowed tab and line breaks too, and on other characters, which the search settles).
+    if type(value) is str and not value.isprintable():
+        control = _CONTROL.search(value)
+        if control is not None:
+            issues.append(Issue("value", _control_message(key, control.group()), (where,)))
+            return
     if kind is not None and not _is_kind(value, kind):
         issues.append(
             Issue("value", f"'{key}' must be a JSON {kind}, not {_json_kind(value)}", (where,))
@@ -120,6 +124,15 @@ def _check_value(
         _check_object(value, child, where, issues, model_of)
     elif type(value) is list:
         _check_object({str(i): v for i, v in enumerate(value)}, None, where, issues, model_of)
+
+
+def _control_message(key: str, character: str) -> str:
+    code_point = f"U+{ord(character):04X}"
+    name = " (NUL)" if character == NUL else ""
+    return (
+        f"'{key}' holds the control character {code_point}{name}; a FHIR string holds no "
+        "character below U+0020 but tab, line feed and carriage return"
+    )
 
 
 def _inner_resource_model(

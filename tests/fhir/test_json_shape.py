@@ -111,3 +111,38 @@ def test_an_incomplete_code_list_is_not_held_against_valid_codes() -> None:
     # lists only some codes, so "cancelled" (a real code) must not be refused.
     observation = {"resourceType": "Observation", "status": "cancelled", "code": {"text": "x"}}
     assert issues_of(observation) == []
+
+
+# https://hl7.org/fhir/R4/datatypes.html#string: no character below U+0020 but tab, line
+# feed and carriage return.
+CONTROL_CHARACTERS = [chr(c) for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)]
+
+
+@pytest.mark.parametrize("character", CONTROL_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_control_character_in_any_string_is_refused_where_it_is(character: str) -> None:
+    patient = {
+        "resourceType": "Patient",
+        "name": [{"family": f"Jen{character}sen", "given": ["Ib"]}],
+        "text": {"status": "generated", "div": f"<div>{character}</div>"},
+    }
+
+    assert issues_of(patient) == [
+        ("value", "Patient.name[0].family"),
+        ("value", "Patient.text.div"),
+    ]
+    found = json_issues(patient, types.model("Patient"), "Patient", types.model)
+    assert f"U+{ord(character):04X}" in found[0].diagnostics
+
+
+def test_tab_line_breaks_and_other_unprintable_characters_are_allowed() -> None:
+    # Allowed: tab, line feed, carriage return; and what Python calls unprintable but
+    # FHIR allows (a no-break space, a line separator, DEL).
+    text = "Line one\r\n\tline two\u00a0\u2028\u007f"
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": text},
+        "valueString": text,
+    }
+
+    assert issues_of(observation) == []
