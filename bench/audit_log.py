@@ -28,8 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ingest import DEFAULT_POSTGRES, postgres_database, sqlite_database
-from rich.console import Console
-from rich.table import Table
+from search import print_table
 
 from health.audit.entries import AuditEntry
 from health.audit.log import AuditLog
@@ -155,17 +154,8 @@ def main() -> None:
         *(f"{k} at once, appends/s" for k in CONCURRENT_WRITERS),
     ]
     rows = [measure(kind, options.postgres_url, options.appends) for kind in options.database]
-    table = Table(title=f"Access log appends ({options.appends} per measurement)")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "database" else "right")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    if options.markdown:
-        print("| " + " | ".join(columns) + " |")
-        print("|" + "---|" * len(columns))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+    title = f"Access log appends ({options.appends} per measurement)"
+    print_table(title, columns, rows, as_markdown=options.markdown)
 
 
 if __name__ == "__main__":

@@ -402,6 +402,21 @@ def markdown(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def print_table(
+    title: str, columns: list[str], rows: list[list[str]], *, as_markdown: bool
+) -> None:
+    """`rows` as a table on the terminal, the first column to the left and the rest to
+    the right; then as markdown too (for docs/BENCHMARKS.md) if `as_markdown`."""
+    table = Table(title=title)
+    for number, column in enumerate(columns):
+        table.add_column(column, justify="left" if number == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    if as_markdown:
+        print(markdown(columns, rows))
+
+
 # Command line
 
 

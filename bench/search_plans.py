@@ -31,9 +31,7 @@ from urllib.parse import parse_qsl
 import orjson
 import psycopg
 from queries import PatientFacts, QueryMix
-from rich.console import Console
-from rich.table import Table
-from search import markdown
+from search import print_table
 from sqlalchemy import event, make_url, text
 
 from health.access.actor import Actor, ActorKind
@@ -188,14 +186,8 @@ def main() -> None:
         return
     before, after = (pickle.loads(path.read_bytes()) for path in (options.before, options.after))
     rows = compare(options.database_url, before, after, options.rounds)
-    table = Table(title=f"PostgreSQL per search, median of {options.rounds} rounds")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column == "kind" else "right")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    if options.markdown:
-        print(markdown(COLUMNS, rows))
+    title = f"PostgreSQL per search, median of {options.rounds} rounds"
+    print_table(title, COLUMNS, rows, as_markdown=options.markdown)
 
 
 if __name__ == "__main__":
